@@ -1,0 +1,168 @@
+//! The host's error type: one variant per cause a user can act on.
+
+use std::time::Duration;
+
+/// Guest error strings longer than this are cut (on a character boundary) before
+/// they reach logs, databases or terminals.
+pub const MAX_GUEST_MESSAGE: usize = 1024;
+
+/// Why a module could not be loaded or a call did not produce a valid result.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // === Load-time errors ===
+    /// The bytes are not a usable module (not wasm, fails validation, cannot be
+    /// componentized, or exports neither world).
+    #[error("invalid module: {reason}")]
+    InvalidModule {
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// The module imports something outside the reward worlds (which import nothing).
+    #[error("module imports {names:?}, which the reward:wasm worlds do not provide")]
+    ForbiddenImport {
+        /// The offending import names.
+        names: Vec<String>,
+    },
+    /// A scorer was used as a judge or the other way round.
+    #[error("module `{module}` is a {actual}, not a {wanted}")]
+    WrongKind {
+        /// The module's declared name.
+        module: String,
+        /// What the caller needed.
+        wanted: &'static str,
+        /// What the module is.
+        actual: &'static str,
+    },
+
+    // === Limits ===
+    /// The wall-clock deadline passed.
+    #[error("timed out after {limit:?}")]
+    Timeout {
+        /// The deadline that applied.
+        limit: Duration,
+    },
+    /// The deterministic fuel budget ran out.
+    #[error("ran out of fuel (budget {budget} units)")]
+    OutOfFuel {
+        /// The budget that applied.
+        budget: u64,
+    },
+    /// The guest tried to grow its linear memory past the cap.
+    #[error("memory limit exceeded: tried to grow to {requested} bytes, limit {limit}")]
+    MemoryLimit {
+        /// The size the guest asked for.
+        requested: usize,
+        /// The cap that applied.
+        limit: usize,
+    },
+    /// The guest tried to grow a table past the cap.
+    #[error("table limit exceeded: tried to grow to {requested} elements, limit {limit}")]
+    TableLimit {
+        /// The size the guest asked for.
+        requested: usize,
+        /// The cap that applied.
+        limit: usize,
+    },
+    /// The guest exhausted its wasm stack (usually unbounded recursion).
+    #[error("wasm stack overflow")]
+    StackOverflow,
+
+    // === Guest faults ===
+    /// The guest panicked (Rust guests abort on panic, which traps).
+    #[error("guest panicked (in {location})")]
+    GuestPanic {
+        /// The innermost guest function outside the panic machinery.
+        location: String,
+    },
+    /// The guest trapped for another reason (out-of-bounds access, division by
+    /// zero, unreachable code, ...).
+    #[error("guest trapped: {trap}")]
+    GuestTrap {
+        /// The trap and where it happened.
+        trap: String,
+    },
+    /// The guest returned an error string (truncated to [`MAX_GUEST_MESSAGE`]).
+    #[error("module returned an error: {message}")]
+    Guest {
+        /// The guest's message.
+        message: String,
+    },
+    /// The guest returned something that breaks the contract.
+    #[error("invalid output: {reason}")]
+    InvalidOutput {
+        /// Which rule was broken.
+        reason: String,
+    },
+
+    // === Host ===
+    /// A setting of the host or of a call is unusable.
+    #[error("invalid host configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+    /// wasmtime failed for a reason that is not the guest's (e.g. all pool slots busy).
+    #[error("wasm runtime error: {0:#}")]
+    Runtime(#[source] Box<wasmtime::Error>),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A short machine-readable name of the variant, for logs, APIs and exit codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidModule { .. } => "invalid_module",
+            Error::ForbiddenImport { .. } => "forbidden_import",
+            Error::WrongKind { .. } => "wrong_kind",
+            Error::Timeout { .. } => "timeout",
+            Error::OutOfFuel { .. } => "out_of_fuel",
+            Error::MemoryLimit { .. } => "memory_limit",
+            Error::TableLimit { .. } => "table_limit",
+            Error::StackOverflow => "stack_overflow",
+            Error::GuestPanic { .. } => "guest_panic",
+            Error::GuestTrap { .. } => "guest_trap",
+            Error::Guest { .. } => "guest_error",
+            Error::InvalidOutput { .. } => "invalid_output",
+            Error::Config { .. } => "config",
+            Error::Runtime(_) => "runtime",
+        }
+    }
+
+    /// Whether the module (rather than the host or the caller) is at fault.
+    pub fn is_module_fault(&self) -> bool {
+        !matches!(self, Error::Config { .. } | Error::Runtime(_) | Error::WrongKind { .. })
+    }
+}
+
+/// Cuts a guest-provided message to [`MAX_GUEST_MESSAGE`] bytes on a character
+/// boundary, saying how long it was.
+pub(crate) fn truncate_message(message: &str) -> String {
+    if message.len() <= MAX_GUEST_MESSAGE {
+        return message.to_string();
+    }
+    let mut end = MAX_GUEST_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &message[..end], message.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_messages_are_kept_whole() {
+        assert_eq!(truncate_message("nope"), "nope");
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(MAX_GUEST_MESSAGE); // 2 bytes each
+        let cut = truncate_message(&long);
+        assert!(cut.ends_with(&format!("({} bytes in all)", 2 * MAX_GUEST_MESSAGE)));
+        assert!(cut.len() < MAX_GUEST_MESSAGE + 40);
+    }
+}

@@ -1,0 +1,536 @@
+//! [`RewardModule`]: a validated, compiled, pre-linked module, and the calls into it.
+//!
+//! Load-time checks (in order): wasm magic and version; componentization of core
+//! modules; wasmtime validation and compilation; no imports at all; exports that
+//! type-check against `scorer` or `judge`; a well-formed [`Info`]. Each call then
+//! instantiates from the pre-linked `InstancePre` into a fresh store, so no state
+//! survives from one call to the next.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{ResourceLimiter, Store, Trap, WasmBacktrace};
+
+use crate::bindings::judge::JudgePre;
+use crate::bindings::scorer::ScorerPre;
+use crate::bindings::{Info, Sample, Verdict};
+use crate::config::Limits;
+use crate::error::{Error, Result, truncate_message};
+use crate::host::{Inner, validate_limits};
+
+/// One row of a scorer's output: the value of each declared metric, in order, or
+/// `None` where the metric does not apply to the sample.
+pub type Row = Vec<Option<f64>>;
+
+/// Which world a module exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `reward:wasm/scorer`: per-sample metric values.
+    Scorer,
+    /// `reward:wasm/judge`: pairwise verdicts.
+    Judge,
+}
+
+impl Kind {
+    /// `scorer` or `judge`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Scorer => "scorer",
+            Kind::Judge => "judge",
+        }
+    }
+}
+
+/// The two verdicts of a judge on a pair asked in both presentation orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairOutcome {
+    /// The verdict on `(a, b)`.
+    pub a_first: Verdict,
+    /// The verdict on `(b, a)`, as the judge reported it (`First` means b).
+    pub b_first: Verdict,
+}
+
+impl PairOutcome {
+    /// ALaRM's rule: a verdict counts only when both orders agree; anything else is
+    /// a tie. `First` means a wins, `Second` means b wins.
+    pub fn combined(self) -> Verdict {
+        match (self.a_first, self.b_first) {
+            (Verdict::First, Verdict::Second) => Verdict::First,
+            (Verdict::Second, Verdict::First) => Verdict::Second,
+            _ => Verdict::Tie,
+        }
+    }
+
+    /// Whether the two orders agree (both prefer the same response, or both tie).
+    pub fn is_position_consistent(self) -> bool {
+        matches!(
+            (self.a_first, self.b_first),
+            (Verdict::First, Verdict::Second)
+                | (Verdict::Second, Verdict::First)
+                | (Verdict::Tie, Verdict::Tie)
+        )
+    }
+}
+
+enum Pre {
+    Scorer(ScorerPre<StoreState>),
+    Judge(JudgePre<StoreState>),
+}
+
+/// A loaded module. Share it freely: calls take `&self` and never interfere.
+pub struct RewardModule {
+    host: Arc<Inner>,
+    sha256: [u8; 32],
+    info: Info,
+    pre: Pre,
+}
+
+impl std::fmt::Debug for RewardModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RewardModule")
+            .field("name", &self.info.name)
+            .field("kind", &self.kind())
+            .field("sha256", &self.sha256_hex())
+            .finish()
+    }
+}
+
+impl RewardModule {
+    pub(crate) fn compile(host: Arc<Inner>, bytes: &[u8], sha256: [u8; 32]) -> Result<Self> {
+        let component_bytes = match wasm_kind(bytes)? {
+            WasmKind::Component => Cow::Borrowed(bytes),
+            WasmKind::Core => Cow::Owned(componentize(&host.engine, bytes)?),
+        };
+        let component = Component::new(&host.engine, &*component_bytes).map_err(|e| {
+            Error::InvalidModule {
+                reason: format!("{e:#}"),
+            }
+        })?;
+        let ty = component.component_type();
+        // The worlds' only import is the `types` interface, which carries type
+        // definitions and no function: anything callable is a way out of the sandbox.
+        let forbidden: Vec<String> = ty
+            .imports(&host.engine)
+            .filter(|(_, item)| !is_type_only(&host.engine, &item.ty))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !forbidden.is_empty() {
+            return Err(Error::ForbiddenImport { names: forbidden });
+        }
+        let exports: Vec<String> = ty.exports(&host.engine).map(|(n, _)| n.to_string()).collect();
+        let linker = Linker::<StoreState>::new(&host.engine);
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| Error::Runtime(Box::new(e)))?;
+        let mismatch = |world: &str, e: wasmtime::Error| Error::InvalidModule {
+            reason: format!("exports do not match reward:wasm/{world}: {e:#}"),
+        };
+        let pre = if exports.iter().any(|e| e == "score") {
+            Pre::Scorer(ScorerPre::new(instance_pre).map_err(|e| mismatch("scorer", e))?)
+        } else if exports.iter().any(|e| e == "compare") {
+            Pre::Judge(JudgePre::new(instance_pre).map_err(|e| mismatch("judge", e))?)
+        } else {
+            return Err(Error::InvalidModule {
+                reason: format!(
+                    "exports neither `score` (world scorer) nor `compare` (world judge); it exports {exports:?}"
+                ),
+            });
+        };
+        let mut module = RewardModule {
+            host,
+            sha256,
+            info: Info {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                metrics: Vec::new(),
+            },
+            pre,
+        };
+        let limits = module.host.config.default_limits;
+        module.info = module.run(&limits, |store, pre| match pre {
+            Pre::Scorer(pre) => pre.instantiate(&mut *store)?.call_info(&mut *store),
+            Pre::Judge(pre) => pre.instantiate(&mut *store)?.call_info(&mut *store),
+        })?;
+        validate_info(module.kind(), &module.info)?;
+        Ok(module)
+    }
+
+    /// What the module declared about itself.
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// Scorer or judge.
+    pub fn kind(&self) -> Kind {
+        match self.pre {
+            Pre::Scorer(_) => Kind::Scorer,
+            Pre::Judge(_) => Kind::Judge,
+        }
+    }
+
+    /// SHA-256 of the bytes the module was loaded from.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.sha256
+    }
+
+    /// [`RewardModule::sha256`] as lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+
+    /// Scores a batch under the host's default limits.
+    pub fn score(&self, batch: &[Sample]) -> Result<Vec<Row>> {
+        self.score_with(batch, &self.host.config.default_limits)
+    }
+
+    /// Scores a batch under the given limits (they bound the whole batch). The
+    /// result has one row per sample and one finite-or-null value per metric.
+    pub fn score_with(&self, batch: &[Sample], limits: &Limits) -> Result<Vec<Row>> {
+        self.expect_kind(Kind::Scorer)?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let result = self.run(limits, |store, pre| match pre {
+            Pre::Scorer(pre) => pre.instantiate(&mut *store)?.call_score(&mut *store, batch),
+            Pre::Judge(_) => unreachable!("kind checked above"),
+        })?;
+        let rows = result.map_err(|message| Error::Guest {
+            message: truncate_message(&message),
+        })?;
+        check_rows(&rows, batch.len(), self.info.metrics.len())?;
+        Ok(rows)
+    }
+
+    /// Asks a judge about one ordered pair under the default limits.
+    pub fn compare(&self, first: &Sample, second: &Sample) -> Result<Verdict> {
+        let verdicts = self.compare_batch(&[(first, second)], &self.host.config.default_limits)?;
+        Ok(verdicts[0])
+    }
+
+    /// Asks a judge about both orders of each pair, in one instance under one set
+    /// of limits.
+    pub fn judge_pairs(&self, pairs: &[(&Sample, &Sample)], limits: &Limits) -> Result<Vec<PairOutcome>> {
+        let ordered: Vec<(&Sample, &Sample)> =
+            pairs.iter().flat_map(|&(a, b)| [(a, b), (b, a)]).collect();
+        let verdicts = self.compare_batch(&ordered, limits)?;
+        Ok(verdicts
+            .chunks_exact(2)
+            .map(|v| PairOutcome {
+                a_first: v[0],
+                b_first: v[1],
+            })
+            .collect())
+    }
+
+    /// Asks a judge about each ordered pair, in one instance under one set of
+    /// limits (they bound the whole batch).
+    pub fn compare_batch(&self, pairs: &[(&Sample, &Sample)], limits: &Limits) -> Result<Vec<Verdict>> {
+        self.expect_kind(Kind::Judge)?;
+        let results = self.run(limits, |store, pre| match pre {
+            Pre::Judge(pre) => {
+                let judge = pre.instantiate(&mut *store)?;
+                let mut out = Vec::with_capacity(pairs.len());
+                for (first, second) in pairs {
+                    match judge.call_compare(&mut *store, first, second)? {
+                        Ok(verdict) => out.push(Ok(verdict)),
+                        Err(message) => {
+                            out.push(Err(message));
+                            break;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            Pre::Scorer(_) => unreachable!("kind checked above"),
+        })?;
+        results
+            .into_iter()
+            .map(|r| {
+                r.map_err(|message| Error::Guest {
+                    message: truncate_message(&message),
+                })
+            })
+            .collect()
+    }
+
+    fn expect_kind(&self, wanted: Kind) -> Result<()> {
+        if self.kind() == wanted {
+            Ok(())
+        } else {
+            Err(Error::WrongKind {
+                module: self.info.name.clone(),
+                wanted: wanted.as_str(),
+                actual: self.kind().as_str(),
+            })
+        }
+    }
+
+    /// Runs `call` in a fresh store under `limits`, turning any failure into the
+    /// typed error naming its cause.
+    fn run<R>(
+        &self,
+        limits: &Limits,
+        call: impl FnOnce(&mut Store<StoreState>, &Pre) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        validate_limits(&self.host.config, limits)?;
+        let mut store = Store::new(
+            &self.host.engine,
+            StoreState {
+                limiter: Limiter {
+                    memory_bytes: limits.memory_bytes,
+                    table_elements: limits.table_elements,
+                    exceeded: None,
+                },
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.set_fuel(limits.fuel).map_err(|e| Error::Runtime(Box::new(e)))?;
+        let tick = self.host.config.epoch_tick.as_nanos().max(1);
+        let ticks = u64::try_from(limits.timeout.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX);
+        // +1: the current tick may be about to end.
+        store.set_epoch_deadline(ticks.saturating_add(1));
+        call(&mut store, &self.pre).map_err(|e| classify(e, &store.data().limiter, limits))
+    }
+}
+
+/// What a store carries: only the limiter. The worlds import nothing, so there is
+/// no other host state a guest could reach.
+pub(crate) struct StoreState {
+    limiter: Limiter,
+}
+
+/// Caps memory and tables, and remembers which cap was hit so the error can say so
+/// (the trap itself only says that growth failed).
+struct Limiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    exceeded: Option<Exceeded>,
+}
+
+#[derive(Clone, Copy)]
+enum Exceeded {
+    Memory(usize),
+    Table(usize),
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.exceeded = Some(Exceeded::Memory(desired));
+            // Trap now rather than let memory.grow return -1: a Rust guest would
+            // abort anyway, and this keeps the cause exact.
+            return Err(wasmtime::format_err!("memory limit exceeded"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            self.exceeded = Some(Exceeded::Table(desired));
+            return Err(wasmtime::format_err!("table limit exceeded"));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        16
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+fn classify(error: wasmtime::Error, limiter: &Limiter, limits: &Limits) -> Error {
+    match limiter.exceeded {
+        Some(Exceeded::Memory(requested)) => {
+            return Error::MemoryLimit {
+                requested,
+                limit: limits.memory_bytes,
+            };
+        }
+        Some(Exceeded::Table(requested)) => {
+            return Error::TableLimit {
+                requested,
+                limit: limits.table_elements,
+            };
+        }
+        None => {}
+    }
+    let frames: Vec<String> = error
+        .downcast_ref::<WasmBacktrace>()
+        .map(|bt| {
+            bt.frames()
+                .iter()
+                .filter_map(|f| f.func_name().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Error::Timeout {
+            limit: limits.timeout,
+        },
+        Some(Trap::OutOfFuel) => Error::OutOfFuel { budget: limits.fuel },
+        Some(Trap::StackOverflow) => Error::StackOverflow,
+        Some(Trap::UnreachableCodeReached) if frames.iter().any(|f| is_panic_machinery(f)) => {
+            Error::GuestPanic {
+                location: frames
+                    .iter()
+                    .find(|f| !is_panic_machinery(f) && !is_runtime_library(f))
+                    .cloned()
+                    .unwrap_or_else(|| "an unnamed function".into()),
+            }
+        }
+        Some(trap) => Error::GuestTrap {
+            trap: match frames.first() {
+                Some(function) => format!("{trap} in {function}"),
+                None => trap.to_string(),
+            },
+        },
+        None => Error::Runtime(Box::new(error)),
+    }
+}
+
+fn is_panic_machinery(function: &str) -> bool {
+    function.contains("panic") || function.contains("abort")
+}
+
+fn is_runtime_library(function: &str) -> bool {
+    ["std::", "core::", "alloc::", "__rust", "<std::", "<core::", "<alloc::"]
+        .iter()
+        .any(|prefix| function.starts_with(prefix))
+}
+
+fn is_type_only(engine: &wasmtime::Engine, item: &ComponentItem) -> bool {
+    match item {
+        ComponentItem::Type(_) => true,
+        ComponentItem::ComponentInstance(instance) => instance
+            .exports(engine)
+            .all(|(_, item)| is_type_only(engine, &item.ty)),
+        _ => false,
+    }
+}
+
+enum WasmKind {
+    Core,
+    Component,
+}
+
+fn wasm_kind(bytes: &[u8]) -> Result<WasmKind> {
+    let invalid = |reason: &str| Error::InvalidModule {
+        reason: reason.to_string(),
+    };
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(invalid("not a WebAssembly binary (missing the \\0asm header)"));
+    }
+    match bytes[4..8] {
+        [1, 0, 0, 0] => Ok(WasmKind::Core),
+        [0x0d, 0, 1, 0] => Ok(WasmKind::Component),
+        _ => Err(invalid("unsupported WebAssembly version or layer")),
+    }
+}
+
+fn componentize(engine: &wasmtime::Engine, core: &[u8]) -> Result<Vec<u8>> {
+    // wit-component assumes a valid module and can panic on a malformed one, so
+    // wasmtime validates first; catch_unwind is the backstop for whatever slips past.
+    wasmtime::Module::validate(engine, core).map_err(|e| Error::InvalidModule {
+        reason: format!("{e:#}"),
+    })?;
+    let encoded = std::panic::catch_unwind(|| {
+        wit_component::ComponentEncoder::default()
+            .module(core)
+            .and_then(|encoder| encoder.validate(true).encode())
+    })
+    .map_err(|_| Error::InvalidModule {
+        reason: "core module could not be componentized (the encoder rejected its layout)".into(),
+    })?;
+    encoded.map_err(|e| Error::InvalidModule {
+            reason: format!(
+                "core module cannot be turned into a reward:wasm component (build it with wit-bindgen \
+                 against reward-wasm/wit, importing nothing): {e:#}"
+            ),
+        })
+}
+
+const MAX_NAME: usize = 128;
+
+fn validate_info(kind: Kind, info: &Info) -> Result<()> {
+    let invalid = |reason: String| Err(Error::InvalidOutput {
+        reason: format!("info(): {reason}"),
+    });
+    if info.name.trim().is_empty() || info.name.len() > MAX_NAME {
+        return invalid(format!("module name must be 1 to {MAX_NAME} bytes, got {:?}", info.name));
+    }
+    if kind == Kind::Scorer && info.metrics.is_empty() {
+        return invalid("a scorer must declare at least one metric".into());
+    }
+    let mut seen = HashSet::new();
+    for metric in &info.metrics {
+        if metric.name.trim().is_empty() || metric.name.len() > MAX_NAME {
+            return invalid(format!("metric names must be 1 to {MAX_NAME} bytes, got {:?}", metric.name));
+        }
+        if !seen.insert(metric.name.as_str()) {
+            return invalid(format!("metric `{}` is declared twice", metric.name));
+        }
+    }
+    Ok(())
+}
+
+fn check_rows(rows: &[Row], samples: usize, metrics: usize) -> Result<()> {
+    let invalid = |reason: String| Err(Error::InvalidOutput { reason });
+    if rows.len() != samples {
+        return invalid(format!("{} rows for {samples} samples", rows.len()));
+    }
+    for (i, row) in rows.iter().enumerate() {
+        if row.len() != metrics {
+            return invalid(format!("row {i} has {} values for {metrics} metrics", row.len()));
+        }
+        if let Some(j) = row.iter().position(|v| v.is_some_and(|v| !v.is_finite())) {
+            return invalid(format!("row {i}, metric {j} is {:?} (values must be finite or null)", row[j].unwrap()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_orders_must_agree_for_a_verdict_to_count() {
+        use Verdict::*;
+        let outcome = |a_first, b_first| PairOutcome { a_first, b_first };
+        assert_eq!(outcome(First, Second).combined(), First);
+        assert_eq!(outcome(Second, First).combined(), Second);
+        assert_eq!(outcome(First, First).combined(), Tie);
+        assert_eq!(outcome(Second, Second).combined(), Tie);
+        assert_eq!(outcome(First, Tie).combined(), Tie);
+        assert!(outcome(Tie, Tie).is_position_consistent());
+        assert!(!outcome(First, First).is_position_consistent());
+    }
+
+    #[test]
+    fn rows_are_checked_against_samples_and_metrics() {
+        assert!(check_rows(&[vec![Some(1.0), None]], 1, 2).is_ok());
+        assert!(check_rows(&[vec![Some(1.0)]], 2, 1).is_err());
+        assert!(check_rows(&[vec![Some(1.0)]], 1, 2).is_err());
+        assert!(check_rows(&[vec![Some(f64::NAN)]], 1, 1).is_err());
+        assert!(check_rows(&[vec![Some(f64::NEG_INFINITY)]], 1, 1).is_err());
+    }
+
+    #[test]
+    fn non_wasm_bytes_are_refused_before_compilation() {
+        assert!(matches!(wasm_kind(b"garbage!"), Err(Error::InvalidModule { .. })));
+        assert!(matches!(wasm_kind(b"\0asm"), Err(Error::InvalidModule { .. })));
+        assert!(matches!(wasm_kind(b"\0asm\x02\0\0\0"), Err(Error::InvalidModule { .. })));
+    }
+}

@@ -1,0 +1,55 @@
+//! A deliberately misbehaving scorer for the host's hostile-module tests. It is
+//! never embedded in the evaluator. The first sample's prompt picks the misdeed, so
+//! one module covers every case and any other prompt scores normally.
+
+use std::hint::black_box;
+
+use reward_sdk::{Info, Metric, Row, Sample, Scorer, export_scorer};
+
+struct Hostile;
+
+fn recurse(depth: u64) -> u64 {
+    // black_box keeps the optimizer from turning this into a loop.
+    black_box(recurse(black_box(depth + 1))) + 1
+}
+
+impl Scorer for Hostile {
+    fn info() -> Info {
+        Info::new("hostile", "0.0.0", "Misbehaves on request, for sandbox tests.")
+            .metric(Metric::higher_is_better("value", "1.0 when behaving."))
+    }
+
+    fn score(batch: Vec<Sample>) -> Result<Vec<Row>, String> {
+        let good = || batch.iter().map(|_| vec![Some(1.0)]).collect::<Vec<_>>();
+        let misdeed = batch.first().map(|s| s.prompt.as_str()).unwrap_or("");
+        match misdeed {
+            "loop" => {
+                let mut counter = 0u64;
+                loop {
+                    counter = black_box(counter.wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            "recurse" => Ok(vec![vec![Some(recurse(0) as f64)]]),
+            "panic" => panic!("deliberate panic in a guest"),
+            "rows" => {
+                let mut rows = good();
+                rows.push(vec![Some(1.0)]);
+                Ok(rows)
+            }
+            "columns" => Ok(batch.iter().map(|_| vec![Some(1.0), Some(2.0)]).collect()),
+            "nan" => Ok(batch.iter().map(|_| vec![Some(f64::NAN)]).collect()),
+            "infinity" => Ok(batch.iter().map(|_| vec![Some(f64::INFINITY)]).collect()),
+            "error" => Err("the scorer refused this batch".to_string()),
+            "huge-error" => Err("E".repeat(32 << 20)),
+            _ => Ok(good()),
+        }
+    }
+}
+
+export_scorer!(Hostile);

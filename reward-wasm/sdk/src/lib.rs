@@ -1,0 +1,217 @@
+//! Guest SDK for `reward:wasm@0.1.0` modules.
+//!
+//! A reward module is a WebAssembly component exporting either the `scorer` or the
+//! `judge` world of `reward-wasm/wit/reward.wit`. This crate hides `wit-bindgen`: an
+//! author implements [`Scorer`] (or [`Judge`]) on a unit struct and invokes
+//! [`export_scorer!`] (or [`export_judge!`]) once.
+//!
+//! ```ignore
+//! use reward_sdk::{Info, Metric, Sample, Scorer, export_scorer};
+//!
+//! struct Shouting;
+//!
+//! impl Scorer for Shouting {
+//!     fn info() -> Info {
+//!         Info::new("shouting", env!("CARGO_PKG_VERSION"), "Share of upper-case letters.")
+//!             .metric(Metric::lower_is_better("upper_share", "Upper-case letters / letters."))
+//!     }
+//!
+//!     fn score_sample(sample: &Sample) -> Result<Vec<Option<f64>>, String> {
+//!         let letters = sample.response.chars().filter(|c| c.is_alphabetic()).count();
+//!         let upper = sample.response.chars().filter(|c| c.is_uppercase()).count();
+//!         // No letters: the metric does not apply to this sample.
+//!         Ok(vec![(letters > 0).then(|| upper as f64 / letters as f64)])
+//!     }
+//! }
+//!
+//! export_scorer!(Shouting);
+//! ```
+//!
+//! Build it as a `cdylib` for `wasm32-unknown-unknown` with `panic = "abort"`; the
+//! host accepts the resulting core module directly (it carries the world in a custom
+//! section) and turns it into a component on load. `reward-wasm/modules/template` is a
+//! complete crate to copy.
+//!
+//! # Layout
+//! - [`Scorer`], [`Judge`]: the traits an author implements.
+//! - [`Sample`], [`Info`], [`Metric`], [`Direction`], [`Verdict`]: the WIT types, with
+//!   small constructors.
+//! - `__bindings`: the generated glue, public only for the export macros.
+
+// wit-bindgen's generated export glue is `unsafe extern "C"` code; it is the only
+// unsafe code here and this crate writes none by hand.
+#![allow(unsafe_code, reason = "generated wit-bindgen glue")]
+
+// The export macros expand in the author's crate and name this crate by an absolute
+// path; this alias makes the same path resolve inside the SDK itself.
+extern crate self as reward_sdk;
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+#[doc(hidden)]
+pub mod __bindings {
+    /// Bindings of the `scorer` world.
+    pub mod scorer {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "scorer",
+            pub_export_macro: true,
+            export_macro_name: "export_scorer_world",
+            default_bindings_module: "::reward_sdk::__bindings::scorer",
+            runtime_path: "::reward_sdk::__wit_bindgen::rt",
+        });
+    }
+    /// Bindings of the `judge` world; its types are the scorer's, so authors see one
+    /// `Sample` type.
+    pub mod judge {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "judge",
+            with: { "reward:wasm/types@0.1.0": crate::__bindings::scorer::reward::wasm::types },
+            pub_export_macro: true,
+            export_macro_name: "export_judge_world",
+            default_bindings_module: "::reward_sdk::__bindings::judge",
+            runtime_path: "::reward_sdk::__wit_bindgen::rt",
+        });
+    }
+}
+
+pub use __bindings::scorer::reward::wasm::types::{Direction, Info, Metric, Sample, Verdict};
+
+/// One row of scores: metric j of the module's [`Info::metrics`] at index j, `None`
+/// where the metric does not apply to the sample.
+pub type Row = Vec<Option<f64>>;
+
+/// A reward or metric function.
+///
+/// Implement [`Scorer::score_sample`] for per-sample metrics, or override
+/// [`Scorer::score`] when the batch as a whole matters (corpus statistics, caching).
+/// An `Err` fails the whole call with that message; the host truncates long messages.
+pub trait Scorer {
+    /// The module's name, version, description and metrics, in column order.
+    fn info() -> Info;
+
+    /// Scores one sample: one value per declared metric.
+    fn score_sample(sample: &Sample) -> Result<Row, String> {
+        let _ = sample;
+        Err("this scorer implements neither score nor score_sample".to_string())
+    }
+
+    /// Scores a batch: one row per sample, in order.
+    fn score(batch: Vec<Sample>) -> Result<Vec<Row>, String> {
+        batch.iter().map(Self::score_sample).collect()
+    }
+}
+
+/// A pairwise judge: which of two responses to the same prompt is better.
+///
+/// The host asks in both presentation orders and counts a verdict only when both
+/// agree, so a judge need not correct for position bias itself.
+pub trait Judge {
+    /// The module's name, version and description (judges declare no metrics).
+    fn info() -> Info;
+
+    /// Compares two samples that share a prompt.
+    fn compare(first: Sample, second: Sample) -> Result<Verdict, String>;
+}
+
+impl Info {
+    /// Module metadata with no metric yet; add them with [`Info::metric`].
+    pub fn new(name: &str, version: &str, description: &str) -> Self {
+        Info {
+            name: name.to_string(),
+            version: version.to_string(),
+            description: description.to_string(),
+            metrics: Vec::new(),
+        }
+    }
+
+    /// Appends a metric; metrics are reported in the order they are added.
+    pub fn metric(mut self, metric: Metric) -> Self {
+        self.metrics.push(metric);
+        self
+    }
+}
+
+impl Metric {
+    /// A metric where larger values are better (rewards, accuracies).
+    pub fn higher_is_better(name: &str, description: &str) -> Self {
+        Self::new(name, description, Direction::HigherIsBetter)
+    }
+
+    /// A metric where smaller values are better (error rates, grade levels).
+    pub fn lower_is_better(name: &str, description: &str) -> Self {
+        Self::new(name, description, Direction::LowerIsBetter)
+    }
+
+    fn new(name: &str, description: &str, direction: Direction) -> Self {
+        Metric {
+            name: name.to_string(),
+            description: description.to_string(),
+            direction,
+        }
+    }
+}
+
+impl Sample {
+    /// The value of an extra field of the dataset item, if present.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Exports a [`Scorer`] implementation as this module's `scorer` world.
+///
+/// Invoke it once per crate, with a type implementing [`Scorer`].
+#[macro_export]
+macro_rules! export_scorer {
+    ($ty:ty) => {
+        const _: () = {
+            struct __RewardSdkScorerExport;
+            impl $crate::__bindings::scorer::Guest for __RewardSdkScorerExport {
+                fn info() -> $crate::Info {
+                    <$ty as $crate::Scorer>::info()
+                }
+                fn score(
+                    batch: ::std::vec::Vec<$crate::Sample>,
+                ) -> ::std::result::Result<::std::vec::Vec<$crate::Row>, ::std::string::String>
+                {
+                    <$ty as $crate::Scorer>::score(batch)
+                }
+            }
+            $crate::__bindings::scorer::export_scorer_world!(
+                __RewardSdkScorerExport with_types_in $crate::__bindings::scorer
+            );
+        };
+    };
+}
+
+/// Exports a [`Judge`] implementation as this module's `judge` world.
+///
+/// Invoke it once per crate, with a type implementing [`Judge`].
+#[macro_export]
+macro_rules! export_judge {
+    ($ty:ty) => {
+        const _: () = {
+            struct __RewardSdkJudgeExport;
+            impl $crate::__bindings::judge::Guest for __RewardSdkJudgeExport {
+                fn info() -> $crate::Info {
+                    <$ty as $crate::Judge>::info()
+                }
+                fn compare(
+                    first: $crate::Sample,
+                    second: $crate::Sample,
+                ) -> ::std::result::Result<$crate::Verdict, ::std::string::String> {
+                    <$ty as $crate::Judge>::compare(first, second)
+                }
+            }
+            $crate::__bindings::judge::export_judge_world!(
+                __RewardSdkJudgeExport with_types_in $crate::__bindings::judge
+            );
+        };
+    };
+}
