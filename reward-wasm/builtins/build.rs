@@ -125,20 +125,30 @@ fn pick_route() -> Route {
     match forced.as_deref() {
         Some("rustup") if rustup_ok => return Route::Rustup { cargo },
         Some("debian") if debian_ok => {
-            return Route::Debian { cargo: debian_cargo, rustc: debian_rustc };
+            return Route::Debian {
+                cargo: debian_cargo,
+                rustc: debian_rustc,
+            };
         }
-        Some(other) if other == "rustup" || other == "debian" => {
-            panic!("REWARD_WASM_TOOLCHAIN={other}, but that route is not available.\n{}", HELP)
-        }
-        Some(other) => panic!("REWARD_WASM_TOOLCHAIN must be rustup or debian, got {other:?}"),
+        Some(other) if other == "rustup" || other == "debian" => fail(&format!(
+            "REWARD_WASM_TOOLCHAIN={other}, but that route is not available.\n{HELP}"
+        )),
+        Some(other) => fail(&format!(
+            "REWARD_WASM_TOOLCHAIN must be rustup or debian, got {other:?}"
+        )),
         None => {}
     }
     if rustup_ok {
         Route::Rustup { cargo }
     } else if debian_ok {
-        Route::Debian { cargo: debian_cargo, rustc: debian_rustc }
+        Route::Debian {
+            cargo: debian_cargo,
+            rustc: debian_rustc,
+        }
     } else {
-        panic!("no toolchain can build the wasm32 reward modules.\n{HELP}")
+        fail(&format!(
+            "no toolchain can build the wasm32 reward modules.\n{HELP}"
+        ))
     }
 }
 
@@ -164,7 +174,8 @@ fn has_wasm_std(rustc: &Path) -> bool {
 }
 
 fn which(program: &str) -> bool {
-    env::var_os("PATH").is_some_and(|paths| env::split_paths(&paths).any(|p| p.join(program).exists()))
+    env::var_os("PATH")
+        .is_some_and(|paths| env::split_paths(&paths).any(|p| p.join(program).exists()))
 }
 
 fn build_modules(route: &Route, manifest: &Path, target_dir: &Path) {
@@ -196,7 +207,10 @@ fn build_modules(route: &Route, manifest: &Path, target_dir: &Path) {
     }
     match route {
         Route::Rustup { .. } => {
-            cmd.env("RUSTC", env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
+            cmd.env(
+                "RUSTC",
+                env::var("RUSTC").unwrap_or_else(|_| "rustc".into()),
+            );
         }
         Route::Debian { rustc, .. } => {
             cmd.env("RUSTC", rustc)
@@ -209,9 +223,17 @@ fn build_modules(route: &Route, manifest: &Path, target_dir: &Path) {
     }
     let status = cmd
         .status()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}\n{HELP}", cargo.display()));
-    assert!(
-        status.success(),
-        "building the reward modules for {TARGET} failed ({status}); see the compiler output above.\n{HELP}"
-    );
+        .unwrap_or_else(|e| fail(&format!("cannot run {}: {e}\n{HELP}", cargo.display())));
+    if !status.success() {
+        fail(&format!(
+            "building the reward modules for {TARGET} failed ({status}); see the compiler output above.\n{HELP}"
+        ));
+    }
+}
+
+/// Stops the build with a message and no backtrace: these are setup problems, not
+/// bugs in the build script.
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
 }

@@ -132,7 +132,10 @@ impl Error {
 
     /// Whether the module (rather than the host or the caller) is at fault.
     pub fn is_module_fault(&self) -> bool {
-        !matches!(self, Error::Config { .. } | Error::Runtime(_) | Error::WrongKind { .. })
+        !matches!(
+            self,
+            Error::Config { .. } | Error::Runtime(_) | Error::WrongKind { .. }
+        )
     }
 }
 

@@ -105,11 +105,10 @@ impl RewardModule {
             WasmKind::Component => Cow::Borrowed(bytes),
             WasmKind::Core => Cow::Owned(componentize(&host.engine, bytes)?),
         };
-        let component = Component::new(&host.engine, &*component_bytes).map_err(|e| {
-            Error::InvalidModule {
+        let component =
+            Component::new(&host.engine, &*component_bytes).map_err(|e| Error::InvalidModule {
                 reason: format!("{e:#}"),
-            }
-        })?;
+            })?;
         let ty = component.component_type();
         // The worlds' only import is the `types` interface, which carries type
         // definitions and no function: anything callable is a way out of the sandbox.
@@ -121,7 +120,10 @@ impl RewardModule {
         if !forbidden.is_empty() {
             return Err(Error::ForbiddenImport { names: forbidden });
         }
-        let exports: Vec<String> = ty.exports(&host.engine).map(|(n, _)| n.to_string()).collect();
+        let exports: Vec<String> = ty
+            .exports(&host.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
         let linker = Linker::<StoreState>::new(&host.engine);
         let instance_pre = linker
             .instantiate_pre(&component)
@@ -214,7 +216,11 @@ impl RewardModule {
 
     /// Asks a judge about both orders of each pair, in one instance under one set
     /// of limits.
-    pub fn judge_pairs(&self, pairs: &[(&Sample, &Sample)], limits: &Limits) -> Result<Vec<PairOutcome>> {
+    pub fn judge_pairs(
+        &self,
+        pairs: &[(&Sample, &Sample)],
+        limits: &Limits,
+    ) -> Result<Vec<PairOutcome>> {
         let ordered: Vec<(&Sample, &Sample)> =
             pairs.iter().flat_map(|&(a, b)| [(a, b), (b, a)]).collect();
         let verdicts = self.compare_batch(&ordered, limits)?;
@@ -229,7 +235,11 @@ impl RewardModule {
 
     /// Asks a judge about each ordered pair, in one instance under one set of
     /// limits (they bound the whole batch).
-    pub fn compare_batch(&self, pairs: &[(&Sample, &Sample)], limits: &Limits) -> Result<Vec<Verdict>> {
+    pub fn compare_batch(
+        &self,
+        pairs: &[(&Sample, &Sample)],
+        limits: &Limits,
+    ) -> Result<Vec<Verdict>> {
         self.expect_kind(Kind::Judge)?;
         let results = self.run(limits, |store, pre| match pre {
             Pre::Judge(pre) => {
@@ -289,7 +299,9 @@ impl RewardModule {
             },
         );
         store.limiter(|state| &mut state.limiter);
-        store.set_fuel(limits.fuel).map_err(|e| Error::Runtime(Box::new(e)))?;
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| Error::Runtime(Box::new(e)))?;
         let tick = self.host.config.epoch_tick.as_nanos().max(1);
         let ticks = u64::try_from(limits.timeout.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX);
         // +1: the current tick may be about to end.
@@ -319,7 +331,12 @@ enum Exceeded {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.exceeded = Some(Exceeded::Memory(desired));
             // Trap now rather than let memory.grow return -1: a Rust guest would
@@ -329,7 +346,12 @@ impl ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.table_elements {
             self.exceeded = Some(Exceeded::Table(desired));
             return Err(wasmtime::format_err!("table limit exceeded"));
@@ -371,7 +393,9 @@ fn classify(error: wasmtime::Error, limiter: &Limiter, limits: &Limits) -> Error
         .map(|bt| {
             bt.frames()
                 .iter()
-                .filter_map(|f| f.func_name().map(str::to_string))
+                .filter_map(|f| f.func_name())
+                // `{:#}` drops the hash suffix: `core::panicking::panic_fmt`.
+                .map(|name| format!("{:#}", rustc_demangle::demangle(name)))
                 .collect()
         })
         .unwrap_or_default();
@@ -379,7 +403,9 @@ fn classify(error: wasmtime::Error, limiter: &Limiter, limits: &Limits) -> Error
         Some(Trap::Interrupt) => Error::Timeout {
             limit: limits.timeout,
         },
-        Some(Trap::OutOfFuel) => Error::OutOfFuel { budget: limits.fuel },
+        Some(Trap::OutOfFuel) => Error::OutOfFuel {
+            budget: limits.fuel,
+        },
         Some(Trap::StackOverflow) => Error::StackOverflow,
         Some(Trap::UnreachableCodeReached) if frames.iter().any(|f| is_panic_machinery(f)) => {
             Error::GuestPanic {
@@ -401,13 +427,17 @@ fn classify(error: wasmtime::Error, limiter: &Limiter, limits: &Limits) -> Error
 }
 
 fn is_panic_machinery(function: &str) -> bool {
-    function.contains("panic") || function.contains("abort")
+    ["panic", "abort", "rust_begin_unwind"]
+        .iter()
+        .any(|marker| function.contains(marker))
 }
 
 fn is_runtime_library(function: &str) -> bool {
-    ["std::", "core::", "alloc::", "__rust", "<std::", "<core::", "<alloc::"]
-        .iter()
-        .any(|prefix| function.starts_with(prefix))
+    [
+        "std::", "core::", "alloc::", "__rust", "<std::", "<core::", "<alloc::",
+    ]
+    .iter()
+    .any(|prefix| function.starts_with(prefix))
 }
 
 fn is_type_only(engine: &wasmtime::Engine, item: &ComponentItem) -> bool {
@@ -430,7 +460,9 @@ fn wasm_kind(bytes: &[u8]) -> Result<WasmKind> {
         reason: reason.to_string(),
     };
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(invalid("not a WebAssembly binary (missing the \\0asm header)"));
+        return Err(invalid(
+            "not a WebAssembly binary (missing the \\0asm header)",
+        ));
     }
     match bytes[4..8] {
         [1, 0, 0, 0] => Ok(WasmKind::Core),
@@ -454,21 +486,26 @@ fn componentize(engine: &wasmtime::Engine, core: &[u8]) -> Result<Vec<u8>> {
         reason: "core module could not be componentized (the encoder rejected its layout)".into(),
     })?;
     encoded.map_err(|e| Error::InvalidModule {
-            reason: format!(
-                "core module cannot be turned into a reward:wasm component (build it with wit-bindgen \
+        reason: format!(
+            "core module cannot be turned into a reward:wasm component (build it with wit-bindgen \
                  against reward-wasm/wit, importing nothing): {e:#}"
-            ),
-        })
+        ),
+    })
 }
 
 const MAX_NAME: usize = 128;
 
 fn validate_info(kind: Kind, info: &Info) -> Result<()> {
-    let invalid = |reason: String| Err(Error::InvalidOutput {
-        reason: format!("info(): {reason}"),
-    });
+    let invalid = |reason: String| {
+        Err(Error::InvalidOutput {
+            reason: format!("info(): {reason}"),
+        })
+    };
     if info.name.trim().is_empty() || info.name.len() > MAX_NAME {
-        return invalid(format!("module name must be 1 to {MAX_NAME} bytes, got {:?}", info.name));
+        return invalid(format!(
+            "module name must be 1 to {MAX_NAME} bytes, got {:?}",
+            info.name
+        ));
     }
     if kind == Kind::Scorer && info.metrics.is_empty() {
         return invalid("a scorer must declare at least one metric".into());
@@ -476,7 +513,10 @@ fn validate_info(kind: Kind, info: &Info) -> Result<()> {
     let mut seen = HashSet::new();
     for metric in &info.metrics {
         if metric.name.trim().is_empty() || metric.name.len() > MAX_NAME {
-            return invalid(format!("metric names must be 1 to {MAX_NAME} bytes, got {:?}", metric.name));
+            return invalid(format!(
+                "metric names must be 1 to {MAX_NAME} bytes, got {:?}",
+                metric.name
+            ));
         }
         if !seen.insert(metric.name.as_str()) {
             return invalid(format!("metric `{}` is declared twice", metric.name));
@@ -492,10 +532,16 @@ fn check_rows(rows: &[Row], samples: usize, metrics: usize) -> Result<()> {
     }
     for (i, row) in rows.iter().enumerate() {
         if row.len() != metrics {
-            return invalid(format!("row {i} has {} values for {metrics} metrics", row.len()));
+            return invalid(format!(
+                "row {i} has {} values for {metrics} metrics",
+                row.len()
+            ));
         }
         if let Some(j) = row.iter().position(|v| v.is_some_and(|v| !v.is_finite())) {
-            return invalid(format!("row {i}, metric {j} is {:?} (values must be finite or null)", row[j].unwrap()));
+            return invalid(format!(
+                "row {i}, metric {j} is {:?} (values must be finite or null)",
+                row[j].unwrap()
+            ));
         }
     }
     Ok(())
@@ -529,8 +575,17 @@ mod tests {
 
     #[test]
     fn non_wasm_bytes_are_refused_before_compilation() {
-        assert!(matches!(wasm_kind(b"garbage!"), Err(Error::InvalidModule { .. })));
-        assert!(matches!(wasm_kind(b"\0asm"), Err(Error::InvalidModule { .. })));
-        assert!(matches!(wasm_kind(b"\0asm\x02\0\0\0"), Err(Error::InvalidModule { .. })));
+        assert!(matches!(
+            wasm_kind(b"garbage!"),
+            Err(Error::InvalidModule { .. })
+        ));
+        assert!(matches!(
+            wasm_kind(b"\0asm"),
+            Err(Error::InvalidModule { .. })
+        ));
+        assert!(matches!(
+            wasm_kind(b"\0asm\x02\0\0\0"),
+            Err(Error::InvalidModule { .. })
+        ));
     }
 }

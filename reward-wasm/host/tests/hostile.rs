@@ -12,12 +12,16 @@ fn host() -> Host {
 }
 
 fn hostile(host: &Host) -> Arc<RewardModule> {
-    host.load(test_module("hostile").unwrap().wasm).expect("hostile module loads")
+    host.load(test_module("hostile").unwrap().wasm)
+        .expect("hostile module loads")
 }
 
 /// A batch whose first prompt names the misdeed.
 fn batch(misdeed: &str) -> Vec<Sample> {
-    vec![Sample::new(misdeed, "response"), Sample::new("-", "response")]
+    vec![
+        Sample::new(misdeed, "response"),
+        Sample::new("-", "response"),
+    ]
 }
 
 fn tight() -> Limits {
@@ -32,7 +36,9 @@ fn tight() -> Limits {
 /// The host still works after a failure: the same module scores a benign batch.
 #[track_caller]
 fn assert_recovers(module: &RewardModule) {
-    let rows = module.score_with(&batch("behave"), &tight()).expect("benign call after a failure");
+    let rows = module
+        .score_with(&batch("behave"), &tight())
+        .expect("benign call after a failure");
     assert_eq!(rows, vec![vec![Some(1.0)], vec![Some(1.0)]]);
 }
 
@@ -57,9 +63,18 @@ fn an_infinite_loop_hits_the_wall_clock_deadline() {
     let start = Instant::now();
     let err = module.score_with(&batch("loop"), &limits).unwrap_err();
     let elapsed = start.elapsed();
-    assert!(matches!(err, Error::Timeout { limit } if limit == limits.timeout), "{err}");
-    assert!(elapsed >= Duration::from_millis(300), "stopped early: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(3), "stopped late: {elapsed:?}");
+    assert!(
+        matches!(err, Error::Timeout { limit } if limit == limits.timeout),
+        "{err}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "stopped early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "stopped late: {elapsed:?}"
+    );
     assert_recovers(&module);
 }
 
@@ -74,7 +89,10 @@ fn an_infinite_loop_runs_out_of_fuel_deterministically() {
     };
     for _ in 0..2 {
         let err = module.score_with(&batch("loop"), &limits).unwrap_err();
-        assert!(matches!(err, Error::OutOfFuel { budget: 50_000_000 }), "{err}");
+        assert!(
+            matches!(err, Error::OutOfFuel { budget: 50_000_000 }),
+            "{err}"
+        );
     }
     assert_recovers(&module);
 }
@@ -131,7 +149,9 @@ fn contract_breaking_outputs_are_rejected() {
     ] {
         let err = module.score_with(&batch(misdeed), &tight()).unwrap_err();
         match &err {
-            Error::InvalidOutput { reason } => assert!(reason.contains(needle), "{misdeed}: {reason}"),
+            Error::InvalidOutput { reason } => {
+                assert!(reason.contains(needle), "{misdeed}: {reason}")
+            }
             other => panic!("{misdeed}: expected InvalidOutput, got {other}"),
         }
     }
@@ -147,11 +167,16 @@ fn guest_error_strings_are_passed_on_and_huge_ones_truncated() {
         matches!(&err, Error::Guest { message } if message == "the scorer refused this batch"),
         "{err}"
     );
-    let err = module.score_with(&batch("huge-error"), &tight()).unwrap_err();
+    let err = module
+        .score_with(&batch("huge-error"), &tight())
+        .unwrap_err();
     match err {
         Error::Guest { message } => {
             assert!(message.len() < reward_host::error::MAX_GUEST_MESSAGE + 64);
-            assert!(message.ends_with(&format!("({} bytes in all)", 32 << 20)), "{message}");
+            assert!(
+                message.ends_with(&format!("({} bytes in all)", 32 << 20)),
+                "{message}"
+            );
         }
         other => panic!("expected Guest, got {other}"),
     }
@@ -178,7 +203,9 @@ fn garbage_and_truncated_bytes_are_invalid_modules() {
 #[test]
 fn a_core_module_importing_outside_the_world_is_refused() {
     let host = host();
-    let err = host.load(test_module("hostile-import-core").unwrap().wasm).unwrap_err();
+    let err = host
+        .load(test_module("hostile-import-core").unwrap().wasm)
+        .unwrap_err();
     match err {
         Error::InvalidModule { reason } => assert!(reason.contains("env"), "{reason}"),
         other => panic!("expected InvalidModule, got {other}"),
@@ -188,7 +215,9 @@ fn a_core_module_importing_outside_the_world_is_refused() {
 #[test]
 fn a_component_importing_a_clock_is_refused_by_name() {
     let host = host();
-    let err = host.load(test_module("hostile-import-func").unwrap().wasm).unwrap_err();
+    let err = host
+        .load(test_module("hostile-import-func").unwrap().wasm)
+        .unwrap_err();
     match err {
         Error::ForbiddenImport { names } => assert_eq!(names, vec!["now-nanos".to_string()]),
         other => panic!("expected ForbiddenImport, got {other}"),
@@ -213,7 +242,16 @@ fn a_scorer_is_not_a_judge() {
     let module = hostile(&host);
     let sample = Sample::new("q", "a");
     let err = module.compare(&sample, &sample).unwrap_err();
-    assert!(matches!(err, Error::WrongKind { wanted: "judge", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::WrongKind {
+                wanted: "judge",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -20,10 +20,105 @@ pub struct LengthStats {
 /// `words` = whitespace-separated tokens; `characters` = Unicode scalar
 /// values of the whole text; `sentences` = [`sentence_count`].
 pub fn length(text: &str) -> LengthStats {
-    LengthStats {
-        words: text.split_whitespace().count(),
-        sentences: sentence_count(text),
-        characters: text.chars().count(),
+    // One pass over the text, with the ASCII common case decided on the byte
+    // alone: about 4x faster than three separate `char` iterations (README,
+    // Performance). `tests::single_pass_matches_the_definitions` pins it to the
+    // plain definitions.
+    let mut stats = LengthStats {
+        words: 0,
+        sentences: 0,
+        characters: 0,
+    };
+    let mut state = State::default();
+    if text.is_ascii() {
+        // The common case: one byte per character, and the loop walks 8 bytes per
+        // iteration so that per-iteration costs (in the sandbox: fuel and epoch
+        // checks on the back-edge) are paid once per 8 characters.
+        let bytes = text.as_bytes();
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            for &b in chunk {
+                state.step(ASCII_CLASS[usize::from(b)]);
+            }
+        }
+        for &b in chunks.remainder() {
+            state.step(ASCII_CLASS[usize::from(b)]);
+        }
+        stats.characters = bytes.len();
+    } else {
+        for c in text.chars() {
+            stats.characters += 1;
+            state.step(if c.is_ascii() {
+                ASCII_CLASS[c as usize]
+            } else {
+                unicode_class(c)
+            });
+        }
+    }
+    stats.words = state.words;
+    // The end of the text ends the last segment, terminated or not.
+    stats.sentences = state.sentences + usize::from(state.segment_has_alnum);
+    stats
+}
+
+/// The scan's state between characters.
+#[derive(Default)]
+struct State {
+    words: usize,
+    sentences: usize,
+    in_word: bool,
+    segment_has_alnum: bool,
+    after_terminator: bool,
+}
+
+impl State {
+    /// Branch-free: few blocks per character, which also means little fuel
+    /// accounting in the sandbox.
+    #[inline(always)]
+    fn step(&mut self, class: u8) {
+        let whitespace = class & WHITESPACE != 0;
+        self.words += usize::from(!whitespace & !self.in_word);
+        self.in_word = !whitespace;
+        // A run of terminators followed by whitespace ends a sentence.
+        let ends = whitespace & self.after_terminator;
+        self.sentences += usize::from(ends & self.segment_has_alnum);
+        self.segment_has_alnum = (self.segment_has_alnum & !ends) | (class & ALNUM != 0);
+        self.after_terminator = class & TERMINATOR != 0;
+    }
+}
+
+const WHITESPACE: u8 = 1;
+const ALNUM: u8 = 2;
+const TERMINATOR: u8 = 4;
+
+/// The classes of each ASCII character: U+0009..U+000D and U+0020 are exactly the
+/// ASCII `char::is_whitespace`, `[0-9A-Za-z]` the ASCII `char::is_alphanumeric`.
+const ASCII_CLASS: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        table[b] = if matches!(c, b'\t'..=b'\r' | b' ') {
+            WHITESPACE
+        } else if c.is_ascii_alphanumeric() {
+            ALNUM
+        } else if matches!(c, b'.' | b'!' | b'?') {
+            TERMINATOR
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
+
+fn unicode_class(c: char) -> u8 {
+    if c.is_whitespace() {
+        WHITESPACE
+    } else if c.is_alphanumeric() {
+        ALNUM
+    } else {
+        0
     }
 }
 
@@ -64,6 +159,30 @@ pub fn sentence_count(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_pass_matches_the_definitions() {
+        // The definitions computed the plain way, on text mixing every class.
+        for text in [
+            "",
+            "Yes. No!  Maybe?",
+            "e.g. this... and that?!\nnext",
+            "\u{a0}naïve café.\u{2003}Ünïcode!  \u{3000}終わり。 x",
+            "...!!! ?? . a",
+            "trailing terminator.",
+            "tab\tseparated\x0bwords\x0cand\rmore",
+        ] {
+            let words = text.split_whitespace().count();
+            let characters = text.chars().count();
+            let stats = length(text);
+            assert_eq!(
+                (stats.words, stats.characters),
+                (words, characters),
+                "{text:?}"
+            );
+            assert_eq!(stats.sentences, sentence_count(text), "{text:?}");
+        }
+    }
 
     #[test]
     fn empty_text_has_nothing() {

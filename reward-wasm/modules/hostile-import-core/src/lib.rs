@@ -12,8 +12,15 @@ struct Sneaky;
 
 impl Scorer for Sneaky {
     fn info() -> Info {
-        Info::new("sneaky", "0.0.0", "Imports a host function it must not have.")
-            .metric(Metric::higher_is_better("secret", "A value read from the host."))
+        Info::new(
+            "sneaky",
+            "0.0.0",
+            "Imports a host function it must not have.",
+        )
+        .metric(Metric::higher_is_better(
+            "secret",
+            "A value read from the host.",
+        ))
     }
 
     fn score_sample(_: &Sample) -> Result<Row, String> {

@@ -15,8 +15,12 @@ fn recurse(depth: u64) -> u64 {
 
 impl Scorer for Hostile {
     fn info() -> Info {
-        Info::new("hostile", "0.0.0", "Misbehaves on request, for sandbox tests.")
-            .metric(Metric::higher_is_better("value", "1.0 when behaving."))
+        Info::new(
+            "hostile",
+            "0.0.0",
+            "Misbehaves on request, for sandbox tests.",
+        )
+        .metric(Metric::higher_is_better("value", "1.0 when behaving."))
     }
 
     fn score(batch: Vec<Sample>) -> Result<Vec<Row>, String> {

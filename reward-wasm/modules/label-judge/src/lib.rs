@@ -31,7 +31,11 @@ impl Judge for LabelJudge {
             accuracy(&second.response, reference),
         );
         if a != b {
-            return Ok(if a > b { Verdict::First } else { Verdict::Second });
+            return Ok(if a > b {
+                Verdict::First
+            } else {
+                Verdict::Second
+            });
         }
         let delta = diversity(&first.response) - diversity(&second.response);
         Ok(if delta > DIVERSITY_EPSILON {

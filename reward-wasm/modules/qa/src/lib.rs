@@ -17,7 +17,10 @@ impl Scorer for Qa {
             "exact_match",
             "1 when the SQuAD-normalized response equals the normalized reference.",
         ))
-        .metric(Metric::higher_is_better("f1", "Token-multiset F1 after SQuAD normalization."))
+        .metric(Metric::higher_is_better(
+            "f1",
+            "Token-multiset F1 after SQuAD normalization.",
+        ))
     }
 
     fn score_sample(sample: &Sample) -> Result<Row, String> {

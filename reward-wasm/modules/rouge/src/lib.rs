@@ -22,7 +22,11 @@ impl Scorer for Rouge {
         Ok(match sample.reference.as_deref() {
             Some(reference) => {
                 let scores = rouge(&sample.response, reference);
-                vec![Some(scores.rouge1), Some(scores.rouge2), Some(scores.rouge_l)]
+                vec![
+                    Some(scores.rouge1),
+                    Some(scores.rouge2),
+                    Some(scores.rouge_l),
+                ]
             }
             None => vec![None, None, None],
         })

@@ -1,0 +1,65 @@
+//! Errors of the evaluator library.
+
+use std::path::PathBuf;
+
+/// What went wrong, with enough context to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An input line is not a valid sample.
+    #[error("{source_name} line {line}: {message}")]
+    Input {
+        /// The input's name (a path, or `stdin`).
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done (`cannot read module file`, ...).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `builtin:NAME` names no built-in module.
+    #[error("no built-in module named `{name}` (available: {available})")]
+    UnknownBuiltin {
+        /// The name asked for.
+        name: String,
+        /// The names that exist, comma-separated.
+        available: String,
+    },
+    /// The module failed: it is invalid, broke a limit, trapped, or returned an
+    /// error or invalid output.
+    #[error("module `{module}` {context}: {source}")]
+    Module {
+        /// The module as the user named it.
+        module: String,
+        /// Where it failed (`failed to load`, `failed on input lines 1-256`, ...).
+        context: String,
+        /// The sandbox's typed error.
+        #[source]
+        source: reward_host::Error,
+    },
+    /// A usage problem that is nobody's fault but the command line's.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Exit status for the CLI: 2 for a module fault, 1 for anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Module { source, .. } if source.is_module_fault() => 2,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Scoring a list of samples and writing one JSON object per sample.
+
+use std::io::Write;
+
+use reward_host::{Limits, RewardModule, Row, Sample};
+
+use crate::error::{Error, Result};
+
+/// How to drive a scorer over many samples.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreOptions {
+    /// Samples per call into the module; the limits bound each call.
+    pub batch_size: usize,
+    /// Bounds on each call.
+    pub limits: Limits,
+}
+
+/// Scores `samples` in batches and writes, for each sample in order, a JSON object
+/// mapping each declared metric to its value or `null`.
+///
+/// `module_name` is how the user named the module, for errors. A failing batch
+/// stops the run with the range of input samples it covered (1-based).
+pub fn score_to_writer(
+    module: &RewardModule,
+    module_name: &str,
+    samples: &[Sample],
+    options: &ScoreOptions,
+    out: &mut impl Write,
+) -> Result<()> {
+    if options.batch_size == 0 {
+        return Err(Error::Usage("--batch-size must be at least 1".into()));
+    }
+    let names: Vec<&str> = module
+        .info()
+        .metrics
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    for (index, batch) in samples.chunks(options.batch_size).enumerate() {
+        let first = index * options.batch_size + 1;
+        let rows = module
+            .score_with(batch, &options.limits)
+            .map_err(|source| Error::Module {
+                module: module_name.to_string(),
+                context: format!("failed on samples {first}-{}", first + batch.len() - 1),
+                source,
+            })?;
+        for row in &rows {
+            writeln!(out, "{}", row_json(&names, row)).map_err(write_error)?;
+        }
+    }
+    out.flush().map_err(write_error)
+}
+
+/// `{"metric": value|null, ...}` in the module's metric order.
+pub fn row_json(names: &[&str], row: &Row) -> String {
+    let object: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(row)
+        .map(|(name, value)| {
+            (
+                (*name).to_string(),
+                value.map_or(serde_json::Value::Null, serde_json::Value::from),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
+fn write_error(source: std::io::Error) -> Error {
+    Error::Io {
+        action: "cannot write to",
+        path: "the output".into(),
+        source,
+    }
+}
