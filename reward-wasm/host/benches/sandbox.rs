@@ -75,6 +75,18 @@ fn main() {
         rows.push(("length", "Python", t.1));
     }
 
+    // The floor the contract itself costs: a scorer that returns a constant row,
+    // so all of its time is instantiation and moving samples and rows across the
+    // boundary (three strings lowered per sample).
+    let noop = host
+        .load(reward_builtins::test_module("hostile").unwrap().wasm)
+        .unwrap();
+    let noop_time = median(runs, || {
+        for batch in samples.chunks(BATCH) {
+            black_box(noop.score(batch).unwrap());
+        }
+    });
+
     println!(
         "\n| metric | implementation | seconds / {SAMPLES} | samples/s | µs/sample | time ÷ native |"
     );
@@ -93,6 +105,12 @@ fn main() {
             time.as_secs_f64() / native.as_secs_f64()
         );
     }
+    let t = noop_time.as_secs_f64();
+    println!(
+        "| (none) | sandboxed no-op scorer | {t:.4} | {:.0} | {:.3} | |",
+        SAMPLES as f64 / t,
+        t * 1e6 / SAMPLES as f64
+    );
     if python.is_empty() {
         println!("\n(Python baseline skipped: python3 not available)");
     }

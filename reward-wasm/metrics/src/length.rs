@@ -21,7 +21,7 @@ pub struct LengthStats {
 /// values of the whole text; `sentences` = [`sentence_count`].
 pub fn length(text: &str) -> LengthStats {
     // One pass over the text, with the ASCII common case decided on the byte
-    // alone: about 4x faster than three separate `char` iterations (README,
+    // alone: about 2.5x faster than three separate `char` iterations (README,
     // Performance). `tests::single_pass_matches_the_definitions` pins it to the
     // plain definitions.
     let mut stats = LengthStats {
