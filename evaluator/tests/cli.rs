@@ -31,6 +31,18 @@ fn stdout_lines(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The misbehaving test scorer written to a file, as a user would pass it.
+fn hostile_module_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("hostile.wasm");
+    std::fs::write(
+        &module,
+        reward_builtins::test_module("hostile").unwrap().wasm,
+    )
+    .unwrap();
+    (dir, module)
+}
+
 fn example() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/samples.jsonl")
@@ -115,13 +127,7 @@ fn a_malformed_line_fails_with_its_number_and_no_output() {
 
 #[test]
 fn a_module_fault_exits_2_with_one_line_naming_the_cause() {
-    let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("hostile.wasm");
-    std::fs::write(
-        &module,
-        reward_builtins::test_module("hostile").unwrap().wasm,
-    )
-    .unwrap();
+    let (_dir, module) = hostile_module_file();
     let module = module.display().to_string();
     for (misdeed, cause) in [
         ("loop", "timed out after 200ms"),
@@ -171,13 +177,7 @@ fn an_invalid_module_file_is_a_module_fault() {
 
 #[test]
 fn a_failed_run_leaves_no_output_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("hostile.wasm");
-    std::fs::write(
-        &module,
-        reward_builtins::test_module("hostile").unwrap().wasm,
-    )
-    .unwrap();
+    let (dir, module) = hostile_module_file();
     let results = dir.path().join("results.jsonl");
     // The first batch succeeds, the second panics: nothing may reach results.jsonl.
     let input =

@@ -43,39 +43,6 @@ pub fn diversity(response: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustc_hash::FxHashSet;
-
-    /// The definition computed directly on string n-grams.
-    fn plain(response: &str) -> f64 {
-        let tokens: Vec<&str> = rationale(response).split_whitespace().collect();
-        let mut product = 1.0;
-        for n in 2..=4 {
-            if tokens.len() < n {
-                break;
-            }
-            let total = tokens.len() - n + 1;
-            let unique: FxHashSet<&[&str]> = tokens.windows(n).collect();
-            product *= 1.0 - (1.0 - unique.len() as f64 / total as f64);
-        }
-        product
-    }
-
-    #[test]
-    fn packed_ngrams_match_string_ngrams() {
-        for text in [
-            "a b a b a b So the answer is x",
-            "the cat sat on the mat the cat sat",
-            "one two",
-            "x x x x x x x x x x x x",
-            "Émile a vu Émile. a vu. So the answer is (b)",
-        ] {
-            assert_eq!(diversity(text).to_bits(), plain(text).to_bits(), "{text:?}");
-        }
-    }
-
-    fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() < 1e-12
-    }
 
     #[test]
     fn rationale_is_the_trimmed_text_before_the_phrase() {
