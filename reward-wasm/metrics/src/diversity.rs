@@ -44,6 +44,10 @@ pub fn diversity(response: &str) -> f64 {
 mod tests {
     use super::*;
 
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
     #[test]
     fn rationale_is_the_trimmed_text_before_the_phrase() {
         assert_eq!(
