@@ -10,6 +10,15 @@ pub(crate) mod scorer {
 }
 
 #[allow(missing_docs, reason = "generated from the documented WIT")]
+pub(crate) mod scorer_packed {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "scorer-packed",
+        with: { "reward:wasm/types": super::scorer::reward::wasm::types },
+    });
+}
+
+#[allow(missing_docs, reason = "generated from the documented WIT")]
 pub(crate) mod judge {
     wasmtime::component::bindgen!({
         path: "../wit",

@@ -47,10 +47,18 @@ pub struct HostConfig {
     /// Instances that may be live at once when the pooling allocator is used;
     /// 0 disables pooling (for machines that cannot reserve the address space).
     pub pool_slots: u32,
+    /// Bytes of each pool slot's memory (and tables) reset with `memset` and kept
+    /// resident between calls, rather than returned to the kernel and faulted
+    /// back in. Costs up to this much resident memory per slot used; 4 MiB
+    /// covers a Rust guest's 1 MiB stack plus a typical batch's heap.
+    pub pool_keep_resident: usize,
     /// How often the epoch advances; the timeout granularity.
     pub epoch_tick: Duration,
     /// Compiled modules kept in memory, keyed by SHA-256 of their bytes.
     pub cache_entries: usize,
+    /// Call `score-packed` instead of `score` when a module exports it (every
+    /// SDK-built scorer does). Off only to compare the two paths.
+    pub use_packed: bool,
 }
 
 impl Default for HostConfig {
@@ -60,8 +68,10 @@ impl Default for HostConfig {
             max_memory_bytes: 1 << 30,
             max_wasm_stack: 1 << 20,
             pool_slots: 64,
+            pool_keep_resident: 4 << 20,
             epoch_tick: Duration::from_millis(10),
             cache_entries: 64,
+            use_packed: true,
         }
     }
 }

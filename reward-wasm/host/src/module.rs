@@ -16,6 +16,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, WasmBacktrace};
 
 use crate::bindings::judge::JudgePre;
 use crate::bindings::scorer::ScorerPre;
+use crate::bindings::scorer_packed::ScorerPackedPre;
 use crate::bindings::{Info, Sample, Verdict};
 use crate::config::Limits;
 use crate::error::{Error, Result, truncate_message};
@@ -78,6 +79,8 @@ impl PairOutcome {
 
 enum Pre {
     Scorer(ScorerPre<StoreState>),
+    /// A scorer that also exports `score-packed`.
+    ScorerPacked(ScorerPackedPre<StoreState>),
     Judge(JudgePre<StoreState>),
 }
 
@@ -131,7 +134,11 @@ impl RewardModule {
         let mismatch = |world: &str, e: wasmtime::Error| Error::InvalidModule {
             reason: format!("exports do not match reward:wasm/{world}: {e:#}"),
         };
-        let pre = if exports.iter().any(|e| e == "score") {
+        let pre = if exports.iter().any(|e| e == "score-packed") {
+            Pre::ScorerPacked(
+                ScorerPackedPre::new(instance_pre).map_err(|e| mismatch("scorer-packed", e))?,
+            )
+        } else if exports.iter().any(|e| e == "score") {
             Pre::Scorer(ScorerPre::new(instance_pre).map_err(|e| mismatch("scorer", e))?)
         } else if exports.iter().any(|e| e == "compare") {
             Pre::Judge(JudgePre::new(instance_pre).map_err(|e| mismatch("judge", e))?)
@@ -156,6 +163,7 @@ impl RewardModule {
         let limits = module.host.config.default_limits;
         module.info = module.run(&limits, |store, pre| match pre {
             Pre::Scorer(pre) => pre.instantiate(&mut *store)?.call_info(&mut *store),
+            Pre::ScorerPacked(pre) => pre.instantiate(&mut *store)?.call_info(&mut *store),
             Pre::Judge(pre) => pre.instantiate(&mut *store)?.call_info(&mut *store),
         })?;
         validate_info(module.kind(), &module.info)?;
@@ -170,7 +178,7 @@ impl RewardModule {
     /// Scorer or judge.
     pub fn kind(&self) -> Kind {
         match self.pre {
-            Pre::Scorer(_) => Kind::Scorer,
+            Pre::Scorer(_) | Pre::ScorerPacked(_) => Kind::Scorer,
             Pre::Judge(_) => Kind::Judge,
         }
     }
@@ -197,7 +205,14 @@ impl RewardModule {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let packed = self.host.config.use_packed;
         let result = self.run(limits, |store, pre| match pre {
+            Pre::ScorerPacked(pre) if packed => {
+                let (text, spans) = pack(batch);
+                pre.instantiate(&mut *store)?
+                    .call_score_packed(&mut *store, &text, &spans)
+            }
+            Pre::ScorerPacked(pre) => pre.instantiate(&mut *store)?.call_score(&mut *store, batch),
             Pre::Scorer(pre) => pre.instantiate(&mut *store)?.call_score(&mut *store, batch),
             Pre::Judge(_) => unreachable!("kind checked above"),
         })?;
@@ -256,7 +271,7 @@ impl RewardModule {
                 }
                 Ok(out)
             }
-            Pre::Scorer(_) => unreachable!("kind checked above"),
+            Pre::Scorer(_) | Pre::ScorerPacked(_) => unreachable!("kind checked above"),
         })?;
         results
             .into_iter()
@@ -308,6 +323,50 @@ impl RewardModule {
         store.set_epoch_deadline(ticks.saturating_add(1));
         call(&mut store, &self.pre).map_err(|e| classify(e, &store.data().limiter, limits))
     }
+}
+
+/// Length standing for a missing reference in `score-packed` spans.
+const NO_REFERENCE: u32 = u32::MAX;
+
+/// Encodes a batch for `score-packed` (layout in reward.wit): the strings back to
+/// back, and per sample the lengths of prompt, response, reference, the field
+/// count and each field's key and value.
+fn pack(batch: &[Sample]) -> (String, Vec<u32>) {
+    let bytes = batch
+        .iter()
+        .map(|s| {
+            s.prompt.len()
+                + s.response.len()
+                + s.reference.as_ref().map_or(0, String::len)
+                + s.fields
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    let mut text = String::with_capacity(bytes);
+    let mut spans = Vec::with_capacity(batch.len() * 4);
+    // Lengths are u32 in the contract; a single string over 4 GiB cannot reach a
+    // guest whose memory is capped far below that anyway.
+    let len = |s: &str| u32::try_from(s.len()).unwrap_or(u32::MAX - 1);
+    for sample in batch {
+        spans.push(len(&sample.prompt));
+        spans.push(len(&sample.response));
+        spans.push(sample.reference.as_deref().map_or(NO_REFERENCE, len));
+        spans.push(u32::try_from(sample.fields.len()).unwrap_or(u32::MAX));
+        text.push_str(&sample.prompt);
+        text.push_str(&sample.response);
+        if let Some(reference) = &sample.reference {
+            text.push_str(reference);
+        }
+        for (key, value) in &sample.fields {
+            spans.push(len(key));
+            spans.push(len(value));
+            text.push_str(key);
+            text.push_str(value);
+        }
+    }
+    (text, spans)
 }
 
 /// What a store carries: only the limiter. The worlds import nothing, so there is

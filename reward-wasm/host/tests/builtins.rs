@@ -224,3 +224,45 @@ fn the_template_module_works_as_documented() {
         "{err}"
     );
 }
+
+#[test]
+fn score_packed_gives_exactly_what_score_gives() {
+    let packed = Host::new(HostConfig::default()).unwrap();
+    let plain = Host::new(HostConfig {
+        use_packed: false,
+        ..HostConfig::default()
+    })
+    .unwrap();
+    // Every shape the packed layout encodes: references present and absent, empty
+    // strings, multi-byte text, fields with empty keys and values.
+    let batch = vec![
+        Sample::new("Is it?", "Yes it is. So the answer is yes.").with_reference("yes"),
+        Sample::new("", ""),
+        Sample::new("Ünïcödé ✓", "日本語のテキスト。 So the answer is (b).")
+            .with_reference("(B)")
+            .with_field("keywords", "テキスト, ✓")
+            .with_field("", "")
+            .with_field("max_words", "3"),
+        Sample::new("q", "The Seine flows through Paris.").with_field("keywords", "seine, paris"),
+    ];
+    for name in [
+        "accuracy",
+        "diversity",
+        "length",
+        "readability",
+        "rouge",
+        "qa",
+    ] {
+        let bytes = builtin(name).unwrap().wasm;
+        let a = packed.load(bytes).unwrap().score(&batch).unwrap();
+        let b = plain.load(bytes).unwrap().score(&batch).unwrap();
+        assert_eq!(a, b, "{name}");
+    }
+    let template = reward_builtins::test_module("template").unwrap().wasm;
+    let rows = packed.load(template).unwrap().score(&batch).unwrap();
+    assert_eq!(rows, plain.load(template).unwrap().score(&batch).unwrap());
+    // The fields really arrived through the packed path: one of the two keywords
+    // (テキスト, not ✓), and 6 words against a budget of 3.
+    assert_eq!(rows[2], vec![Some(0.5), Some(3.0)]);
+    assert_eq!(rows[3][0], Some(1.0));
+}

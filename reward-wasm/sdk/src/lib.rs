@@ -62,6 +62,18 @@ pub mod __bindings {
             runtime_path: "::reward_sdk::__wit_bindgen::rt",
         });
     }
+    /// Bindings of the `scorer-packed` world, which every SDK scorer exports.
+    pub mod scorer_packed {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "scorer-packed",
+            with: { "reward:wasm/types@0.1.0": crate::__bindings::scorer::reward::wasm::types },
+            pub_export_macro: true,
+            export_macro_name: "export_scorer_packed_world",
+            default_bindings_module: "::reward_sdk::__bindings::scorer_packed",
+            runtime_path: "::reward_sdk::__wit_bindgen::rt",
+        });
+    }
     /// Bindings of the `judge` world; its types are the scorer's, so authors see one
     /// `Sample` type.
     pub mod judge {
@@ -164,7 +176,8 @@ impl Sample {
     }
 }
 
-/// Exports a [`Scorer`] implementation as this module's `scorer` world.
+/// Exports a [`Scorer`] implementation as this module's `scorer` world (more
+/// exactly `scorer-packed`, which adds a faster way in for the same batch).
 ///
 /// Invoke it once per crate, with a type implementing [`Scorer`].
 #[macro_export]
@@ -172,7 +185,7 @@ macro_rules! export_scorer {
     ($ty:ty) => {
         const _: () = {
             struct __RewardSdkScorerExport;
-            impl $crate::__bindings::scorer::Guest for __RewardSdkScorerExport {
+            impl $crate::__bindings::scorer_packed::Guest for __RewardSdkScorerExport {
                 fn info() -> $crate::Info {
                     <$ty as $crate::Scorer>::info()
                 }
@@ -182,12 +195,73 @@ macro_rules! export_scorer {
                 {
                     <$ty as $crate::Scorer>::score(batch)
                 }
+                fn score_packed(
+                    text: ::std::string::String,
+                    spans: ::std::vec::Vec<u32>,
+                ) -> ::std::result::Result<::std::vec::Vec<$crate::Row>, ::std::string::String>
+                {
+                    <$ty as $crate::Scorer>::score($crate::__unpack(&text, &spans)?)
+                }
             }
-            $crate::__bindings::scorer::export_scorer_world!(
-                __RewardSdkScorerExport with_types_in $crate::__bindings::scorer
+            $crate::__bindings::scorer_packed::export_scorer_packed_world!(
+                __RewardSdkScorerExport with_types_in $crate::__bindings::scorer_packed
             );
         };
     };
+}
+
+/// Sentinel length for a missing reference in `score-packed` spans.
+const NO_REFERENCE: u32 = u32::MAX;
+
+/// Decodes a `score-packed` batch (see the WIT for the layout) into samples.
+#[doc(hidden)]
+pub fn __unpack(text: &str, spans: &[u32]) -> Result<Vec<Sample>, String> {
+    let mut spans = spans.iter().copied();
+    let mut at = 0usize;
+    let mut take = |len: u32| -> Result<String, String> {
+        let end = at + len as usize;
+        let piece = text
+            .get(at..end)
+            .ok_or_else(|| format!("packed batch: span {at}..{end} is not a string of the text"))?;
+        at = end;
+        Ok(piece.to_string())
+    };
+    let mut samples = Vec::new();
+    while let Some(prompt) = spans.next() {
+        let mut next = || {
+            spans
+                .next()
+                .ok_or_else(|| "packed batch: spans end mid-sample".to_string())
+        };
+        let (response, reference, fields) = (next()?, next()?, next()?);
+        let mut lengths = Vec::with_capacity(2 * fields as usize);
+        for _ in 0..2 * fields {
+            lengths.push(next()?);
+        }
+        let prompt = take(prompt)?;
+        let response = take(response)?;
+        let reference = match reference {
+            NO_REFERENCE => None,
+            len => Some(take(len)?),
+        };
+        let mut pairs = Vec::with_capacity(fields as usize);
+        for kv in lengths.chunks_exact(2) {
+            pairs.push((take(kv[0])?, take(kv[1])?));
+        }
+        samples.push(Sample {
+            prompt,
+            response,
+            reference,
+            fields: pairs,
+        });
+    }
+    if at != text.len() {
+        return Err(format!(
+            "packed batch: {} bytes of text are not covered by spans",
+            text.len() - at
+        ));
+    }
+    Ok(samples)
 }
 
 /// Exports a [`Judge`] implementation as this module's `judge` world.
