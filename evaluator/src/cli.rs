@@ -36,6 +36,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the evaluation service (DATABASE_URL, or a private PostgreSQL in the data directory).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+        /// The evaluator's data directory; the embedded PostgreSQL (used when
+        /// DATABASE_URL is unset) lives in its `postgres/`.
+        #[arg(long, env = "EVALUATOR_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Administer teams and tokens directly in the database.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+        /// The evaluator's data directory (see `serve --help`).
+        #[arg(long, env = "EVALUATOR_DATA_DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Load a module (validating it) and print what it declares.
     Inspect {
         /// `builtin:NAME` or a path to a .wasm file.
@@ -43,6 +61,25 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a team; prints its first API token, alone, on stdout (shown only once).
+    CreateTeam {
+        /// 1-64 characters of letters, digits, '_', '.', '-'.
+        name: String,
+    },
+    /// Create another token for a team (for rotation); prints it alone on stdout.
+    CreateToken {
+        /// The team's name.
+        team: String,
+    },
+    /// Revoke a token: requests carrying it are refused from then on.
+    RevokeToken {
+        /// The token to revoke.
+        token: String,
     },
 }
 
@@ -97,7 +134,60 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score(args),
         Command::Modules { json } => list_builtins(json),
         Command::Inspect { module, json } => inspect(&module, json),
+        Command::Serve { bind, data_dir } => runtime()?.block_on(async {
+            init_tracing();
+            let database = crate::server::open_database(data_dir.as_deref()).await?;
+            crate::server::serve(bind, database).await
+        }),
+        Command::Admin { command, data_dir } => runtime()?.block_on(admin(command, data_dir)),
     }
+}
+
+async fn admin(command: AdminCommand, data_dir: Option<PathBuf>) -> Result<()> {
+    let database = crate::server::open_database(data_dir.as_deref()).await?;
+    let pool = &database.pool;
+    let printed = match command {
+        AdminCommand::CreateTeam { name } => {
+            Some(crate::db::teams::create_team(pool, &name).await?)
+        }
+        AdminCommand::CreateToken { team } => {
+            Some(crate::db::teams::create_token(pool, &team).await?)
+        }
+        AdminCommand::RevokeToken { token } => {
+            crate::db::teams::revoke_token(pool, &token).await?;
+            eprintln!("revoked");
+            None
+        }
+    };
+    if let Some(token) = printed {
+        println!("{token}");
+    }
+    pool.close().await;
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            action: "cannot start the async runtime for",
+            path: "evaluator".into(),
+            source,
+        })
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: `info`, sqlx's notices off),
+/// coloured only on a terminal.
+fn init_tracing() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 fn score(args: ScoreArgs) -> Result<()> {

@@ -46,6 +46,12 @@ pub enum Error {
         #[source]
         source: reward_host::Error,
     },
+    /// The database (or the embedded server) failed; the message says how.
+    #[error("database: {message}")]
+    Database {
+        /// What failed, with the server's words.
+        message: String,
+    },
     /// A usage problem that is nobody's fault but the command line's.
     #[error("{0}")]
     Usage(String),

@@ -1,0 +1,208 @@
+//! The service against a real PostgreSQL: a fresh database per test on
+//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), and the
+//! embedded default cluster started in a temporary directory.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use evaluator::api::{AppState, app};
+use evaluator::db::{self, embedded::EmbeddedPostgres, teams};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database of its own for one test, migrated; dropped by `finish`.
+struct TestDb {
+    pool: sqlx::PgPool,
+    url: String,
+    name: String,
+    server_url: String,
+}
+
+impl TestDb {
+    async fn new() -> Self {
+        let server_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+        let admin = sqlx::PgPool::connect(&server_url).await.unwrap_or_else(|e| {
+            panic!(
+                "these tests need a PostgreSQL server at {server_url} (set DATABASE_URL to another): {e}"
+            )
+        });
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).unwrap();
+        let name = format!("evaluator_test_{}", hex::encode(suffix));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let url = match server_url.rfind('/') {
+            Some(slash) => format!("{}/{name}", &server_url[..slash]),
+            None => panic!("DATABASE_URL has no database path: {server_url}"),
+        };
+        let pool = db::connect(&url).await.unwrap();
+        TestDb {
+            pool,
+            url,
+            name,
+            server_url,
+        }
+    }
+
+    async fn finish(self) {
+        self.pool.close().await;
+        let admin = sqlx::PgPool::connect(&self.server_url).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+}
+
+async fn get(db: &TestDb, path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
+    let mut request = Request::get(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = app(AppState {
+        db: db.pool.clone(),
+    })
+    .oneshot(request.body(Body::empty()).unwrap())
+    .await
+    .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn a_token_identifies_its_team_until_revoked() {
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "mario-lab").await.unwrap();
+    let other = teams::create_team(&db.pool, "soups").await.unwrap();
+
+    let (status, body) = get(&db, "/api/v1/whoami", Some(&token)).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, serde_json::json!({"team": "mario-lab"}))
+    );
+    let (_, body) = get(&db, "/api/v1/whoami", Some(&other)).await;
+    assert_eq!(body["team"], "soups");
+
+    let rotated = teams::create_token(&db.pool, "mario-lab").await.unwrap();
+    teams::revoke_token(&db.pool, &token).await.unwrap();
+    let (status, body) = get(&db, "/api/v1/whoami", Some(&token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = get(&db, "/api/v1/whoami", Some(&rotated)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        teams::revoke_token(&db.pool, &token).await.is_err(),
+        "revoking twice is reported"
+    );
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_get_401_in_the_error_format() {
+    let db = TestDb::new().await;
+    for token in [None, Some("mrt_0000"), Some("not-even-prefixed")] {
+        let (status, body) = get(&db, "/api/v1/whoami", token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert!(body["error"]["message"].is_string());
+    }
+    let (status, body) = get(&db, "/api/v1/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = get(&db, "/api/v1/health", None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn team_names_are_validated_and_unique() {
+    let db = TestDb::new().await;
+    teams::create_team(&db.pool, "alarm").await.unwrap();
+    let err = teams::create_team(&db.pool, "alarm").await.unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert!(teams::create_team(&db.pool, "no spaces").await.is_err());
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "failed creations leave no token behind");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn admin_create_team_prints_the_token_alone() {
+    let db = TestDb::new().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_evaluator"))
+        .args(["admin", "create-team", "ci-bot"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.trim_end_matches('\n');
+    assert!(
+        token.starts_with("mrt_") && !token.contains(char::is_whitespace),
+        "{stdout:?}"
+    );
+    let team = teams::authenticate(&db.pool, token).await.unwrap().unwrap();
+    assert_eq!(team.name, "ci-bot");
+    db.finish().await;
+}
+
+#[test]
+fn the_embedded_default_initializes_starts_and_stops_a_private_cluster() {
+    // Under /tmp so that the `postgres` system user can reach it when tests run as root.
+    let dir = tempfile::Builder::new()
+        .prefix("evaluator-pg-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let data_dir = dir.path().join("postgres");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = {
+        let cluster = EmbeddedPostgres::ensure_running(&data_dir).unwrap();
+        let url = cluster.url();
+        runtime.block_on(async {
+            let pool = db::connect(&url).await.unwrap();
+            let token = teams::create_team(&pool, "embedded").await.unwrap();
+            assert!(teams::authenticate(&pool, &token).await.unwrap().is_some());
+            pool.close().await;
+        });
+        // A second handle finds the running server instead of starting another.
+        let again = EmbeddedPostgres::ensure_running(&data_dir).unwrap();
+        assert_eq!(again.url(), url);
+        url
+    };
+    // Dropping the handle that started it stopped the server.
+    let refused = runtime.block_on(sqlx::PgPool::connect(&url));
+    assert!(
+        refused.is_err(),
+        "the embedded server still answers after drop"
+    );
+    // The data survives for the next start.
+    let cluster = EmbeddedPostgres::ensure_running(&data_dir).unwrap();
+    runtime.block_on(async {
+        let pool = db::connect(&cluster.url()).await.unwrap();
+        let teams: i64 = sqlx::query_scalar("SELECT count(*) FROM teams")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(teams, 1);
+        pool.close().await;
+    });
+}
