@@ -12,6 +12,16 @@ use reward_builtins::{builtin, builtins};
 use reward_host::{Direction, Host, HostConfig, Sample, Verdict};
 use reward_metrics::{accuracy, diversity, length, qa, readability, rouge};
 
+/// The built-in scorers (every built-in but the judge).
+const SCORERS: [&str; 6] = [
+    "accuracy",
+    "diversity",
+    "length",
+    "readability",
+    "rouge",
+    "qa",
+];
+
 fn host() -> Host {
     Host::new(HostConfig::default()).unwrap()
 }
@@ -168,14 +178,7 @@ fn sandboxed_builtins_equal_native_metrics_bit_for_bit_on_mario_test_data() {
             "{dataset}: only {} samples",
             samples.len()
         );
-        for name in [
-            "accuracy",
-            "diversity",
-            "length",
-            "readability",
-            "rouge",
-            "qa",
-        ] {
+        for name in SCORERS {
             let module = host.load(builtin(name).unwrap().wasm).unwrap();
             for batch in samples.chunks(256) {
                 let rows = module.score(batch).unwrap();
@@ -245,14 +248,7 @@ fn score_packed_gives_exactly_what_score_gives() {
             .with_field("max_words", "3"),
         Sample::new("q", "The Seine flows through Paris.").with_field("keywords", "seine, paris"),
     ];
-    for name in [
-        "accuracy",
-        "diversity",
-        "length",
-        "readability",
-        "rouge",
-        "qa",
-    ] {
+    for name in SCORERS {
         let bytes = builtin(name).unwrap().wasm;
         let a = packed.load(bytes).unwrap().score(&batch).unwrap();
         let b = plain.load(bytes).unwrap().score(&batch).unwrap();
