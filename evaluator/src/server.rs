@@ -59,8 +59,11 @@ pub async fn serve(bind: SocketAddr, database: Database) -> Result<()> {
         source,
     })?;
     eprintln!("evaluator: listening on http://{local}");
+    let host = reward_host::Host::new(reward_host::HostConfig::default())
+        .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
     let state = AppState {
         db: database.pool.clone(),
+        host: std::sync::Arc::new(host),
     };
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())

@@ -14,6 +14,7 @@ const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// A database of its own for one test, migrated; dropped by `finish`.
 struct TestDb {
     pool: sqlx::PgPool,
+    host: std::sync::Arc<reward_host::Host>,
     url: String,
     name: String,
     server_url: String,
@@ -40,8 +41,10 @@ impl TestDb {
             None => panic!("DATABASE_URL has no database path: {server_url}"),
         };
         let pool = db::connect(&url).await.unwrap();
+        let host = reward_host::Host::new(reward_host::HostConfig::default()).unwrap();
         TestDb {
             pool,
+            host: std::sync::Arc::new(host),
             url,
             name,
             server_url,
@@ -63,12 +66,29 @@ async fn get(db: &TestDb, path: &str, token: Option<&str>) -> (StatusCode, serde
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let response = app(AppState {
+    send(db, request.body(Body::empty()).unwrap()).await
+}
+
+async fn post(
+    db: &TestDb,
+    path: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> (StatusCode, serde_json::Value) {
+    let request = Request::post(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/wasm")
+        .body(Body::from(body))
+        .unwrap();
+    send(db, request).await
+}
+
+async fn send(db: &TestDb, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let state = AppState {
         db: db.pool.clone(),
-    })
-    .oneshot(request.body(Body::empty()).unwrap())
-    .await
-    .unwrap();
+        host: db.host.clone(),
+    };
+    let response = app(state).oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap())
@@ -157,6 +177,77 @@ async fn admin_create_team_prints_the_token_alone() {
     );
     let team = teams::authenticate(&db.pool, token).await.unwrap().unwrap();
     assert_eq!(team.name, "ci-bot");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn uploaded_modules_are_validated_stored_once_and_private_to_their_team() {
+    let db = TestDb::new().await;
+    let mario = teams::create_team(&db.pool, "mario").await.unwrap();
+    let soups = teams::create_team(&db.pool, "soups").await.unwrap();
+    let length = reward_builtins::builtin("length").unwrap().wasm.to_vec();
+
+    let (status, first) = post(&db, "/api/v1/modules", &mario, length.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["name"], "length");
+    assert_eq!(first["kind"], "scorer");
+    let metrics: Vec<_> = first["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(metrics, ["words", "sentences", "characters"]);
+    assert_eq!(first["metrics"][0]["direction"], "lower-is-better");
+
+    // Same bytes again: the same record, not a second one.
+    let (status, again) = post(&db, "/api/v1/modules", &mario, length.clone()).await;
+    assert_eq!((status, &again["id"]), (StatusCode::OK, &first["id"]));
+
+    let id = first["id"].as_i64().unwrap();
+    let (status, fetched) = get(&db, &format!("/api/v1/modules/{id}"), Some(&mario)).await;
+    assert_eq!((status, &fetched), (StatusCode::OK, &first));
+    // Another team sees neither the module nor the list entry.
+    let (status, body) = get(&db, &format!("/api/v1/modules/{id}"), Some(&soups)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (_, list) = get(&db, "/api/v1/modules", Some(&soups)).await;
+    assert_eq!(list["modules"].as_array().unwrap().len(), 0);
+    let (_, list) = get(&db, "/api/v1/modules", Some(&mario)).await;
+    assert_eq!(list["modules"].as_array().unwrap().len(), 1);
+    let (status, _) = get(&db, "/api/v1/modules/not-a-number", Some(&mario)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn invalid_uploads_are_refused_with_their_cause_and_nothing_is_stored() {
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "uploader").await.unwrap();
+    let hostile_import = reward_builtins::test_module("hostile-import-func")
+        .unwrap()
+        .wasm
+        .to_vec();
+    for (body, code) in [
+        (b"not wasm".to_vec(), "invalid_module"),
+        (Vec::new(), "invalid_module"),
+        (hostile_import, "forbidden_import"),
+    ] {
+        let (status, error) = post(&db, "/api/v1/modules", &token, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["error"]["code"], code, "{error}");
+    }
+    let oversized = vec![0u8; evaluator::api::MAX_MODULE_BYTES + 1];
+    let (status, error) = post(&db, "/api/v1/modules", &token, oversized).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
+    assert_eq!(error["error"]["code"], "payload_too_large");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM modules")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
     db.finish().await;
 }
 

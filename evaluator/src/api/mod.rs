@@ -1,21 +1,38 @@
 //! The HTTP API under `/api/v1`: state, the router, the error format and
 //! authentication. Every error body is `{"error": {"code", "message"}}`.
 
-use axum::extract::{FromRef, FromRequestParts, State};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use reward_host::Host;
 use sqlx::PgPool;
 
+use crate::db::modules::{self, ModuleRecord};
 use crate::db::teams::{self, Team};
+
+/// The largest module upload accepted; larger bodies get 413 before any parsing.
+pub const MAX_MODULE_BYTES: usize = 32 << 20;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// The database; every request's data lives there.
     pub db: PgPool,
+    /// The sandbox: uploads are loaded in it before they are stored.
+    pub host: Arc<Host>,
+}
+
+impl FromRef<AppState> for Arc<Host> {
+    fn from_ref(state: &AppState) -> Self {
+        state.host.clone()
+    }
 }
 
 impl FromRef<AppState> for PgPool {
@@ -29,6 +46,13 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/whoami", get(whoami))
+        .route(
+            "/api/v1/modules",
+            get(list_modules)
+                .post(upload_module)
+                .layer(DefaultBodyLimit::max(MAX_MODULE_BYTES)),
+        )
+        .route("/api/v1/modules/{id}", get(get_module))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -45,13 +69,93 @@ async fn whoami(team: Team) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "team": team.name }))
 }
 
+/// `POST /api/v1/modules`: the raw wasm as the body. Loaded in the sandbox first
+/// (compiled, imports audited, `info()` checked); only a module that loads is
+/// stored. 201 with the record when new, 200 with the existing record when the
+/// team had uploaded the same bytes.
+async fn upload_module(
+    State(state): State<AppState>,
+    team: Team,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ModuleRecord>), ApiError> {
+    let bytes = body.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge(format!(
+            "modules are limited to {} MiB",
+            MAX_MODULE_BYTES >> 20
+        )),
+        other => ApiError::BadRequest(other.body_text()),
+    })?;
+    if bytes.is_empty() {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_module",
+            message: "the body is empty; send the .wasm file as the request body".into(),
+        });
+    }
+    let host = state.host.clone();
+    let to_load = bytes.clone();
+    // Compiling is CPU-bound and can take a while: off the async workers.
+    let module = tokio::task::spawn_blocking(move || host.load(&to_load))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::Unprocessable {
+            code: e.code(),
+            message: e.to_string(),
+        })?;
+    let (record, created) = modules::store(&state.db, team.id, &bytes, &module)
+        .await
+        .map_err(ApiError::internal)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(record)))
+}
+
+async fn list_modules(
+    State(db): State<PgPool>,
+    team: Team,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = modules::list(&db, team.id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(serde_json::json!({ "modules": list })))
+}
+
+async fn get_module(
+    State(db): State<PgPool>,
+    team: Team,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<ModuleRecord>, ApiError> {
+    let not_found = || ApiError::NotFound("no such module".into());
+    // A malformed id names no module: 404 like any unknown id.
+    let Path(id) = id.map_err(|_| not_found())?;
+    modules::get(&db, team.id, id)
+        .await
+        .map_err(ApiError::internal)?
+        .map(Json)
+        .ok_or_else(not_found)
+}
+
 /// An error as the client sees it.
 #[derive(Debug)]
 pub enum ApiError {
     /// `401 Unauthorized`: no token, a malformed header, or an unknown or revoked token.
     Unauthorized(String),
+    /// `400 Bad Request`: a request that cannot be read at all.
+    BadRequest(String),
     /// `404 Not Found`: no such endpoint or id (another team's ids included).
     NotFound(String),
+    /// `413 Payload Too Large`: the body is over the endpoint's limit.
+    PayloadTooLarge(String),
+    /// `422 Unprocessable Entity`: well-formed but invalid content (a module the
+    /// sandbox refuses; `code` is the sandbox's error code).
+    Unprocessable {
+        /// Machine-readable cause.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// `500 Internal Server Error`: logged in full, reported without detail.
     Internal(String),
 }
@@ -66,7 +170,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            ApiError::Unprocessable { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

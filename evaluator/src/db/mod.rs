@@ -2,6 +2,7 @@
 //! default server.
 
 pub mod embedded;
+pub mod modules;
 pub mod teams;
 
 use std::time::Duration;
@@ -28,6 +29,13 @@ pub async fn connect(url: &str) -> Result<PgPool> {
         message: format!("cannot apply migrations: {e}"),
     })?;
     Ok(pool)
+}
+
+/// Maps a sqlx error to [`Error::Database`], saying what was being done.
+pub(crate) fn db(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |e| Error::Database {
+        message: format!("{context}: {e}"),
+    }
 }
 
 /// The URL without its password, for messages.

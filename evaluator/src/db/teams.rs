@@ -7,6 +7,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
+use super::db;
 use crate::error::{Error, Result};
 
 /// A team, as requests see it once authenticated.
@@ -128,12 +129,6 @@ fn new_token() -> Result<String> {
 
 fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-fn db(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
-    move |e| Error::Database {
-        message: format!("{context}: {e}"),
-    }
 }
 
 #[cfg(test)]
