@@ -262,3 +262,38 @@ fn score_packed_gives_exactly_what_score_gives() {
     assert_eq!(rows[2], vec![Some(0.5), Some(3.0)]);
     assert_eq!(rows[3][0], Some(1.0));
 }
+
+#[test]
+fn scores_are_bit_identical_across_calls_and_hosts() {
+    let batch: Vec<Sample> = (0..64)
+        .map(|i| {
+            Sample::new(
+                "q",
+                format!(
+                    "Claim {i} holds because {} and more. So the answer is yes.",
+                    "x y ".repeat(i % 7)
+                ),
+            )
+            .with_reference("yes")
+        })
+        .collect();
+    let bits = |host: &Host, name: &str| -> Vec<Option<u64>> {
+        let rows = host
+            .load(builtin(name).unwrap().wasm)
+            .unwrap()
+            .score(&batch)
+            .unwrap();
+        rows.into_iter()
+            .flatten()
+            .map(|v| v.map(f64::to_bits))
+            .collect()
+    };
+    let (first, second) = (host(), host());
+    for name in ["diversity", "readability", "rouge"] {
+        let expected = bits(&first, name);
+        for _ in 0..10 {
+            assert_eq!(bits(&first, name), expected, "{name}");
+            assert_eq!(bits(&second, name), expected, "{name}");
+        }
+    }
+}
