@@ -77,9 +77,7 @@ fn main() {
         };
         writeln!(
             table,
-            "    Embedded {{ name: {name:?}, builtin: {builtin}, core: include_bytes!({core:?}), \
-             wasm: include_bytes!({wasm:?}) }},",
-            core = core_copy.display().to_string(),
+            "    Embedded {{ name: {name:?}, builtin: {builtin}, wasm: include_bytes!({wasm:?}) }},",
             wasm = component_path.display().to_string(),
         )
         .unwrap();

@@ -112,11 +112,31 @@ pub async fn list(pool: &PgPool, team_id: i64) -> Result<Vec<ModuleRecord>> {
     .fetch_all(pool)
     .await
     .map_err(db("list modules"))?;
-    let mut records = Vec::with_capacity(rows.len());
-    for row in rows {
-        records.push(with_metrics(pool, row).await?);
+    // All of the team's metrics in one query, not one per module.
+    let metrics: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT m.module_id, m.name, m.description, m.direction FROM module_metrics m \
+         JOIN modules d ON d.id = m.module_id WHERE d.team_id = $1 ORDER BY m.module_id, m.position",
+    )
+    .bind(team_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("list module metrics"))?;
+    let mut by_module: std::collections::HashMap<i64, Vec<MetricRecord>> =
+        std::collections::HashMap::new();
+    for (module_id, name, description, direction) in metrics {
+        by_module.entry(module_id).or_default().push(MetricRecord {
+            name,
+            description,
+            direction,
+        });
     }
-    Ok(records)
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let metrics = by_module.remove(&row.id).unwrap_or_default();
+            record(row, metrics)
+        })
+        .collect())
 }
 
 /// One of the team's modules; `None` for an unknown id or another team's.
@@ -140,16 +160,15 @@ async fn find_by_sha(
     team_id: i64,
     sha256: &[u8; 32],
 ) -> Result<Option<ModuleRecord>> {
-    let row: Option<ModuleRow> = sqlx::query_as(
-        "SELECT id, sha256, name, version, description, kind FROM modules WHERE team_id = $1 AND sha256 = $2",
-    )
-    .bind(team_id)
-    .bind(sha256.as_slice())
-    .fetch_optional(pool)
-    .await
-    .map_err(db("find module"))?;
-    match row {
-        Some(row) => Ok(Some(with_metrics(pool, row).await?)),
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM modules WHERE team_id = $1 AND sha256 = $2")
+            .bind(team_id)
+            .bind(sha256.as_slice())
+            .fetch_optional(pool)
+            .await
+            .map_err(db("find module"))?;
+    match id {
+        Some(id) => get(pool, team_id, id).await,
         None => Ok(None),
     }
 }
@@ -162,7 +181,11 @@ async fn with_metrics(pool: &PgPool, row: ModuleRow) -> Result<ModuleRecord> {
     .fetch_all(pool)
     .await
     .map_err(db("module metrics"))?;
-    Ok(ModuleRecord {
+    Ok(record(row, metrics))
+}
+
+fn record(row: ModuleRow, metrics: Vec<MetricRecord>) -> ModuleRecord {
+    ModuleRecord {
         id: row.id,
         sha256: hex::encode(row.sha256),
         name: row.name,
@@ -170,5 +193,5 @@ async fn with_metrics(pool: &PgPool, row: ModuleRow) -> Result<ModuleRecord> {
         description: row.description,
         kind: row.kind,
         metrics,
-    })
+    }
 }

@@ -11,8 +11,6 @@ pub struct Embedded {
     pub name: &'static str,
     /// Whether it is a public built-in (false for test-only modules).
     pub builtin: bool,
-    /// The core module as the compiler produced it.
-    pub core: &'static [u8],
     /// What the host should load: the component for built-ins, the core module
     /// for test modules (some of which cannot be componentized on purpose).
     pub wasm: &'static [u8],
