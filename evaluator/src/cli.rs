@@ -45,6 +45,104 @@ enum Command {
         /// DATABASE_URL is unset) lives in its `postgres/`.
         #[arg(long, env = "EVALUATOR_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        workers: WorkerArgs,
+    },
+    /// Run job workers only (no HTTP); any number may share one database.
+    Worker {
+        /// The evaluator's data directory (see `serve --help`).
+        #[arg(long, env = "EVALUATOR_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        workers: WorkerArgs,
+    },
+    /// Upload a reward module to the service (a .wasm file or builtin:NAME).
+    PushModule {
+        /// `builtin:NAME` or a path to a .wasm file.
+        module: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Upload a system's generations on a dataset (both created if new).
+    PushGenerations {
+        /// The dataset's name.
+        #[arg(long)]
+        dataset: String,
+        /// The system's name (model, checkpoint, mixing weight...).
+        #[arg(long)]
+        system: String,
+        /// The file's format.
+        #[arg(long, value_enum, default_value_t = crate::import::Format::Canonical)]
+        format: crate::import::Format,
+        /// Set the system's metadata, KEY=VALUE (repeatable; numbers stay numbers),
+        /// e.g. --meta lambda=0.3 --meta step=2000.
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
+        /// The generations file.
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Score systems' generations on a dataset with scorer modules (a job).
+    Run {
+        /// The dataset's name.
+        #[arg(long)]
+        dataset: String,
+        /// Scorers: module ids, declared names, or builtin:NAME / a .wasm path
+        /// (uploaded first).
+        #[arg(long = "module", required = true, num_args = 1..)]
+        modules: Vec<String>,
+        /// Systems to score (default: all with generations on the dataset).
+        #[arg(long, value_delimiter = ',')]
+        systems: Option<Vec<String>>,
+        #[command(flatten)]
+        wait: Wait,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Compare systems pairwise on a dataset with a judge (a job).
+    Compare {
+        /// The dataset's name.
+        #[arg(long)]
+        dataset: String,
+        /// A judge module, or a scorer whose --metric decides (id, declared name,
+        /// builtin:NAME or a .wasm path).
+        #[arg(long)]
+        judge: String,
+        /// For a scorer judge: the metric (its declared direction decides).
+        #[arg(long)]
+        metric: Option<String>,
+        /// Systems to compare, every pair (default: all with generations).
+        #[arg(long, value_delimiter = ',')]
+        systems: Option<Vec<String>>,
+        #[command(flatten)]
+        wait: Wait,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a job's state and progress.
+    Status {
+        /// The job's id.
+        job: i64,
+        #[command(flatten)]
+        wait: Wait,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// The job's id.
+        job: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Per system and metric: mean, standard error and n.
+    Results {
+        /// The dataset's name.
+        #[arg(long)]
+        dataset: String,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Administer teams and tokens directly in the database.
     Admin {
@@ -62,6 +160,60 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Where the service is, and who is asking.
+#[derive(Debug, clap::Args)]
+struct Remote {
+    /// The service's address.
+    #[arg(long, env = "EVALUATOR_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The team's API token.
+    #[arg(
+        long,
+        env = "EVALUATOR_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    token: String,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct Wait {
+    /// Wait for the job to finish, with a progress bar on a terminal.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct WorkerArgs {
+    /// Chunks worked on at once by this process (default: one per CPU; 0: none,
+    /// for `serve` behind separate `evaluator worker` processes).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Seconds a claimed chunk stays leased without a heartbeat; a dead
+    /// worker's chunk is taken over after this.
+    #[arg(long, default_value_t = 30.0)]
+    lease_secs: f64,
+}
+
+impl WorkerArgs {
+    fn config(&self) -> Result<crate::jobs::worker::WorkerConfig> {
+        if !(self.lease_secs.is_finite() && self.lease_secs >= 0.5) {
+            return Err(Error::Usage("--lease-secs must be at least 0.5".into()));
+        }
+        let mut config = crate::jobs::worker::WorkerConfig {
+            lease: Duration::from_secs_f64(self.lease_secs),
+            ..Default::default()
+        };
+        if let Some(n) = self.workers {
+            config.concurrency = n;
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,12 +286,162 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score(args),
         Command::Modules { json } => list_builtins(json),
         Command::Inspect { module, json } => inspect(&module, json),
-        Command::Serve { bind, data_dir } => runtime()?.block_on(async {
-            init_tracing();
-            let database = crate::server::open_database(data_dir.as_deref()).await?;
-            crate::server::serve(bind, database).await
-        }),
+        Command::Serve {
+            bind,
+            data_dir,
+            workers,
+        } => {
+            let workers = workers.config()?;
+            runtime()?.block_on(async {
+                init_tracing();
+                let database = crate::server::open_database(data_dir.as_deref()).await?;
+                crate::server::serve(bind, database, workers).await
+            })
+        }
+        Command::Worker { data_dir, workers } => {
+            let workers = workers.config()?;
+            runtime()?.block_on(async {
+                init_tracing();
+                let database = crate::server::open_database(data_dir.as_deref()).await?;
+                crate::server::work(database, workers).await
+            })
+        }
+        Command::PushModule { module, remote } => {
+            let client = remote.client()?;
+            let record = push_module(&client, &module)?;
+            remote.print(&record, |r| {
+                format!(
+                    "module #{} {} v{} ({}), sha256 {}",
+                    r["id"],
+                    r["name"].as_str().unwrap_or(""),
+                    r["version"].as_str().unwrap_or(""),
+                    r["kind"].as_str().unwrap_or(""),
+                    r["sha256"].as_str().unwrap_or("")
+                )
+            })
+        }
+        Command::PushGenerations {
+            dataset,
+            system,
+            format,
+            meta,
+            file,
+            remote,
+        } => crate::remote::push_generations(
+            &remote.client()?,
+            remote.json,
+            &dataset,
+            &system,
+            format,
+            &meta,
+            &file,
+        ),
+        Command::Run {
+            dataset,
+            modules,
+            systems,
+            wait,
+            remote,
+        } => {
+            let client = remote.client()?;
+            let mut resolved = Vec::with_capacity(modules.len());
+            for module in &modules {
+                resolved.push(resolve_module_arg(&client, module)?);
+            }
+            let request = crate::jobs::ScoreRequest {
+                dataset,
+                modules: resolved,
+                systems,
+            };
+            let job = client.post_json("/api/v1/jobs/score", &request)?;
+            crate::remote::follow(&client, job, wait.wait, remote.json)
+        }
+        Command::Compare {
+            dataset,
+            judge,
+            metric,
+            systems,
+            wait,
+            remote,
+        } => {
+            let client = remote.client()?;
+            let request = crate::jobs::CompareRequest {
+                dataset,
+                judge: resolve_module_arg(&client, &judge)?,
+                metric,
+                systems,
+            };
+            let job = client.post_json("/api/v1/jobs/compare", &request)?;
+            crate::remote::follow(&client, job, wait.wait, remote.json)
+        }
+        Command::Status { job, wait, remote } => {
+            let client = remote.client()?;
+            let record = client.get(&format!("/api/v1/jobs/{job}"))?;
+            crate::remote::follow(&client, record, wait.wait, remote.json)
+        }
+        Command::Cancel { job, remote } => {
+            let client = remote.client()?;
+            let record: crate::jobs::JobRecord = client.post_json(
+                &format!("/api/v1/jobs/{job}/cancel"),
+                &serde_json::json!({}),
+            )?;
+            remote.print(&record, |r| {
+                format!("job {} is {}", r["id"], r["state"].as_str().unwrap_or(""))
+            })
+        }
+        Command::Results { dataset, remote } => {
+            let client = remote.client()?;
+            crate::remote::results(&client, &dataset, remote.json)
+        }
         Command::Admin { command, data_dir } => runtime()?.block_on(admin(command, data_dir)),
+    }
+}
+
+impl Remote {
+    fn client(&self) -> Result<crate::client::Client> {
+        crate::client::Client::new(&self.url, &self.token)
+    }
+
+    /// Prints `value` as JSON with --json, or its one-line text form.
+    fn print<T: serde::Serialize>(
+        &self,
+        value: &T,
+        text: impl Fn(&serde_json::Value) -> String,
+    ) -> Result<()> {
+        let value = serde_json::to_value(value).expect("serializable");
+        let line = if self.json {
+            serde_json::to_string_pretty(&value).expect("serializable")
+        } else {
+            text(&value)
+        };
+        writeln!(std::io::stdout().lock(), "{line}").map_err(stdout_error)
+    }
+}
+
+/// Uploads `builtin:NAME` or a .wasm file; returns the stored record.
+fn push_module(
+    client: &crate::client::Client,
+    spec: &str,
+) -> Result<crate::db::modules::ModuleRecord> {
+    let bytes = match ModuleSource::parse(spec)? {
+        ModuleSource::Builtin(embedded) => embedded.wasm.to_vec(),
+        ModuleSource::File(path) => std::fs::read(&path).map_err(|source| Error::Io {
+            action: "cannot read module file",
+            path,
+            source,
+        })?,
+    };
+    client.post_bytes("/api/v1/modules", "application/wasm", &bytes)
+}
+
+/// A module argument of `run`/`compare`: `builtin:NAME` and existing .wasm
+/// paths are uploaded first (uploads are idempotent) and named by id; anything
+/// else is passed on as an id or declared name.
+fn resolve_module_arg(client: &crate::client::Client, spec: &str) -> Result<String> {
+    if spec.starts_with("builtin:") || std::path::Path::new(spec).is_file() {
+        Ok(push_module(client, spec)?.id.to_string())
+    } else {
+        Ok(spec.to_string())
     }
 }
 

@@ -55,16 +55,51 @@ pub enum Error {
     /// A usage problem that is nobody's fault but the command line's.
     #[error("{0}")]
     Usage(String),
+    /// The service could not be reached, or answered with something unreadable.
+    #[error("{url}: {message}")]
+    Http {
+        /// The request's URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// The service refused a request.
+    #[error("the service answered {status} {code}: {message}")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The error code from the body.
+        code: String,
+        /// The message from the body.
+        message: String,
+    },
+    /// A job the command waited for failed.
+    #[error("job {id} failed ({code}): {message}")]
+    JobFailed {
+        /// The job.
+        id: i64,
+        /// The cause's code.
+        code: String,
+        /// The cause.
+        message: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Exit status for the CLI: 2 for a module fault, 1 for anything else.
+    /// Exit status for the CLI: 2 for a module fault (also one that failed a
+    /// job waited for), 1 for anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Module { source, .. } if source.is_module_fault() => 2,
+            // The queue's own causes are not the module's fault.
+            Error::JobFailed { code, .. }
+                if code != "retries_exhausted" && code != "worker_lost" =>
+            {
+                2
+            }
             _ => 1,
         }
     }

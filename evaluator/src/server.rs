@@ -1,11 +1,15 @@
 //! Running the service: database (configured or embedded), then the HTTP server
-//! until Ctrl-C or SIGTERM.
+//! and job workers (or workers alone) until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use crate::api::{AppState, app};
 use crate::db::{self, embedded::EmbeddedPostgres};
 use crate::error::{Error, Result};
+use crate::jobs::worker::{self, WorkerConfig};
 
 /// A database connection, plus the embedded server it runs on when
 /// `DATABASE_URL` is unset (kept so it stops when the command ends).
@@ -44,8 +48,39 @@ pub async fn open_database(data_dir: Option<&std::path::Path>) -> Result<Databas
     }
 }
 
-/// Serves the API on `bind` until a shutdown signal.
-pub async fn serve(bind: SocketAddr, database: Database) -> Result<()> {
+fn sandbox() -> Result<Arc<reward_host::Host>> {
+    reward_host::Host::new(reward_host::HostConfig::default())
+        .map(Arc::new)
+        .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))
+}
+
+/// Runs job workers until a shutdown signal, finishing the chunks in hand.
+pub async fn work(database: Database, config: WorkerConfig) -> Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    eprintln!(
+        "evaluator: worker {} running {} chunk(s) at a time",
+        config.name, config.concurrency
+    );
+    let workers = tokio::spawn(worker::run(
+        database.pool.clone(),
+        sandbox()?,
+        config,
+        stopped,
+    ));
+    shutdown_signal().await;
+    eprintln!("evaluator: finishing the chunks in hand");
+    let _ = stop.send(true);
+    workers.await.map_err(|e| Error::Database {
+        message: format!("workers panicked: {e}"),
+    })??;
+    database.pool.close().await;
+    drop(database.embedded);
+    Ok(())
+}
+
+/// Serves the API on `bind`, with `workers.concurrency` job workers beside it,
+/// until a shutdown signal.
+pub async fn serve(bind: SocketAddr, database: Database, workers: WorkerConfig) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| Error::Io {
@@ -59,12 +94,19 @@ pub async fn serve(bind: SocketAddr, database: Database) -> Result<()> {
         source,
     })?;
     eprintln!("evaluator: listening on http://{local}");
-    let host = reward_host::Host::new(reward_host::HostConfig::default())
-        .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
+    let host = sandbox()?;
     let state = AppState {
         db: database.pool.clone(),
-        host: std::sync::Arc::new(host),
+        host: host.clone(),
     };
+    let (stop, stopped) = watch::channel(false);
+    let workers = (workers.concurrency > 0).then(|| {
+        eprintln!(
+            "evaluator: {} job worker(s) in this process",
+            workers.concurrency
+        );
+        tokio::spawn(worker::run(database.pool.clone(), host, workers, stopped))
+    });
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -73,6 +115,12 @@ pub async fn serve(bind: SocketAddr, database: Database) -> Result<()> {
             path: local.to_string().into(),
             source,
         })?;
+    let _ = stop.send(true);
+    if let Some(workers) = workers {
+        workers.await.map_err(|e| Error::Database {
+            message: format!("workers panicked: {e}"),
+        })??;
+    }
     database.pool.close().await;
     drop(database.embedded);
     Ok(())

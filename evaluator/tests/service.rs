@@ -2,97 +2,11 @@
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), and the
 //! embedded default cluster started in a temporary directory.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use evaluator::api::{AppState, app};
+mod common;
+
+use axum::http::StatusCode;
+use common::{TestDb, get, post};
 use evaluator::db::{self, embedded::EmbeddedPostgres, teams};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
-
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A database of its own for one test, migrated; dropped by `finish`.
-struct TestDb {
-    pool: sqlx::PgPool,
-    host: std::sync::Arc<reward_host::Host>,
-    url: String,
-    name: String,
-    server_url: String,
-}
-
-impl TestDb {
-    async fn new() -> Self {
-        let server_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
-        let admin = sqlx::PgPool::connect(&server_url).await.unwrap_or_else(|e| {
-            panic!(
-                "these tests need a PostgreSQL server at {server_url} (set DATABASE_URL to another): {e}"
-            )
-        });
-        let mut suffix = [0u8; 8];
-        getrandom::fill(&mut suffix).unwrap();
-        let name = format!("evaluator_test_{}", hex::encode(suffix));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let url = match server_url.rfind('/') {
-            Some(slash) => format!("{}/{name}", &server_url[..slash]),
-            None => panic!("DATABASE_URL has no database path: {server_url}"),
-        };
-        let pool = db::connect(&url).await.unwrap();
-        let host = reward_host::Host::new(reward_host::HostConfig::default()).unwrap();
-        TestDb {
-            pool,
-            host: std::sync::Arc::new(host),
-            url,
-            name,
-            server_url,
-        }
-    }
-
-    async fn finish(self) {
-        self.pool.close().await;
-        let admin = sqlx::PgPool::connect(&self.server_url).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-}
-
-async fn get(db: &TestDb, path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
-    let mut request = Request::get(path);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    send(db, request.body(Body::empty()).unwrap()).await
-}
-
-async fn post(
-    db: &TestDb,
-    path: &str,
-    token: &str,
-    body: Vec<u8>,
-) -> (StatusCode, serde_json::Value) {
-    let request = Request::post(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/wasm")
-        .body(Body::from(body))
-        .unwrap();
-    send(db, request).await
-}
-
-async fn send(db: &TestDb, request: Request<Body>) -> (StatusCode, serde_json::Value) {
-    let state = AppState {
-        db: db.pool.clone(),
-        host: db.host.clone(),
-    };
-    let response = app(state).oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
-}
 
 #[tokio::test]
 async fn a_token_identifies_its_team_until_revoked() {

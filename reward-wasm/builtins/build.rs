@@ -30,6 +30,7 @@ const MODULES: &[(&str, &str, bool)] = &[
     ("hostile", "hostile", false),
     ("hostile-import-core", "hostile-import-core", false),
     ("hostile-import-func", "hostile-import-func", false),
+    ("first-wins", "first-wins", false),
 ];
 
 enum Route {

@@ -1,5 +1,13 @@
 //! The HTTP API under `/api/v1`: state, the router, the error format and
 //! authentication. Every error body is `{"error": {"code", "message"}}`.
+//!
+//! - this file: [`app`] (every route), modules, [`ApiError`], the [`Team`] extractor;
+//! - [`data`]: datasets, generation imports, systems, results;
+//! - [`jobs`]: scoring runs, comparisons, status, cancellation, pairwise results;
+//! - `openapi.json` beside this file: the document served at `/api/v1/openapi.json`.
+
+mod data;
+mod jobs;
 
 use std::sync::Arc;
 
@@ -9,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use reward_host::Host;
 use sqlx::PgPool;
@@ -19,6 +27,13 @@ use crate::db::teams::{self, Team};
 
 /// The largest module upload accepted; larger bodies get 413 before any parsing.
 pub const MAX_MODULE_BYTES: usize = 32 << 20;
+
+/// The largest generations file accepted in one request.
+pub const MAX_IMPORT_BYTES: usize = 256 << 20;
+
+/// The OpenAPI 3.1 document of this API, kept beside the router and checked
+/// against it by a test.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -53,6 +68,22 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_MODULE_BYTES)),
         )
         .route("/api/v1/modules/{id}", get(get_module))
+        .route("/api/v1/datasets", get(data::list_datasets))
+        .route("/api/v1/datasets/{dataset}", get(data::get_dataset))
+        .route(
+            "/api/v1/datasets/{dataset}/generations",
+            post(data::import_generations).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+        .route("/api/v1/datasets/{dataset}/results", get(data::results))
+        .route("/api/v1/systems", get(data::list_systems))
+        .route("/api/v1/systems/{system}/metadata", put(data::set_metadata))
+        .route("/api/v1/jobs", get(jobs::list))
+        .route("/api/v1/jobs/score", post(jobs::create_score))
+        .route("/api/v1/jobs/compare", post(jobs::create_compare))
+        .route("/api/v1/jobs/{id}", get(jobs::get))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/jobs/{id}/pairs", get(jobs::pairs))
+        .route("/api/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -63,6 +94,14 @@ async fn health(State(db): State<PgPool>) -> Result<Json<serde_json::Value>, Api
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(serde_json::json!({ "status": "ok" })))
+}
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 async fn whoami(team: Team) -> Json<serde_json::Value> {
@@ -127,14 +166,11 @@ async fn get_module(
     team: Team,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<ModuleRecord>, ApiError> {
-    let not_found = || ApiError::NotFound("no such module".into());
-    // A malformed id names no module: 404 like any unknown id.
-    let Path(id) = id.map_err(|_| not_found())?;
+    let id = path(id, "module")?;
     modules::get(&db, team.id, id)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .map(Json)
-        .ok_or_else(not_found)
+        .ok_or_else(|| ApiError::NotFound("no such module".into()))
 }
 
 /// An error as the client sees it.
@@ -146,6 +182,8 @@ pub enum ApiError {
     BadRequest(String),
     /// `404 Not Found`: no such endpoint or id (another team's ids included).
     NotFound(String),
+    /// `409 Conflict`: the request contradicts what is stored (immutable data).
+    Conflict(String),
     /// `413 Payload Too Large`: the body is over the endpoint's limit.
     PayloadTooLarge(String),
     /// `422 Unprocessable Entity`: well-formed but invalid content (a module the
@@ -164,6 +202,43 @@ impl ApiError {
     fn internal(error: impl std::fmt::Display) -> Self {
         ApiError::Internal(error.to_string())
     }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        ApiError::Unprocessable {
+            code: "invalid_request",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(error: crate::Error) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+/// A path parameter that does not parse names nothing: 404 like an unknown id.
+fn path<T>(value: Result<Path<T>, PathRejection>, what: &str) -> Result<T, ApiError> {
+    value
+        .map(|Path(v)| v)
+        .map_err(|_| ApiError::NotFound(format!("no such {what}")))
+}
+
+/// A JSON body that does not parse: 422 naming the problem.
+fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    body.map(|Json(v)| v).map_err(|rejection| {
+        let status = rejection.status();
+        let message = rejection.body_text();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(message)
+        } else if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            ApiError::BadRequest(message)
+        } else {
+            ApiError::invalid(message)
+        }
+    })
 }
 
 impl IntoResponse for ApiError {
@@ -172,6 +247,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
             ApiError::Unprocessable { code, message } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code, message)

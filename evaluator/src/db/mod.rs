@@ -1,8 +1,10 @@
 //! PostgreSQL: the connection pool, the embedded migrations, and the embedded
 //! default server.
 
+pub mod datasets;
 pub mod embedded;
 pub mod modules;
+pub mod results;
 pub mod teams;
 
 use std::time::Duration;

@@ -1,14 +1,14 @@
 //! Stored reward modules (see `migrations/*_modules.sql`).
 
 use reward_host::RewardModule;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::db;
 use crate::error::{Error, Result};
 
 /// A stored module as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModuleRecord {
     /// Primary key.
     pub id: i64,
@@ -27,7 +27,7 @@ pub struct ModuleRecord {
 }
 
 /// One declared metric.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct MetricRecord {
     /// Metric name.
     pub name: String,

@@ -32,7 +32,8 @@ pub fn builtin(name: &str) -> Option<&'static Embedded> {
 /// Misbehaving modules for sandbox tests (feature `hostile`): `hostile` (the misdeed
 /// is chosen by the first sample's prompt), `hostile-import-core` (a core module
 /// importing `env::read_host_secret`), `hostile-import-func` (a component importing
-/// a clock), and `template`.
+/// a clock), `first-wins` (a judge that always prefers the first response), and
+/// `template`.
 #[cfg(feature = "hostile")]
 pub fn test_module(name: &str) -> Option<&'static Embedded> {
     EMBEDDED.iter().find(|m| m.name == name)

@@ -51,6 +51,20 @@ impl Scorer for Hostile {
             "infinity" => Ok(batch.iter().map(|_| vec![Some(f64::INFINITY)]).collect()),
             "error" => Err("the scorer refused this batch".to_string()),
             "huge-error" => Err("E".repeat(32 << 20)),
+            // Not a misdeed: honest work that takes a while (the number after
+            // "slow " is millions of steps per sample), for tests that need a job
+            // to be caught in the middle.
+            slow if slow.starts_with("slow ") => {
+                let millions: u64 = slow[5..]
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("`{slow}`: expected `slow <millions>`"))?;
+                let mut counter = 0u64;
+                for _ in 0..batch.len() as u64 * millions * 1_000_000 {
+                    counter = black_box(counter.wrapping_add(1));
+                }
+                Ok(good())
+            }
             _ => Ok(good()),
         }
     }

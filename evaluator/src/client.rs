@@ -1,0 +1,158 @@
+//! The HTTP client behind the CLI's service commands (`push-module`, `run`,
+//! `compare`, `status`, `results`, ...): one blocking request at a time, errors
+//! mapped to [`Error::Api`] with the server's code and message.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// A connection to an evaluator service.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    token: String,
+}
+
+/// Responses larger than this are refused (results of very large datasets fit).
+const MAX_RESPONSE: u64 = 512 << 20;
+
+impl Client {
+    /// A client for the service at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str, token: &str) -> Result<Client> {
+        if token.is_empty() {
+            return Err(Error::Usage(
+                "no API token: set EVALUATOR_TOKEN or pass --token (`evaluator admin create-team NAME` prints one)"
+                    .into(),
+            ));
+        }
+        let config = ureq::Agent::config_builder()
+            // Imports of large files and first compilations can take a while;
+            // connecting should not.
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(600)))
+            // 4xx/5xx bodies carry the error's code and message: read them.
+            .http_status_as_error(false)
+            .build();
+        Ok(Client {
+            agent: config.into(),
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET path`, decoded.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = self.url(path);
+        let response = self
+            .agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call();
+        self.decode(&url, response)
+    }
+
+    /// `POST path` with a JSON body, decoded.
+    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        let url = self.url(path);
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::Usage(e.to_string()))?;
+        self.send(&url, "POST", "application/json", &bytes)
+    }
+
+    /// `PUT path` with a JSON body, decoded.
+    pub fn put_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        let url = self.url(path);
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::Usage(e.to_string()))?;
+        self.send(&url, "PUT", "application/json", &bytes)
+    }
+
+    /// `POST path` with raw bytes, decoded.
+    pub fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<T> {
+        let url = self.url(path);
+        self.send(&url, "POST", content_type, bytes)
+    }
+
+    fn send<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        method: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<T> {
+        let auth = format!("Bearer {}", self.token);
+        let response = match method {
+            "PUT" => self.agent.put(url),
+            _ => self.agent.post(url),
+        }
+        .header("Authorization", &auth)
+        .header("Content-Type", content_type)
+        .send(bytes);
+        self.decode(url, response)
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T> {
+        let mut response = response.map_err(|e| Error::Http {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_string()
+            .map_err(|e| Error::Http {
+                url: url.to_string(),
+                message: format!("cannot read the response: {e}"),
+            })?;
+        if !(200..300).contains(&status) {
+            let parsed: Option<serde_json::Value> = serde_json::from_str(&body).ok();
+            let field = |name: &str| {
+                parsed
+                    .as_ref()
+                    .and_then(|v| v["error"][name].as_str())
+                    .map(str::to_string)
+            };
+            return Err(Error::Api {
+                status,
+                code: field("code").unwrap_or_else(|| "http".into()),
+                message: field("message").unwrap_or_else(|| body.chars().take(500).collect()),
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| Error::Http {
+            url: url.to_string(),
+            message: format!(
+                "unexpected response ({e}): {}",
+                body.chars().take(200).collect::<String>()
+            ),
+        })
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

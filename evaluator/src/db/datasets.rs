@@ -1,0 +1,329 @@
+//! Datasets, items, systems and generations (see `migrations/*_datasets_and_generations.sql`).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use super::db;
+use crate::error::{Error, Result};
+use crate::import::Row;
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    /// The dataset's name.
+    pub dataset: String,
+    /// The system's name.
+    pub system: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Items the dataset did not have before.
+    pub items_created: u64,
+    /// Generations stored by this import.
+    pub generations_created: u64,
+    /// Rows identical to a generation already stored (a repeated push).
+    pub generations_unchanged: u64,
+    /// Rows whose reference differs from the one the item already has; the
+    /// item keeps its first reference.
+    pub reference_mismatches: u64,
+}
+
+/// Why an import was refused; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportRefused {
+    /// A dataset or system name breaks the naming rule.
+    #[error("{what} name {name:?} is invalid: {rule}")]
+    InvalidName {
+        /// `dataset` or `system`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The rule.
+        rule: &'static str,
+    },
+    /// The system already has a different response for an item of this file.
+    #[error(
+        "{origin}: system `{system}` already has a different response for this item; generations are immutable (push under a new system name)"
+    )]
+    Conflict {
+        /// The row, as `line N` or `entry K`.
+        origin: String,
+        /// The system.
+        system: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] Error),
+}
+
+const DATASET_RULE: &str =
+    "1-64 characters: letters, digits, '_', '.', '-', starting with a letter or digit";
+const SYSTEM_RULE: &str = "1-128 characters: letters, digits, '_', '.', ':', '+', '=', '-', starting with a letter or digit";
+
+/// Checks a dataset name against the rule the database enforces.
+pub fn check_dataset_name(name: &str) -> Result<(), ImportRefused> {
+    check_name(name, 64, "_.-", "dataset", DATASET_RULE)
+}
+
+/// Checks a system name against the rule the database enforces.
+pub fn check_system_name(name: &str) -> Result<(), ImportRefused> {
+    check_name(name, 128, "_.:+=-", "system", SYSTEM_RULE)
+}
+
+fn check_name(
+    name: &str,
+    max: usize,
+    punctuation: &str,
+    what: &'static str,
+    rule: &'static str,
+) -> Result<(), ImportRefused> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= max
+        && chars.all(|c| c.is_ascii_alphanumeric() || punctuation.contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ImportRefused::InvalidName {
+            what,
+            name: name.to_string(),
+            rule,
+        })
+    }
+}
+
+/// Stores a parsed file as `system`'s generations on `dataset`, creating the
+/// dataset, the system and missing items as needed, all in one transaction.
+pub async fn import(
+    pool: &PgPool,
+    team_id: i64,
+    dataset: &str,
+    system: &str,
+    rows: &[Row],
+) -> Result<ImportSummary, ImportRefused> {
+    check_dataset_name(dataset)?;
+    check_system_name(system)?;
+    let mut tx = pool.begin().await.map_err(db("begin"))?;
+    let dataset_id: i64 = sqlx::query_scalar(
+        "INSERT INTO datasets (team_id, name) VALUES ($1, $2) \
+         ON CONFLICT (team_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+    )
+    .bind(team_id)
+    .bind(dataset)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db("create dataset"))?;
+    let system_id: i64 = sqlx::query_scalar(
+        "INSERT INTO systems (team_id, name) VALUES ($1, $2) \
+         ON CONFLICT (team_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+    )
+    .bind(team_id)
+    .bind(system)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db("create system"))?;
+
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    let prompts: Vec<&str> = rows.iter().map(|r| r.prompt.as_str()).collect();
+    let references: Vec<Option<&str>> = rows.iter().map(|r| r.reference.as_deref()).collect();
+    let fields: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::Value::Object(r.fields.clone()))
+        .collect();
+    let items_created = sqlx::query(
+        "INSERT INTO items (dataset_id, key, prompt, reference, fields) \
+         SELECT $1, k, p, r, f FROM UNNEST($2::text[], $3::text[], $4::text[], $5::jsonb[]) AS u(k, p, r, f) \
+         ON CONFLICT (dataset_id, key) DO NOTHING",
+    )
+    .bind(dataset_id)
+    .bind(&keys)
+    .bind(&prompts)
+    .bind(&references)
+    .bind(&fields)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("insert items"))?
+    .rows_affected();
+
+    let stored: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, key, reference FROM items WHERE dataset_id = $1 AND key = ANY($2)",
+    )
+    .bind(dataset_id)
+    .bind(&keys)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db("read items"))?;
+    let by_key: HashMap<&str, (i64, Option<&str>)> = stored
+        .iter()
+        .map(|(id, key, reference)| (key.as_str(), (*id, reference.as_deref())))
+        .collect();
+    let mut item_ids = Vec::with_capacity(rows.len());
+    let mut reference_mismatches = 0;
+    for row in rows {
+        let (id, reference) =
+            by_key
+                .get(row.key.as_str())
+                .copied()
+                .ok_or_else(|| Error::Database {
+                    message: format!("item {:?} vanished during the import", row.key),
+                })?;
+        if row.reference.is_some() && row.reference.as_deref() != reference {
+            reference_mismatches += 1;
+        }
+        item_ids.push(id);
+    }
+
+    let responses: Vec<&str> = rows.iter().map(|r| r.response.as_str()).collect();
+    let extras: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::Value::Object(r.extra.clone()))
+        .collect();
+    let generations_created = sqlx::query(
+        "INSERT INTO generations (dataset_id, system_id, item_id, response, extra) \
+         SELECT $1, $2, i, r, e FROM UNNEST($3::bigint[], $4::text[], $5::jsonb[]) AS u(i, r, e) \
+         ON CONFLICT (system_id, item_id) DO NOTHING",
+    )
+    .bind(dataset_id)
+    .bind(system_id)
+    .bind(&item_ids)
+    .bind(&responses)
+    .bind(&extras)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("insert generations"))?
+    .rows_affected();
+
+    if generations_created < rows.len() as u64 {
+        // Some items already had a response from this system: fine if it is the
+        // same text (a repeated push), refused otherwise.
+        let existing: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT item_id, response FROM generations WHERE system_id = $1 AND item_id = ANY($2)",
+        )
+        .bind(system_id)
+        .bind(&item_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db("read generations"))?;
+        let existing: HashMap<i64, String> = existing.into_iter().collect();
+        for (row, item_id) in rows.iter().zip(&item_ids) {
+            if existing.get(item_id).is_some_and(|r| *r != row.response) {
+                return Err(ImportRefused::Conflict {
+                    origin: row.origin.clone(),
+                    system: system.to_string(),
+                });
+            }
+        }
+    }
+    tx.commit().await.map_err(db("commit import"))?;
+    Ok(ImportSummary {
+        dataset: dataset.to_string(),
+        system: system.to_string(),
+        rows: rows.len() as u64,
+        items_created,
+        generations_created,
+        generations_unchanged: rows.len() as u64 - generations_created,
+        reference_mismatches,
+    })
+}
+
+/// A dataset as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct DatasetRecord {
+    /// Primary key.
+    pub id: i64,
+    /// Name, unique within the team.
+    pub name: String,
+    /// Number of items.
+    pub items: i64,
+    /// Systems with at least one generation on it.
+    pub systems: i64,
+    /// Number of generations.
+    pub generations: i64,
+}
+
+/// The team's datasets with their sizes, by name.
+pub async fn list(pool: &PgPool, team_id: i64) -> Result<Vec<DatasetRecord>> {
+    sqlx::query_as(
+        "SELECT d.id, d.name, \
+           (SELECT count(*) FROM items i WHERE i.dataset_id = d.id) AS items, \
+           (SELECT count(DISTINCT g.system_id) FROM generations g WHERE g.dataset_id = d.id) AS systems, \
+           (SELECT count(*) FROM generations g WHERE g.dataset_id = d.id) AS generations \
+         FROM datasets d WHERE d.team_id = $1 ORDER BY d.name",
+    )
+    .bind(team_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("list datasets"))
+}
+
+/// One of the team's datasets by name; `None` if the team has none by that name.
+pub async fn find(pool: &PgPool, team_id: i64, name: &str) -> Result<Option<DatasetRecord>> {
+    Ok(list(pool, team_id)
+        .await?
+        .into_iter()
+        .find(|d| d.name == name))
+}
+
+/// A system as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct SystemRecord {
+    /// Primary key.
+    pub id: i64,
+    /// Name, unique within the team.
+    pub name: String,
+    /// Free-form metadata (checkpoint step, mixing weight λ, ...).
+    pub metadata: serde_json::Value,
+    /// Generations on the dataset asked about (all datasets when listing the team's).
+    pub generations: i64,
+}
+
+/// The systems with generations on a dataset, by name.
+pub async fn systems_of(pool: &PgPool, dataset_id: i64) -> Result<Vec<SystemRecord>> {
+    sqlx::query_as(
+        "SELECT s.id, s.name, s.metadata, count(g.id) AS generations \
+         FROM systems s JOIN generations g ON g.system_id = s.id \
+         WHERE g.dataset_id = $1 GROUP BY s.id ORDER BY s.name",
+    )
+    .bind(dataset_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("list systems"))
+}
+
+/// All of the team's systems, by name.
+pub async fn systems(pool: &PgPool, team_id: i64) -> Result<Vec<SystemRecord>> {
+    sqlx::query_as(
+        "SELECT s.id, s.name, s.metadata, \
+           (SELECT count(*) FROM generations g WHERE g.system_id = s.id) AS generations \
+         FROM systems s WHERE s.team_id = $1 ORDER BY s.name",
+    )
+    .bind(team_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("list systems"))
+}
+
+/// Replaces a system's metadata; `None` if the team has no such system.
+pub async fn set_metadata(
+    pool: &PgPool,
+    team_id: i64,
+    name: &str,
+    metadata: &serde_json::Value,
+) -> Result<Option<SystemRecord>> {
+    let updated = sqlx::query("UPDATE systems SET metadata = $3 WHERE team_id = $1 AND name = $2")
+        .bind(team_id)
+        .bind(name)
+        .bind(metadata)
+        .execute(pool)
+        .await
+        .map_err(db("update system"))?
+        .rows_affected();
+    if updated == 0 {
+        return Ok(None);
+    }
+    Ok(systems(pool, team_id)
+        .await?
+        .into_iter()
+        .find(|s| s.name == name))
+}

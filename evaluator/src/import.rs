@@ -1,0 +1,469 @@
+//! Generation files parsed into rows at the edge, before anything is stored.
+//!
+//! Three formats:
+//! - `canonical`: JSON Lines of `{"id"?, "prompt", "response", "reference"?, "fields"?}`.
+//! - `mario`: MaRio's files. Either ONE JSON object `{"0": {"question", "gold_label",
+//!   "predicted_label", "predicted_rationale"}, ...}` (GPT-3 and FLAN-T5 responses;
+//!   the response is `"<predicted_rationale> So the answer is <predicted_label>."`),
+//!   or JSON Lines with `question`, `answer` and `trunc_output` (LLaMA outputs).
+//! - `alarm`: ALaRM's per-item generation JSON: an array (or JSON Lines) of
+//!   `{"query", "generation", ...}`; the numbers beside them (its precomputed
+//!   rewards) are kept as the generation's `extra`.
+//!
+//! Every row gets a key that identifies its dataset item: the canonical `id` when
+//! given, otherwise the prompt. Generations of different systems meet on that key,
+//! never on their position in a file. Errors name the line (or entry) and the field.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// One parsed generation with the dataset item it answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Identifies the dataset item.
+    pub key: String,
+    /// The item's prompt.
+    pub prompt: String,
+    /// The item's reference answer, if the file gives one.
+    pub reference: Option<String>,
+    /// The item's extra string fields (canonical `fields`).
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The system's response.
+    pub response: String,
+    /// Numbers found beside the response (ALaRM's rewards).
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Where the row came from, for messages: `line 7` or `entry "12"`.
+    pub origin: String,
+}
+
+/// The file formats `push-generations` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// JSON Lines of `{"id"?, "prompt", "response", "reference"?, "fields"?}`.
+    #[default]
+    Canonical,
+    /// MaRio's one-object JSON or LLaMA JSON Lines.
+    Mario,
+    /// ALaRM's generation JSON.
+    Alarm,
+}
+
+impl Format {
+    /// The name used on the command line and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Canonical => "canonical",
+            Format::Mario => "mario",
+            Format::Alarm => "alarm",
+        }
+    }
+}
+
+/// Why a file cannot be imported; `location` names the line or entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct ImportError {
+    /// `line 7`, `entry "12"`, or `file` for problems of the whole file.
+    pub location: String,
+    /// What is wrong, naming the field where there is one.
+    pub message: String,
+    /// The 1-based line, when the problem has one.
+    pub line: Option<usize>,
+    /// The field, when the problem has one.
+    pub field: Option<String>,
+}
+
+impl ImportError {
+    fn at_line(line: usize, field: Option<String>, message: impl Into<String>) -> Self {
+        ImportError {
+            location: format!("line {line}"),
+            message: message.into(),
+            line: Some(line),
+            field,
+        }
+    }
+}
+
+/// Parses a whole file; the first problem stops it (nothing is imported from a
+/// file that has one). A key that appears twice is an error: one system gives
+/// one response per item.
+pub fn parse(format: Format, body: &str) -> Result<Vec<Row>, ImportError> {
+    let rows = match format {
+        Format::Canonical => parse_lines(body, canonical_row)?,
+        Format::Mario => match one_object(body) {
+            Some(entries) => parse_entries(entries, mario_entry)?,
+            None => parse_lines(body, llama_row)?,
+        },
+        Format::Alarm => match body.trim_start().starts_with('[') {
+            true => parse_array(body)?,
+            false => parse_lines(body, alarm_row)?,
+        },
+    };
+    if rows.is_empty() {
+        return Err(ImportError {
+            location: "file".into(),
+            message: "no rows: the file is empty".into(),
+            line: None,
+            field: None,
+        });
+    }
+    let mut seen: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(first) = seen.insert(&row.key, &row.origin) {
+            return Err(ImportError {
+                location: row.origin.clone(),
+                message: format!(
+                    "the same item ({}) already appears at {first}; a system answers each item once",
+                    describe_key(&row.key)
+                ),
+                line: row
+                    .origin
+                    .strip_prefix("line ")
+                    .and_then(|n| n.parse().ok()),
+                field: None,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn describe_key(key: &str) -> String {
+    let mut short: String = key.chars().take(60).collect();
+    if short.len() < key.len() {
+        short.push('…');
+    }
+    format!("{short:?}")
+}
+
+/// JSON Lines: each non-blank line through `row`, with line numbers.
+fn parse_lines(
+    body: &str,
+    row: fn(&str, usize) -> Result<Row, ImportError>,
+) -> Result<Vec<Row>, ImportError> {
+    let mut rows = Vec::new();
+    for (index, line) in body.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        rows.push(row(line, index + 1)?);
+    }
+    Ok(rows)
+}
+
+/// Deserializes one line, naming the field that failed.
+fn from_line<T: DeserializeOwned>(line: &str, number: usize) -> Result<T, ImportError> {
+    let mut deserializer = serde_json::Deserializer::from_str(line);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = (path != ".").then_some(path);
+        let what = inner.to_string();
+        let what = what.split(" at line ").next().unwrap_or(&what).to_string();
+        let message = match (&field, inner.classify()) {
+            (_, serde_json::error::Category::Syntax | serde_json::error::Category::Eof) => {
+                format!("invalid JSON: {what} (column {})", inner.column())
+            }
+            (Some(field), _) => format!("field `{field}`: {what}"),
+            (None, _) => what,
+        };
+        ImportError::at_line(number, field, message)
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CanonicalLine {
+    #[serde(default)]
+    id: Option<Id>,
+    prompt: String,
+    response: String,
+    #[serde(default)]
+    reference: Option<String>,
+    #[serde(default)]
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An item id as written: a string or an integer.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Text(String),
+    Number(i64),
+}
+
+fn canonical_row(line: &str, number: usize) -> Result<Row, ImportError> {
+    let parsed: CanonicalLine = from_line(line, number)?;
+    for (key, value) in &parsed.fields {
+        if !matches!(
+            value,
+            serde_json::Value::String(_)
+                | serde_json::Value::Number(_)
+                | serde_json::Value::Bool(_)
+        ) {
+            return Err(ImportError::at_line(
+                number,
+                Some(format!("fields.{key}")),
+                format!("field `fields.{key}` must be a string, number or boolean"),
+            ));
+        }
+    }
+    let key = match parsed.id {
+        Some(Id::Text(id)) if id.is_empty() => {
+            return Err(ImportError::at_line(
+                number,
+                Some("id".into()),
+                "field `id` is empty",
+            ));
+        }
+        Some(Id::Text(id)) => id,
+        Some(Id::Number(id)) => id.to_string(),
+        None => parsed.prompt.clone(),
+    };
+    Ok(Row {
+        key,
+        prompt: parsed.prompt,
+        reference: parsed.reference,
+        fields: parsed.fields,
+        response: parsed.response,
+        extra: serde_json::Map::new(),
+        origin: format!("line {number}"),
+    })
+}
+
+#[derive(Deserialize)]
+struct MarioEntry {
+    question: String,
+    gold_label: String,
+    predicted_label: String,
+    predicted_rationale: String,
+}
+
+/// The one-object form, if the body is one: a JSON object whose values are all
+/// objects. (A LLaMA line is an object of strings and booleans.)
+fn one_object(body: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if !body.trim_start().starts_with('{') {
+        return None;
+    }
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map))
+            if !map.is_empty() && map.values().all(serde_json::Value::is_object) =>
+        {
+            Some(map)
+        }
+        _ => None,
+    }
+}
+
+fn parse_entries(
+    entries: serde_json::Map<String, serde_json::Value>,
+    entry: fn(&str, serde_json::Value) -> Result<Row, ImportError>,
+) -> Result<Vec<Row>, ImportError> {
+    entries
+        .into_iter()
+        .map(|(key, value)| entry(&key, value))
+        .collect()
+}
+
+fn from_value<T: DeserializeOwned>(
+    value: serde_json::Value,
+    location: &str,
+) -> Result<T, ImportError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != ".").then_some(path);
+        let what = e.into_inner().to_string();
+        ImportError {
+            location: location.to_string(),
+            message: match &field {
+                Some(field) => format!("field `{field}`: {what}"),
+                None => what,
+            },
+            line: None,
+            field,
+        }
+    })
+}
+
+fn mario_entry(key: &str, value: serde_json::Value) -> Result<Row, ImportError> {
+    let origin = format!("entry {key:?}");
+    let entry: MarioEntry = from_value(value, &origin)?;
+    Ok(Row {
+        key: entry.question.clone(),
+        response: mario_response(&entry.predicted_rationale, &entry.predicted_label),
+        prompt: entry.question,
+        reference: Some(entry.gold_label),
+        fields: serde_json::Map::new(),
+        extra: serde_json::Map::new(),
+        origin,
+    })
+}
+
+/// MaRio's response text for its GPT-3 and FLAN-T5 files.
+pub fn mario_response(rationale: &str, label: &str) -> String {
+    format!("{} So the answer is {}.", rationale.trim_end(), label)
+}
+
+#[derive(Deserialize)]
+struct LlamaLine {
+    question: String,
+    answer: String,
+    trunc_output: String,
+}
+
+fn llama_row(line: &str, number: usize) -> Result<Row, ImportError> {
+    let parsed: LlamaLine = from_line(line, number)?;
+    Ok(Row {
+        key: parsed.question.clone(),
+        prompt: parsed.question,
+        reference: Some(parsed.answer),
+        fields: serde_json::Map::new(),
+        response: parsed.trunc_output,
+        extra: serde_json::Map::new(),
+        origin: format!("line {number}"),
+    })
+}
+
+#[derive(Deserialize)]
+struct AlarmItem {
+    query: String,
+    generation: String,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+fn alarm(item: AlarmItem, origin: String) -> Row {
+    // Keep the numbers (holistic_reward, factuality_rate, ...); drop the rest.
+    let extra = item
+        .rest
+        .into_iter()
+        .filter(|(_, v)| v.is_number())
+        .collect();
+    Row {
+        key: item.query.clone(),
+        prompt: item.query,
+        reference: None,
+        fields: serde_json::Map::new(),
+        response: item.generation,
+        extra,
+        origin,
+    }
+}
+
+fn alarm_row(line: &str, number: usize) -> Result<Row, ImportError> {
+    Ok(alarm(from_line(line, number)?, format!("line {number}")))
+}
+
+fn parse_array(body: &str) -> Result<Vec<Row>, ImportError> {
+    let values: Vec<serde_json::Value> = serde_json::from_str(body).map_err(|e| {
+        ImportError::at_line(
+            e.line(),
+            None,
+            format!(
+                "invalid JSON: {} (column {})",
+                e.to_string().split(" at line ").next().unwrap_or_default(),
+                e.column()
+            ),
+        )
+    })?;
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let origin = format!("entry {index}");
+            Ok(alarm(from_value(value, &origin)?, origin))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_lines_take_their_id_or_their_prompt_as_key() {
+        let body = "{\"id\": 7, \"prompt\": \"p\", \"response\": \"r\"}\n\n{\"prompt\": \"q\", \"response\": \"s\", \"reference\": \"x\", \"fields\": {\"k\": 1}}\n";
+        let rows = parse(Format::Canonical, body).unwrap();
+        assert_eq!(rows[0].key, "7");
+        assert_eq!(rows[1].key, "q");
+        assert_eq!(rows[1].reference.as_deref(), Some("x"));
+        assert_eq!(rows[1].origin, "line 3");
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let body =
+            "{\"prompt\": \"p\", \"response\": \"r\"}\n{\"prompt\": \"q\", \"response\": 5}\n";
+        let err = parse(Format::Canonical, body).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert_eq!(err.field.as_deref(), Some("response"));
+        assert!(
+            err.to_string()
+                .starts_with("line 2: field `response`: invalid type"),
+            "{err}"
+        );
+
+        let err = parse(Format::Canonical, "{\"prompt\": \"q\"}").unwrap_err();
+        assert_eq!(err.to_string(), "line 1: missing field `response`");
+
+        let err = parse(Format::Canonical, "{\"prompt\": \"q\", ").unwrap_err();
+        assert!(err.to_string().starts_with("line 1: invalid JSON"), "{err}");
+
+        let err = parse(
+            Format::Canonical,
+            "{\"prompt\": \"q\", \"response\": \"r\", \"fields\": {\"k\": [1]}}",
+        )
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("fields.k"));
+
+        let err = parse(
+            Format::Canonical,
+            "{\"prompt\":\"q\",\"response\":\"r\"}\n{\"prompt\":\"q\",\"response\":\"s\"}",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("line 2: the same item"),
+            "{err}"
+        );
+        assert!(parse(Format::Canonical, "\n\n").is_err());
+    }
+
+    #[test]
+    fn mario_one_object_and_llama_lines() {
+        let one = r#"{"0": {"question": "Q0?", "gold_label": "no", "predicted_label": "yes", "predicted_rationale": "Because. "},
+                      "1": {"question": "Q1?", "gold_label": "(a)", "predicted_label": "(a)", "predicted_rationale": "R"}}"#;
+        let rows = parse(Format::Mario, one).unwrap();
+        assert_eq!(rows[0].response, "Because. So the answer is yes.");
+        assert_eq!(rows[0].reference.as_deref(), Some("no"));
+        assert_eq!(rows[1].key, "Q1?");
+
+        let llama = "{\"question\": \"Q0?\", \"rationale\": \"x\", \"answer\": \"no\", \"trunc_output\": \"T. So the answer is no.\", \"trunc_output_goodformat\": true}\n";
+        let rows = parse(Format::Mario, llama).unwrap();
+        assert_eq!(rows[0].response, "T. So the answer is no.");
+        assert_eq!(rows[0].key, "Q0?");
+
+        let bad = r#"{"0": {"question": "Q0?", "gold_label": "no", "predicted_label": "yes"}}"#;
+        let err = parse(Format::Mario, bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "entry \"0\": missing field `predicted_rationale`"
+        );
+    }
+
+    #[test]
+    fn alarm_arrays_keep_the_numbers_beside_the_generation() {
+        let body = r#"[{"query": "q1", "generation": "g1", "holistic_reward": 0.5, "note": "x"},
+                       {"query": "q2", "generation": "g2"}]"#;
+        let rows = parse(Format::Alarm, body).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows[0].extra.get("holistic_reward"),
+            Some(&serde_json::json!(0.5))
+        );
+        assert!(rows[0].extra.get("note").is_none());
+        let err = parse(Format::Alarm, r#"[{"query": "q1"}]"#).unwrap_err();
+        assert_eq!(err.to_string(), "entry 0: missing field `generation`");
+    }
+}

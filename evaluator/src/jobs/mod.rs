@@ -1,0 +1,547 @@
+//! Scoring runs and pairwise comparisons as durable jobs.
+//!
+//! - this file: creating jobs (resolving names, planning chunks), reading and
+//!   cancelling them;
+//! - [`queue`]: the PostgreSQL queue of chunks — claim under a lease, heartbeat,
+//!   fenced completion, retry with backoff, failure;
+//! - [`worker`]: the loop that claims chunks and runs them in the sandbox
+//!   (inside `evaluator serve`, and as `evaluator worker` processes).
+//!
+//! Why a queue of our own rather than a crate (underway, graphile_worker,
+//! apalis): the unit of work here is a chunk of one job, and a chunk's result
+//! rows, its completion, the job's progress counters and the job's terminal state
+//! must all change in one transaction guarded by the chunk's attempt number.
+//! Those crates keep their own task tables and state machines beside ours, so job
+//! state would live in two places and cancellation or failure of a job's other
+//! chunks would need a second, non-atomic step. The queue needs four SQL
+//! statements on our own tables ([`queue`]), each tested, including a SIGKILL test.
+
+pub mod queue;
+pub mod worker;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::db::db;
+use crate::error::{Error, Result};
+
+/// Generations per score chunk.
+pub const SCORE_CHUNK: usize = 1024;
+/// Items per compare chunk (each item is two judge calls).
+pub const COMPARE_CHUNK: usize = 256;
+/// The channel workers listen on; a new job notifies it.
+pub const CHANNEL: &str = "evaluator_jobs";
+
+/// What a team asked for that cannot be done, or names nothing it owns.
+#[derive(Debug, thiserror::Error)]
+pub enum JobRefused {
+    /// An id or name of something the team does not have (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A request that names existing things but cannot run (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] Error),
+}
+
+/// A scoring run: modules × systems on a dataset.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRequest {
+    /// The dataset's name.
+    pub dataset: String,
+    /// Scorer modules: ids, or the names they declare (the newest upload wins).
+    pub modules: Vec<String>,
+    /// Systems by name; all systems with generations on the dataset when absent.
+    #[serde(default)]
+    pub systems: Option<Vec<String>>,
+}
+
+/// A pairwise comparison: pairs of systems × a judge.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareRequest {
+    /// The dataset's name.
+    pub dataset: String,
+    /// A judge module, or a scorer whose metric decides (id or declared name).
+    pub judge: String,
+    /// For a scorer judge: the metric (optional when it declares only one).
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Systems by name (at least two); all with generations when absent. Every
+    /// pair is compared.
+    #[serde(default)]
+    pub systems: Option<Vec<String>>,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct JobRecord {
+    /// Primary key.
+    pub id: i64,
+    /// `score` or `compare`.
+    pub kind: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// The dataset's name.
+    pub dataset: String,
+    /// Chunks finished and planned.
+    pub done_chunks: i32,
+    /// Chunks planned.
+    pub total_chunks: i32,
+    /// Samples (score) or item pairs (compare) finished.
+    pub done_units: i64,
+    /// Samples or item pairs planned.
+    pub total_units: i64,
+    /// For a failed job: the cause's code (the sandbox's error code for a module fault).
+    pub error_code: Option<String>,
+    /// For a failed job: what went wrong.
+    pub error: Option<String>,
+    /// Compare jobs: the judge module's id.
+    pub judge_module_id: Option<i64>,
+    /// Compare jobs with a scorer judge: the metric's name.
+    pub judge_metric: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// When a worker first claimed a chunk.
+    pub started_at: Option<String>,
+    /// When it reached a final state.
+    pub finished_at: Option<String>,
+}
+
+impl JobRecord {
+    /// Whether the job reached a final state.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state.as_str(), "succeeded" | "failed" | "cancelled")
+    }
+}
+
+const JOB_COLUMNS: &str = "j.id, j.kind, j.state, d.name AS dataset, j.done_chunks, j.total_chunks, \
+     j.done_units, j.total_units, j.error_code, j.error, j.judge_module_id, \
+     (SELECT mm.name FROM module_metrics mm WHERE mm.module_id = j.judge_module_id AND mm.position = j.judge_metric) AS judge_metric, \
+     to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at, \
+     to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS started_at, \
+     to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS finished_at";
+
+/// One of the team's jobs; `None` for an unknown id or another team's.
+pub async fn get(pool: &PgPool, team_id: i64, id: i64) -> Result<Option<JobRecord>> {
+    sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs j JOIN datasets d ON d.id = j.dataset_id \
+         WHERE j.team_id = $1 AND j.id = $2"
+    ))
+    .bind(team_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db("get job"))
+}
+
+/// The team's most recent jobs, newest first.
+pub async fn list(pool: &PgPool, team_id: i64, limit: i64) -> Result<Vec<JobRecord>> {
+    sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs j JOIN datasets d ON d.id = j.dataset_id \
+         WHERE j.team_id = $1 ORDER BY j.id DESC LIMIT $2"
+    ))
+    .bind(team_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(db("list jobs"))
+}
+
+/// Cancels a job that has not finished: its queued chunks are dropped and
+/// running ones are fenced out at completion. Results already committed stay.
+/// `None` for an unknown id; the record otherwise (unchanged if it had finished).
+pub async fn cancel(pool: &PgPool, team_id: i64, id: i64) -> Result<Option<JobRecord>> {
+    let mut tx = pool.begin().await.map_err(db("begin"))?;
+    let updated = sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', finished_at = now() \
+         WHERE team_id = $1 AND id = $2 AND state IN ('queued', 'running')",
+    )
+    .bind(team_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("cancel job"))?
+    .rows_affected();
+    if updated > 0 {
+        sqlx::query(
+            "UPDATE job_chunks SET state = 'cancelled', lease_expires_at = NULL \
+             WHERE job_id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("cancel chunks"))?;
+    }
+    tx.commit().await.map_err(db("commit cancel"))?;
+    get(pool, team_id, id).await
+}
+
+/// A module the team owns, resolved from an id or a declared name.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct ModuleRef {
+    id: i64,
+    name: String,
+    kind: String,
+}
+
+async fn resolve_module(pool: &PgPool, team_id: i64, spec: &str) -> Result<ModuleRef, JobRefused> {
+    let found: Option<ModuleRef> = match spec.parse::<i64>() {
+        Ok(id) => sqlx::query_as("SELECT id, name, kind FROM modules WHERE team_id = $1 AND id = $2")
+            .bind(team_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(db("find module"))?,
+        Err(_) => sqlx::query_as(
+            "SELECT id, name, kind FROM modules WHERE team_id = $1 AND name = $2 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(team_id)
+        .bind(spec)
+        .fetch_optional(pool)
+        .await
+        .map_err(db("find module"))?,
+    };
+    found.ok_or_else(|| {
+        JobRefused::NotFound(format!(
+            "no module `{spec}` (give a module id or the name it declares; upload it first)"
+        ))
+    })
+}
+
+async fn resolve_dataset(pool: &PgPool, team_id: i64, name: &str) -> Result<i64, JobRefused> {
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM datasets WHERE team_id = $1 AND name = $2")
+            .bind(team_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await
+            .map_err(db("find dataset"))?;
+    id.ok_or_else(|| JobRefused::NotFound(format!("no dataset `{name}`")))
+}
+
+/// The systems asked for (or all with generations on the dataset), by name.
+async fn resolve_systems(
+    pool: &PgPool,
+    team_id: i64,
+    dataset_id: i64,
+    dataset: &str,
+    names: Option<&[String]>,
+) -> Result<Vec<(i64, String)>, JobRefused> {
+    let present: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT s.id, s.name FROM systems s WHERE s.team_id = $1 \
+         AND EXISTS (SELECT 1 FROM generations g WHERE g.system_id = s.id AND g.dataset_id = $2) \
+         ORDER BY s.name",
+    )
+    .bind(team_id)
+    .bind(dataset_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("list systems"))?;
+    let Some(names) = names else {
+        return Ok(present);
+    };
+    let mut chosen = Vec::with_capacity(names.len());
+    for name in names {
+        let system = present.iter().find(|(_, n)| n == name).ok_or_else(|| {
+            JobRefused::Invalid(format!(
+                "system `{name}` has no generations on dataset `{dataset}`"
+            ))
+        })?;
+        if !chosen.contains(system) {
+            chosen.push(system.clone());
+        }
+    }
+    Ok(chosen)
+}
+
+/// Creates a scoring run and its chunks in one transaction, and wakes the
+/// workers. Generations a module has already scored are not scored again.
+pub async fn create_score_job(
+    pool: &PgPool,
+    team_id: i64,
+    request: &ScoreRequest,
+) -> Result<JobRecord, JobRefused> {
+    if request.modules.is_empty() {
+        return Err(JobRefused::Invalid("name at least one module".into()));
+    }
+    let dataset_id = resolve_dataset(pool, team_id, &request.dataset).await?;
+    let mut modules = Vec::new();
+    for spec in &request.modules {
+        let module = resolve_module(pool, team_id, spec).await?;
+        if module.kind != "scorer" {
+            return Err(JobRefused::Invalid(format!(
+                "module `{}` (#{}) is a {}; a scoring run needs scorers (use it with `compare --judge`)",
+                module.name, module.id, module.kind
+            )));
+        }
+        if !modules.iter().any(|m: &ModuleRef| m.id == module.id) {
+            modules.push(module);
+        }
+    }
+    let systems = resolve_systems(
+        pool,
+        team_id,
+        dataset_id,
+        &request.dataset,
+        request.systems.as_deref(),
+    )
+    .await?;
+    if systems.is_empty() {
+        return Err(JobRefused::Invalid(format!(
+            "dataset `{}` has no generations yet",
+            request.dataset
+        )));
+    }
+    let system_ids: Vec<i64> = systems.iter().map(|(id, _)| *id).collect();
+
+    let mut tx = pool.begin().await.map_err(db("begin"))?;
+    let mut chunks: Vec<(i64, Vec<i64>)> = Vec::new();
+    for module in &modules {
+        let pending: Vec<i64> = sqlx::query_scalar(
+            "SELECT g.id FROM generations g WHERE g.dataset_id = $1 AND g.system_id = ANY($2) \
+             AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.generation_id = g.id AND s.module_id = $3) \
+             ORDER BY g.id",
+        )
+        .bind(dataset_id)
+        .bind(&system_ids)
+        .bind(module.id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db("plan score chunks"))?;
+        chunks.extend(pending.chunks(SCORE_CHUNK).map(|c| (module.id, c.to_vec())));
+    }
+    let job_id = insert_job(
+        &mut tx,
+        team_id,
+        dataset_id,
+        "score",
+        None,
+        None,
+        &chunks_units(&chunks),
+    )
+    .await?;
+    for module in &modules {
+        sqlx::query("INSERT INTO job_modules (job_id, module_id) VALUES ($1, $2)")
+            .bind(job_id)
+            .bind(module.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("record job modules"))?;
+    }
+    insert_job_systems(&mut tx, job_id, &system_ids).await?;
+    for (module_id, generation_ids) in &chunks {
+        sqlx::query(
+            "INSERT INTO job_chunks (job_id, module_id, generation_ids, units) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(job_id)
+        .bind(module_id)
+        .bind(generation_ids)
+        .bind(generation_ids.len() as i32)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("queue chunk"))?;
+    }
+    notify(&mut tx).await?;
+    tx.commit().await.map_err(db("commit job"))?;
+    get(pool, team_id, job_id)
+        .await?
+        .ok_or_else(|| JobRefused::Database(missing_job(job_id)))
+}
+
+/// Creates a pairwise comparison over every pair of the systems, on the items
+/// both systems answered, and wakes the workers.
+pub async fn create_compare_job(
+    pool: &PgPool,
+    team_id: i64,
+    request: &CompareRequest,
+) -> Result<JobRecord, JobRefused> {
+    let dataset_id = resolve_dataset(pool, team_id, &request.dataset).await?;
+    let judge = resolve_module(pool, team_id, &request.judge).await?;
+    let metric = match (judge.kind.as_str(), &request.metric) {
+        ("judge", None) => None,
+        ("judge", Some(metric)) => {
+            return Err(JobRefused::Invalid(format!(
+                "module `{}` is a judge; `metric` ({metric}) applies only to scorer judges",
+                judge.name
+            )));
+        }
+        (_, metric) => Some(resolve_metric(pool, &judge, metric.as_deref()).await?),
+    };
+    let systems = resolve_systems(
+        pool,
+        team_id,
+        dataset_id,
+        &request.dataset,
+        request.systems.as_deref(),
+    )
+    .await?;
+    if systems.len() < 2 {
+        return Err(JobRefused::Invalid(format!(
+            "a comparison needs at least two systems with generations on `{}` (found {})",
+            request.dataset,
+            systems.len()
+        )));
+    }
+    let mut tx = pool.begin().await.map_err(db("begin"))?;
+    let mut chunks: Vec<(i64, i64, Vec<i64>)> = Vec::new();
+    for (i, (a, _)) in systems.iter().enumerate() {
+        for (b, _) in &systems[i + 1..] {
+            let shared: Vec<i64> = sqlx::query_scalar(
+                "SELECT ga.item_id FROM generations ga \
+                 JOIN generations gb ON gb.item_id = ga.item_id AND gb.system_id = $3 \
+                 WHERE ga.dataset_id = $1 AND ga.system_id = $2 ORDER BY ga.item_id",
+            )
+            .bind(dataset_id)
+            .bind(a)
+            .bind(b)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("plan compare chunks"))?;
+            chunks.extend(shared.chunks(COMPARE_CHUNK).map(|c| (*a, *b, c.to_vec())));
+        }
+    }
+    let units: Vec<usize> = chunks.iter().map(|(_, _, items)| items.len()).collect();
+    let job_id = insert_job(
+        &mut tx,
+        team_id,
+        dataset_id,
+        "compare",
+        Some(judge.id),
+        metric,
+        &units,
+    )
+    .await?;
+    let system_ids: Vec<i64> = systems.iter().map(|(id, _)| *id).collect();
+    insert_job_systems(&mut tx, job_id, &system_ids).await?;
+    for (a, b, items) in &chunks {
+        sqlx::query(
+            "INSERT INTO job_chunks (job_id, system_a, system_b, item_ids, units) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(job_id)
+        .bind(a)
+        .bind(b)
+        .bind(items)
+        .bind(items.len() as i32)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("queue chunk"))?;
+    }
+    notify(&mut tx).await?;
+    tx.commit().await.map_err(db("commit job"))?;
+    get(pool, team_id, job_id)
+        .await?
+        .ok_or_else(|| JobRefused::Database(missing_job(job_id)))
+}
+
+/// The position of a scorer's metric: the one named, or its only one.
+async fn resolve_metric(
+    pool: &PgPool,
+    module: &ModuleRef,
+    metric: Option<&str>,
+) -> Result<i32, JobRefused> {
+    let metrics: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT position, name FROM module_metrics WHERE module_id = $1 ORDER BY position",
+    )
+    .bind(module.id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("module metrics"))?;
+    let names = || {
+        metrics
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match metric {
+        Some(metric) => metrics
+            .iter()
+            .find(|(_, n)| n == metric)
+            .map(|(p, _)| *p)
+            .ok_or_else(|| {
+                JobRefused::Invalid(format!(
+                    "module `{}` has no metric `{metric}` (it has: {})",
+                    module.name,
+                    names()
+                ))
+            }),
+        None if metrics.len() == 1 => Ok(metrics[0].0),
+        None => Err(JobRefused::Invalid(format!(
+            "module `{}` is a scorer with several metrics; name one with `metric` ({})",
+            module.name,
+            names()
+        ))),
+    }
+}
+
+fn chunks_units(chunks: &[(i64, Vec<i64>)]) -> Vec<usize> {
+    chunks.iter().map(|(_, ids)| ids.len()).collect()
+}
+
+async fn insert_job(
+    tx: &mut sqlx::PgConnection,
+    team_id: i64,
+    dataset_id: i64,
+    kind: &str,
+    judge_module_id: Option<i64>,
+    judge_metric: Option<i32>,
+    units: &[usize],
+) -> Result<i64, JobRefused> {
+    // A job with nothing left to do (everything already scored) is done at once.
+    let total_units: i64 = units.iter().map(|&u| u as i64).sum();
+    let state = if units.is_empty() {
+        "succeeded"
+    } else {
+        "queued"
+    };
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (team_id, dataset_id, kind, state, judge_module_id, judge_metric, total_chunks, total_units, finished_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $4 = 'succeeded' THEN now() END) RETURNING id",
+    )
+    .bind(team_id)
+    .bind(dataset_id)
+    .bind(kind)
+    .bind(state)
+    .bind(judge_module_id)
+    .bind(judge_metric)
+    .bind(units.len() as i32)
+    .bind(total_units)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db("create job"))?;
+    Ok(id)
+}
+
+async fn insert_job_systems(
+    tx: &mut sqlx::PgConnection,
+    job_id: i64,
+    system_ids: &[i64],
+) -> Result<(), JobRefused> {
+    sqlx::query("INSERT INTO job_systems (job_id, system_id) SELECT $1, UNNEST($2::bigint[])")
+        .bind(job_id)
+        .bind(system_ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("record job systems"))?;
+    Ok(())
+}
+
+async fn notify(tx: &mut sqlx::PgConnection) -> Result<(), JobRefused> {
+    // Delivered at commit, so a worker never wakes before the chunks are visible.
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("notify workers"))?;
+    Ok(())
+}
+
+fn missing_job(id: i64) -> Error {
+    Error::Database {
+        message: format!("job {id} vanished after creation"),
+    }
+}

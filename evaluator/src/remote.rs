@@ -1,0 +1,270 @@
+//! What the service commands print: progress while waiting, job summaries,
+//! pairwise tables and results tables, or JSON for scripts.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::client::{Client, encode};
+use crate::db::datasets::ImportSummary;
+use crate::db::results::{DatasetResults, PairResult};
+use crate::error::{Error, Result};
+use crate::import::Format;
+use crate::jobs::JobRecord;
+
+fn out(line: &str) -> Result<()> {
+    writeln!(std::io::stdout().lock(), "{line}").map_err(|source| Error::Io {
+        action: "cannot write to",
+        path: "stdout".into(),
+        source,
+    })
+}
+
+fn pretty(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).expect("serializable")
+}
+
+/// `push-generations`: uploads the file, then sets metadata if asked.
+pub fn push_generations(
+    client: &Client,
+    json: bool,
+    dataset: &str,
+    system: &str,
+    format: Format,
+    meta: &[String],
+    file: &Path,
+) -> Result<()> {
+    // Checked before the upload, so a typo costs nothing.
+    let metadata = parse_meta(meta)?;
+    let body = std::fs::read(file).map_err(|source| Error::Io {
+        action: "cannot read",
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let summary: ImportSummary = client.post_bytes(
+        &format!(
+            "/api/v1/datasets/{}/generations?system={}&format={}",
+            encode(dataset),
+            encode(system),
+            format.as_str()
+        ),
+        "application/x-ndjson",
+        &body,
+    )?;
+    if let Some(metadata) = metadata {
+        let _: serde_json::Value = client.put_json(
+            &format!("/api/v1/systems/{}/metadata", encode(system)),
+            &metadata,
+        )?;
+    }
+    if json {
+        return out(&pretty(&summary));
+    }
+    let mut line = format!(
+        "{}/{}: {} rows, {} new generations, {} already stored, {} new items",
+        summary.dataset,
+        summary.system,
+        summary.rows,
+        summary.generations_created,
+        summary.generations_unchanged,
+        summary.items_created
+    );
+    if summary.reference_mismatches > 0 {
+        line.push_str(&format!(
+            "; {} rows give a reference that differs from the item's first one (kept)",
+            summary.reference_mismatches
+        ));
+    }
+    out(&line)
+}
+
+fn parse_meta(meta: &[String]) -> Result<Option<serde_json::Value>> {
+    if meta.is_empty() {
+        return Ok(None);
+    }
+    let mut map = serde_json::Map::new();
+    for entry in meta {
+        let (key, value) = entry
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| Error::Usage(format!("--meta {entry:?}: expected KEY=VALUE")))?;
+        // Numbers and booleans stay typed (λ = 0.3 is a number to plot).
+        let value = serde_json::from_str::<serde_json::Value>(value)
+            .ok()
+            .filter(|v| v.is_number() || v.is_boolean())
+            .unwrap_or_else(|| serde_json::Value::String(value.to_string()));
+        map.insert(key.to_string(), value);
+    }
+    Ok(Some(serde_json::Value::Object(map)))
+}
+
+/// Prints a job, or waits for it (progress bar on a terminal) and prints its
+/// outcome: a compare job's pairs, a score job's summary. A failed job is an
+/// error (exit 2 for a module fault).
+pub fn follow(client: &Client, job: JobRecord, wait: bool, json: bool) -> Result<()> {
+    if !wait {
+        return if json {
+            out(&pretty(&job))
+        } else {
+            out(&describe(&job))
+        };
+    }
+    let job = wait_for(client, job)?;
+    match job.state.as_str() {
+        "failed" => {
+            return Err(Error::JobFailed {
+                id: job.id,
+                code: job.error_code.unwrap_or_default(),
+                message: job.error.unwrap_or_default(),
+            });
+        }
+        "cancelled" => {
+            return Err(Error::Usage(format!("job {} was cancelled", job.id)));
+        }
+        _ => {}
+    }
+    if job.kind == "compare" {
+        let value: serde_json::Value = client.get(&format!("/api/v1/jobs/{}/pairs", job.id))?;
+        let pairs: Vec<PairResult> = serde_json::from_value(value["pairs"].clone())
+            .map_err(|e| Error::Usage(format!("unexpected pairs: {e}")))?;
+        if json {
+            return out(&pretty(&serde_json::json!({ "job": job, "pairs": pairs })));
+        }
+        out(&describe(&job))?;
+        return out(&pair_table(&pairs));
+    }
+    if json {
+        out(&pretty(&job))
+    } else {
+        out(&describe(&job))
+    }
+}
+
+fn describe(job: &JobRecord) -> String {
+    let unit = if job.kind == "compare" {
+        "item pairs"
+    } else {
+        "samples"
+    };
+    let mut line = format!(
+        "job {} ({}, dataset {}): {}, {}/{} {unit}, {}/{} chunks",
+        job.id,
+        job.kind,
+        job.dataset,
+        job.state,
+        job.done_units,
+        job.total_units,
+        job.done_chunks,
+        job.total_chunks
+    );
+    if let (Some(code), Some(error)) = (&job.error_code, &job.error) {
+        line.push_str(&format!("\n  failed ({code}): {error}"));
+    }
+    line
+}
+
+fn wait_for(client: &Client, mut job: JobRecord) -> Result<JobRecord> {
+    let bar = indicatif::ProgressBar::new(job.total_units.max(0) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} job {msg} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    bar.set_message(format!("{} {}", job.id, job.state));
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    while !job.is_finished() {
+        std::thread::sleep(delay);
+        // Poll quickly at first, then settle at one request per second.
+        delay = (delay * 2).min(Duration::from_secs(1));
+        job = client.get(&format!("/api/v1/jobs/{}", job.id))?;
+        bar.set_position(job.done_units.max(0) as u64);
+        bar.set_message(format!("{} {}", job.id, job.state));
+    }
+    bar.finish_and_clear();
+    tracing::debug!(elapsed = ?started.elapsed(), "job finished");
+    Ok(job)
+}
+
+fn pair_table(pairs: &[PairResult]) -> String {
+    let width = pairs
+        .iter()
+        .map(|p| p.a.len().max(p.b.len()))
+        .max()
+        .unwrap_or(1);
+    let mut table = format!(
+        "{:<width$}  {:<width$}  {:>6} {:>6} {:>6}  {:>8}  {:<17} {:>12}",
+        "a", "b", "wins", "losses", "ties", "win rate", "95% CI", "inconsistent"
+    );
+    for p in pairs {
+        let rate = p.win_rate.map_or("-".to_string(), |r| format!("{:.3}", r));
+        let ci =
+            p.ci.map_or("-".to_string(), |[lo, hi]| format!("[{lo:.3}, {hi:.3}]"));
+        table.push_str(&format!(
+            "\n{:<width$}  {:<width$}  {:>6} {:>6} {:>6}  {:>8}  {:<17} {:>12}",
+            p.a, p.b, p.wins, p.losses, p.ties, rate, ci, p.inconsistent
+        ));
+    }
+    table
+}
+
+/// `results`: the results table, or the JSON document.
+pub fn results(client: &Client, dataset: &str, json: bool) -> Result<()> {
+    let results: DatasetResults =
+        client.get(&format!("/api/v1/datasets/{}/results", encode(dataset)))?;
+    if json {
+        return out(&pretty(&results));
+    }
+    let mut keys: Vec<&String> = results
+        .systems
+        .iter()
+        .flat_map(|s| s.metrics.keys())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return out(&format!(
+            "dataset {dataset}: no scores yet (run `evaluator run --dataset {dataset} --module ...`)"
+        ));
+    }
+    let width = results
+        .systems
+        .iter()
+        .map(|s| s.system.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let mut table = format!("{:<width$}", "system");
+    for key in &keys {
+        table.push_str(&format!("  {:>24}", key));
+    }
+    for system in &results.systems {
+        table.push_str(&format!("\n{:<width$}", system.system));
+        for key in &keys {
+            let cell = system.metrics.get(*key).map_or("-".to_string(), |m| {
+                format!("{:.4} ± {:.4} (n={})", m.mean, m.stderr, m.n)
+            });
+            table.push_str(&format!("  {:>24}", cell));
+        }
+    }
+    out(&table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_values_keep_their_type() {
+        let meta = parse_meta(&["lambda=0.3".into(), "base=llama".into(), "x=true".into()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            meta,
+            serde_json::json!({"lambda": 0.3, "base": "llama", "x": true})
+        );
+        assert!(parse_meta(&["novalue".into()]).is_err());
+        assert!(parse_meta(&["=1".into()]).is_err());
+    }
+}

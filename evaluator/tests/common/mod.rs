@@ -1,0 +1,202 @@
+//! What the service tests share: a database of their own on a real PostgreSQL,
+//! and requests through the router with `oneshot`.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "a test helper module: each test binary uses part of it"
+)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use evaluator::api::{AppState, app};
+use evaluator::db;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database of its own for one test, migrated; dropped by `finish`.
+pub struct TestDb {
+    pub pool: sqlx::PgPool,
+    pub host: std::sync::Arc<reward_host::Host>,
+    pub url: String,
+    name: String,
+    server_url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let server_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+        let admin = sqlx::PgPool::connect(&server_url).await.unwrap_or_else(|e| {
+            panic!(
+                "these tests need a PostgreSQL server at {server_url} (set DATABASE_URL to another): {e}"
+            )
+        });
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).unwrap();
+        let name = format!("evaluator_test_{}", hex::encode(suffix));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let url = match server_url.rfind('/') {
+            Some(slash) => format!("{}/{name}", &server_url[..slash]),
+            None => panic!("DATABASE_URL has no database path: {server_url}"),
+        };
+        let pool = db::connect(&url).await.unwrap();
+        let host = reward_host::Host::new(reward_host::HostConfig::default()).unwrap();
+        TestDb {
+            pool,
+            host: std::sync::Arc::new(host),
+            url,
+            name,
+            server_url,
+        }
+    }
+
+    pub async fn finish(self) {
+        self.pool.close().await;
+        let admin = sqlx::PgPool::connect(&self.server_url).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+}
+
+pub async fn get(db: &TestDb, path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
+    let mut request = Request::get(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    send(db, request.body(Body::empty()).unwrap()).await
+}
+
+pub async fn post(
+    db: &TestDb,
+    path: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> (StatusCode, serde_json::Value) {
+    post_as(db, path, token, "application/wasm", body).await
+}
+
+pub async fn post_json(
+    db: &TestDb,
+    path: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    post_as(
+        db,
+        path,
+        token,
+        "application/json",
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
+pub async fn post_as(
+    db: &TestDb,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, serde_json::Value) {
+    let request = Request::post(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .unwrap();
+    send(db, request).await
+}
+
+pub async fn send(db: &TestDb, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let state = AppState {
+        db: db.pool.clone(),
+        host: db.host.clone(),
+    };
+    let response = app(state).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// Job workers running in this process on the test's database.
+pub struct Workers {
+    stop: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<evaluator::Result<()>>,
+}
+
+/// Starts `concurrency` worker loops with a short idle poll.
+pub fn start_workers(db: &TestDb, concurrency: usize) -> Workers {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let config = evaluator::jobs::worker::WorkerConfig {
+        concurrency,
+        idle_poll: std::time::Duration::from_millis(50),
+        ..Default::default()
+    };
+    let handle = tokio::spawn(evaluator::jobs::worker::run(
+        db.pool.clone(),
+        db.host.clone(),
+        config,
+        stopped,
+    ));
+    Workers { stop, handle }
+}
+
+impl Workers {
+    /// Stops the loops after the chunks in hand.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+/// Polls a job until it reaches a final state (at most two minutes).
+pub async fn wait_for_job(db: &TestDb, token: &str, id: i64) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (status, job) = get(db, &format!("/api/v1/jobs/{id}"), Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        if matches!(
+            job["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} did not finish: {job}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Uploads a module's bytes; returns its id.
+pub async fn upload(db: &TestDb, token: &str, wasm: &[u8]) -> i64 {
+    let (status, record) = post(db, "/api/v1/modules", token, wasm.to_vec()).await;
+    assert!(status.is_success(), "{status}: {record}");
+    record["id"].as_i64().unwrap()
+}
+
+/// Imports a generations file; returns the summary.
+pub async fn push(
+    db: &TestDb,
+    token: &str,
+    dataset: &str,
+    system: &str,
+    format: &str,
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
+    post_as(
+        db,
+        &format!("/api/v1/datasets/{dataset}/generations?system={system}&format={format}"),
+        token,
+        "application/x-ndjson",
+        body.as_bytes().to_vec(),
+    )
+    .await
+}
