@@ -48,8 +48,11 @@ const SYSTEMS: [(&str, &str); 6] = [
     ),
 ];
 
-/// question → (response, reference), read independently of the importer.
-fn read_system(path: &std::path::Path) -> HashMap<String, (String, String)> {
+/// question → (response, reference).
+type Answers = HashMap<String, (String, String)>;
+
+/// A system's file, read independently of the importer.
+fn read_system(path: &std::path::Path) -> Answers {
     let text = std::fs::read_to_string(path).unwrap();
     if path.to_string_lossy().contains("/llama/") {
         text.lines()
@@ -88,7 +91,7 @@ async fn six_mario_systems_are_imported_scored_and_compared_as_computed_independ
     let Some(dir) = data() else { return };
     let db = TestDb::new().await;
     let token = teams::create_team(&db.pool, "mario").await.unwrap();
-    let mut expected: Vec<(&str, HashMap<String, (String, String)>)> = Vec::new();
+    let mut expected: Vec<(&str, Answers)> = Vec::new();
     for (system, file) in SYSTEMS {
         let path = dir.join(file);
         let body = std::fs::read_to_string(&path).unwrap();
