@@ -1,0 +1,323 @@
+//! Linear layers that can carry a LoRA adapter, and adapter management.
+//!
+//! Every projection in the project's models is a [`LoraLinear`]: a frozen base
+//! `y = x Wᵀ + b` plus an optional low-rank update `scale · dropout(x) Aᵀ Bᵀ` with
+//! `A: (r, in)`, `B: (out, r)` and `scale = alpha / r` (Hu et al., 2021; PEFT's layout).
+//! [`attach`] adds adapters to the projections whose names end in one of the target
+//! suffixes, as trainable [`Var`]s in a [`VarMap`] of their own, so an optimizer built
+//! from that map trains the adapters alone while the base stays frozen.
+//!
+//! Adapters are saved as their own safetensors file (`adapter_model.safetensors`,
+//! tensors `<module>.lora_A.weight` / `<module>.lora_B.weight`) with an
+//! `adapter_config.json` holding rank, alpha and targets; [`merge`] folds them into the
+//! base weights; [`combine`] forms θ = Σ λ_k θ_k over several checkpoints with the same
+//! tensor names (Rewarded Soups' weight interpolation; for adapters this interpolates
+//! A and B separately, as Rewarded Soups does, which is not the same as interpolating the
+//! products B·A).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::VarMap;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A low-rank adapter on one projection.
+#[derive(Debug)]
+struct Adapter {
+    /// `(r, in)`; Kaiming-uniform initialised like PEFT.
+    a: Tensor,
+    /// `(out, r)`; zero-initialised so a fresh adapter leaves the model unchanged.
+    b: Tensor,
+    /// `alpha / r`.
+    scale: f64,
+    /// Probability of dropping an input element in training mode.
+    dropout: f32,
+    /// Seeded source of dropout masks (candle's CPU RNG cannot be seeded).
+    rng: Mutex<StdRng>,
+}
+
+/// A linear projection, optionally with a LoRA adapter.
+#[derive(Debug)]
+pub struct LoraLinear {
+    /// `(out, in)`; for GPT-2's Conv1D this is a transposed view of the checkpoint tensor.
+    weight: Tensor,
+    bias: Option<Tensor>,
+    adapter: Option<Adapter>,
+    /// Dropout is applied only while training.
+    training: bool,
+}
+
+impl LoraLinear {
+    /// A plain projection from a `(out, in)` weight and optional bias.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self {
+            weight,
+            bias,
+            adapter: None,
+            training: false,
+        }
+    }
+
+    /// The base weight, `(out, in)`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The base bias.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// Whether an adapter is attached.
+    pub fn has_adapter(&self) -> bool {
+        self.adapter.is_some()
+    }
+
+    /// Switches dropout on (training) or off (evaluation).
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    /// `(in, out)` dimensions of the base weight.
+    fn dims(&self) -> Result<(usize, usize)> {
+        let (out, inp) = self.weight.dims2()?;
+        Ok((inp, out))
+    }
+
+    /// Applies the projection to `x` of shape `(.., in)`, giving `(.., out)`.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let base = candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)?;
+        let Some(ad) = &self.adapter else {
+            return Ok(base);
+        };
+        let x = if self.training && ad.dropout > 0.0 {
+            let keep = 1.0 - ad.dropout;
+            let n = x.elem_count();
+            let mask: Vec<f32> = {
+                let mut rng = ad
+                    .rng
+                    .lock()
+                    .map_err(|_| candle_core::Error::Msg("poisoned dropout rng".into()))?;
+                (0..n)
+                    .map(|_| {
+                        if rng.random::<f32>() < keep {
+                            1.0 / keep
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            };
+            let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+            (x * mask)?
+        } else {
+            x.clone()
+        };
+        let delta = x
+            .broadcast_matmul(&ad.a.t()?)?
+            .broadcast_matmul(&ad.b.t()?)?;
+        base + (delta * ad.scale)?
+    }
+}
+
+/// Models whose projections can carry adapters.
+pub trait LoraTarget {
+    /// Every projection with its checkpoint name (`model.layers.0.self_attn.q_proj`).
+    fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)>;
+}
+
+/// Which projections get adapters, and their shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    /// Rank `r` of the update.
+    pub rank: usize,
+    /// Scale numerator: the update is multiplied by `alpha / rank`.
+    pub alpha: f64,
+    /// Dropout on the adapter's input while training.
+    #[serde(default)]
+    pub dropout: f32,
+    /// Module name suffixes that get adapters (`q_proj`, `v_proj`, `c_attn`).
+    pub targets: Vec<String>,
+    /// Seed for A's initialisation and dropout masks.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl LoraConfig {
+    fn scale(&self) -> f64 {
+        self.alpha / self.rank as f64
+    }
+}
+
+fn is_target(name: &str, targets: &[String]) -> bool {
+    targets
+        .iter()
+        .any(|t| name == t || name.ends_with(&format!(".{t}")))
+}
+
+/// Attaches fresh adapters to the target projections of `model`, creating their
+/// trainable variables in `varmap`. Returns how many projections got one.
+pub fn attach(model: &mut impl LoraTarget, cfg: &LoraConfig, varmap: &VarMap) -> Result<usize> {
+    if cfg.rank == 0 {
+        return Err(Error::config("lora.rank", "must be at least 1"));
+    }
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut count = 0;
+    for (name, lin) in model.linears_mut() {
+        if !is_target(&name, &cfg.targets) {
+            continue;
+        }
+        let (inp, out) = lin.dims()?;
+        let dev = lin.weight.device().clone();
+        // PEFT: kaiming_uniform_(a=√5) on A, i.e. U(-1/√in, 1/√in); B = 0.
+        let bound = 1.0 / (inp as f32).sqrt();
+        let a: Vec<f32> = (0..cfg.rank * inp)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        let a = Var::from_tensor(&Tensor::from_vec(a, (cfg.rank, inp), &dev)?)?;
+        let b = Var::zeros((out, cfg.rank), DType::F32, &dev)?;
+        let mut data = varmap
+            .data()
+            .lock()
+            .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?;
+        data.insert(format!("{name}.lora_A.weight"), a.clone());
+        data.insert(format!("{name}.lora_B.weight"), b.clone());
+        drop(data);
+        lin.adapter = Some(Adapter {
+            a: a.as_tensor().clone(),
+            b: b.as_tensor().clone(),
+            scale: cfg.scale(),
+            dropout: cfg.dropout,
+            rng: Mutex::new(StdRng::seed_from_u64(rng.random())),
+        });
+        count += 1;
+    }
+    if count == 0 {
+        return Err(Error::config(
+            "lora.targets",
+            format!("no projection matches {:?}", cfg.targets),
+        ));
+    }
+    Ok(count)
+}
+
+/// Saves the adapters in `varmap` and their config to `dir`.
+pub fn save(dir: &Path, cfg: &LoraConfig, varmap: &VarMap) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    varmap.save(dir.join("adapter_model.safetensors"))?;
+    let json = serde_json::to_string_pretty(cfg).map_err(|e| Error::Json {
+        path: dir.join("adapter_config.json"),
+        source: e,
+    })?;
+    std::fs::write(dir.join("adapter_config.json"), json)
+        .map_err(|e| Error::io(dir.join("adapter_config.json"), e))
+}
+
+/// Loads adapters saved by [`save`] onto `model` as trainable variables in `varmap`.
+pub fn load(model: &mut impl LoraTarget, dir: &Path, varmap: &VarMap) -> Result<LoraConfig> {
+    let cfg_path = dir.join("adapter_config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+    let cfg: LoraConfig = serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: cfg_path,
+        source: e,
+    })?;
+    let st_path = dir.join("adapter_model.safetensors");
+    let dev = model
+        .linears_mut()
+        .first()
+        .map(|(_, l)| l.weight.device().clone())
+        .unwrap_or(Device::Cpu);
+    let tensors = candle_core::safetensors::load(&st_path, &dev)?;
+    let mut used = 0;
+    for (name, lin) in model.linears_mut() {
+        let (Some(a), Some(b)) = (
+            tensors.get(&format!("{name}.lora_A.weight")),
+            tensors.get(&format!("{name}.lora_B.weight")),
+        ) else {
+            continue;
+        };
+        let a = Var::from_tensor(a)?;
+        let b = Var::from_tensor(b)?;
+        let mut data = varmap
+            .data()
+            .lock()
+            .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?;
+        data.insert(format!("{name}.lora_A.weight"), a.clone());
+        data.insert(format!("{name}.lora_B.weight"), b.clone());
+        drop(data);
+        lin.adapter = Some(Adapter {
+            a: a.as_tensor().clone(),
+            b: b.as_tensor().clone(),
+            scale: cfg.scale(),
+            dropout: cfg.dropout,
+            rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ used as u64)),
+        });
+        used += 2;
+    }
+    if used != tensors.len() {
+        return Err(Error::checkpoint(
+            st_path,
+            format!(
+                "{} adapter tensors match no projection of this model",
+                tensors.len() - used
+            ),
+        ));
+    }
+    Ok(cfg)
+}
+
+/// Folds every adapter into its base weight (`W ← W + scale·B·A`) and removes it.
+/// Returns how many were merged.
+pub fn merge(model: &mut impl LoraTarget) -> Result<usize> {
+    let mut n = 0;
+    for (_, lin) in model.linears_mut() {
+        if let Some(ad) = lin.adapter.take() {
+            let delta = (ad.b.matmul(&ad.a)? * ad.scale)?;
+            lin.weight = (&lin.weight + delta.to_dtype(lin.weight.dtype())?)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// θ = Σ λ_k θ_k over checkpoints that hold the same tensor names and shapes.
+pub fn combine(parts: &[(f64, HashMap<String, Tensor>)]) -> Result<HashMap<String, Tensor>> {
+    let Some((_, first)) = parts.first() else {
+        return Err(Error::InvalidArgument(
+            "combine needs at least one checkpoint".into(),
+        ));
+    };
+    let mut out = HashMap::new();
+    for name in first.keys() {
+        let mut acc: Option<Tensor> = None;
+        for (k, (lambda, tensors)) in parts.iter().enumerate() {
+            let t = tensors.get(name).ok_or_else(|| {
+                Error::InvalidArgument(format!("checkpoint {k} lacks tensor {name}"))
+            })?;
+            let term = (t.to_dtype(DType::F32)? * *lambda)?;
+            acc = Some(match acc {
+                None => term,
+                Some(a) => (a + term)?,
+            });
+        }
+        if let Some(a) = acc {
+            out.insert(name.clone(), a);
+        }
+    }
+    for (k, (_, tensors)) in parts.iter().enumerate() {
+        if tensors.len() != first.len() {
+            return Err(Error::InvalidArgument(format!(
+                "checkpoint {k} has {} tensors, the first has {}",
+                tensors.len(),
+                first.len()
+            )));
+        }
+    }
+    Ok(out)
+}

