@@ -8,6 +8,7 @@
 //! - [`load`]: checkpoints into models: HF directories ([`load::hf`]), GGUF files
 //!   ([`load::gguf`]), tokenizers and chat templates ([`load::tokenizer`]).
 //! - [`generate`]: batched decoding with left padding, KV cache, sampling and log-probs.
+//! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.
 //! - [`error`]: the one error type.
 //!
 //! Everything runs on the CPU by default; the `cuda` feature enables candle's CUDA backend.
@@ -17,5 +18,6 @@ pub mod generate;
 pub mod load;
 pub mod lora;
 pub mod models;
+pub mod optim;
 
 pub use error::{Error, Result};
