@@ -9,6 +9,7 @@
 //!   ([`load::gguf`]), tokenizers and chat templates ([`load::tokenizer`]).
 //! - [`generate`]: batched decoding with left padding, KV cache, sampling and log-probs.
 //! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.
+//! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, loop, checkpoints.
 //! - [`error`]: the one error type.
 //!
 //! Everything runs on the CPU by default; the `cuda` feature enables candle's CUDA backend.
@@ -19,5 +20,6 @@ pub mod load;
 pub mod lora;
 pub mod models;
 pub mod optim;
+pub mod sft;
 
 pub use error::{Error, Result};

@@ -1,5 +1,7 @@
 //! `trainer`: the command line over the `trainer` library.
 //!
+//! - `trainer sft --config FILE.toml [--KEY VALUE ...]`: every key of the TOML file is also a
+//!   flag (`lr` ↔ `--lr`); flags override the file.
 //! - `trainer generate --model PATH --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T]`
 
 use std::path::PathBuf;
@@ -22,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Supervised fine-tuning (full or LoRA) with checkpoints and resumption.
+    Sft(Box<SftArgs>),
     /// Generate a continuation of one prompt.
     Generate(GenerateArgs),
 }
@@ -52,6 +56,180 @@ struct GenerateArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+/// `trainer sft`: a TOML file and/or flags, one flag per config key.
+#[derive(clap::Args)]
+struct SftArgs {
+    /// TOML file with the run's options (flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    /// Base model: HF directory or .gguf file.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Training data: JSONL (prompt/completion or messages) or MaRio JSON.
+    #[arg(long)]
+    train_data: Option<PathBuf>,
+    /// Held-out data for the periodic eval loss.
+    #[arg(long)]
+    eval_data: Option<PathBuf>,
+    /// Run directory.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Render examples with the chat template.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    chat: Option<bool>,
+    /// Longest tokenized example.
+    #[arg(long)]
+    max_len: Option<i64>,
+    /// Examples per micro-batch.
+    #[arg(long)]
+    batch_size: Option<i64>,
+    /// Micro-batches per optimizer step.
+    #[arg(long)]
+    grad_accum: Option<i64>,
+    /// Optimizer steps.
+    #[arg(long)]
+    max_steps: Option<i64>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Final learning rate.
+    #[arg(long)]
+    min_lr: Option<f64>,
+    /// Warmup steps.
+    #[arg(long)]
+    warmup_steps: Option<i64>,
+    /// cosine, linear or constant.
+    #[arg(long)]
+    decay: Option<String>,
+    /// AdamW weight decay.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// AdamW beta1.
+    #[arg(long)]
+    beta1: Option<f64>,
+    /// AdamW beta2.
+    #[arg(long)]
+    beta2: Option<f64>,
+    /// AdamW epsilon.
+    #[arg(long)]
+    eps: Option<f64>,
+    /// Gradient-norm clip (0 disables).
+    #[arg(long)]
+    grad_clip: Option<f64>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<i64>,
+    /// Eval every N steps.
+    #[arg(long)]
+    eval_every: Option<i64>,
+    /// Checkpoint every N steps.
+    #[arg(long)]
+    save_every: Option<i64>,
+    /// Checkpoints kept.
+    #[arg(long)]
+    keep_last: Option<i64>,
+    /// LoRA rank (0: full fine-tuning).
+    #[arg(long)]
+    lora_rank: Option<i64>,
+    /// LoRA alpha.
+    #[arg(long)]
+    lora_alpha: Option<f64>,
+    /// LoRA dropout.
+    #[arg(long)]
+    lora_dropout: Option<f64>,
+    /// Comma-separated projection names for adapters.
+    #[arg(long, value_delimiter = ',')]
+    lora_targets: Option<Vec<String>>,
+    /// Resume from the newest checkpoint in the run directory.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    resume: Option<bool>,
+}
+
+impl SftArgs {
+    /// The TOML file's table with the flags laid over it.
+    fn resolve(&self) -> anyhow::Result<trainer::sft::SftConfig> {
+        use toml::Value;
+        let (mut table, origin) = match &self.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                let table: toml::Table = text
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                (table, p.clone())
+            }
+            None => (toml::Table::new(), PathBuf::from("<flags>")),
+        };
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| Value::String(p.display().to_string()));
+        let int = |v: Option<i64>| v.map(Value::Integer);
+        let float = |v: Option<f64>| v.map(Value::Float);
+        let flags: Vec<(&str, Option<Value>)> = vec![
+            ("model", path(&self.model)),
+            ("train_data", path(&self.train_data)),
+            ("eval_data", path(&self.eval_data)),
+            ("output_dir", path(&self.output_dir)),
+            ("chat", self.chat.map(Value::Boolean)),
+            ("max_len", int(self.max_len)),
+            ("batch_size", int(self.batch_size)),
+            ("grad_accum", int(self.grad_accum)),
+            ("max_steps", int(self.max_steps)),
+            ("lr", float(self.lr)),
+            ("min_lr", float(self.min_lr)),
+            ("warmup_steps", int(self.warmup_steps)),
+            ("decay", self.decay.clone().map(Value::String)),
+            ("weight_decay", float(self.weight_decay)),
+            ("beta1", float(self.beta1)),
+            ("beta2", float(self.beta2)),
+            ("eps", float(self.eps)),
+            ("grad_clip", float(self.grad_clip)),
+            ("seed", int(self.seed)),
+            ("eval_every", int(self.eval_every)),
+            ("save_every", int(self.save_every)),
+            ("keep_last", int(self.keep_last)),
+            ("lora_rank", int(self.lora_rank)),
+            ("lora_alpha", float(self.lora_alpha)),
+            ("lora_dropout", float(self.lora_dropout)),
+            (
+                "lora_targets",
+                self.lora_targets
+                    .clone()
+                    .map(|v| Value::Array(v.into_iter().map(Value::String).collect())),
+            ),
+            ("resume", self.resume.map(Value::Boolean)),
+        ];
+        for (k, v) in flags {
+            if let Some(v) = v {
+                table.insert(k.to_string(), v);
+            }
+        }
+        Ok(trainer::sft::SftConfig::from_toml(
+            &toml::to_string(&table)?,
+            &origin,
+        )?)
+    }
+}
+
+fn run_sft(a: &SftArgs) -> anyhow::Result<()> {
+    let cfg = a.resolve()?;
+    let opts = trainer::sft::TrainOptions {
+        progress: !a.no_progress,
+        stop_after: None,
+    };
+    let s = trainer::sft::train(&cfg, &opts)?;
+    eprintln!(
+        "done: {} steps (resumed from {}), last loss {:.4}, eval loss {}, final weights {}",
+        s.steps,
+        s.resumed_from,
+        s.last_loss,
+        s.eval_loss.map_or("-".into(), |e| format!("{e:.4}")),
+        s.final_dir.map_or("-".into(), |p| p.display().to_string()),
+    );
+    Ok(())
 }
 
 fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
@@ -90,6 +268,7 @@ fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Sft(a) => run_sft(&a),
         Command::Generate(a) => run_generate(a),
     }
 }

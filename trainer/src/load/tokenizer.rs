@@ -188,6 +188,34 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The `tokenizer.json` text.
+    pub fn to_json(&self) -> Result<String> {
+        self.inner.to_string(false).map_err(tok_err)
+    }
+
+    /// A `tokenizer_config.json` that [`Tokenizer::from_hf_dir`] reads back to the same
+    /// special ids and ChatML template.
+    pub fn tokenizer_config_json(&self) -> String {
+        let name = |id: Option<u32>| id.and_then(|i| self.inner.id_to_token(i));
+        let mut cfg = serde_json::Map::new();
+        if let Some(e) = name(self.eos_ids.first().copied()) {
+            cfg.insert("eos_token".into(), json!(e));
+        }
+        if let Some(b) = name(self.bos_id) {
+            cfg.insert("bos_token".into(), json!(b));
+        }
+        if let Some(chat) = &self.chat {
+            let system = chat.default_system.as_ref().map_or(String::new(), |s| {
+                format!("{{% if loop.first and messages[0]['role'] != 'system' %}}{{{{ '<|im_start|>system\n{s}<|im_end|>\n' }}}}{{% endif %}}")
+            });
+            let t = format!(
+                "{{% for message in messages %}}{system}{{{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}}}{{% endfor %}}{{% if add_generation_prompt %}}{{{{ '<|im_start|>assistant\n' }}}}{{% endif %}}"
+            );
+            cfg.insert("chat_template".into(), json!(t));
+        }
+        serde_json::Value::Object(cfg).to_string()
+    }
+
     /// Renders a conversation with the chat template.
     pub fn apply_chat(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
         let chat = self.chat.as_ref().ok_or_else(|| {

@@ -240,6 +240,19 @@ impl CausalLm {
         }
     }
 
+    /// The model's HF `config.json` text.
+    pub fn config_json(&self) -> String {
+        let v = match self {
+            Self::Llama(m) => serde_json::to_value(m.config()),
+            Self::Gpt2(m) => serde_json::to_value(m.config()),
+        };
+        let mut v = v.unwrap_or_default();
+        if let (Self::Gpt2(_), Some(o)) = (self, v.as_object_mut()) {
+            o.insert("model_type".into(), "gpt2".into());
+        }
+        v.to_string()
+    }
+
     /// The device the weights live on.
     pub fn device(&self) -> &Device {
         match self {

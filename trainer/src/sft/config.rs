@@ -1,0 +1,257 @@
+//! The SFT run configuration: a flat TOML table whose every key is also a CLI flag
+//! (`lr` ↔ `--lr`, `lora_targets` ↔ `--lora-targets q_proj,v_proj`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::optim::Decay;
+
+fn d_max_len() -> usize {
+    512
+}
+fn d_batch() -> usize {
+    8
+}
+fn d_one() -> usize {
+    1
+}
+fn d_steps() -> usize {
+    1000
+}
+fn d_lr() -> f64 {
+    2e-5
+}
+fn d_decay() -> Decay {
+    Decay::Cosine
+}
+fn d_beta1() -> f64 {
+    0.9
+}
+fn d_beta2() -> f64 {
+    0.999
+}
+fn d_eps() -> f64 {
+    1e-8
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_every() -> usize {
+    100
+}
+fn d_keep() -> usize {
+    3
+}
+fn d_alpha() -> f64 {
+    16.0
+}
+fn d_targets() -> Vec<String> {
+    vec!["q_proj".into(), "v_proj".into()]
+}
+fn d_true() -> bool {
+    true
+}
+
+/// Every option of `trainer sft`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftConfig {
+    /// Base model: HF directory or `.gguf` file.
+    pub model: PathBuf,
+    /// Training data (JSONL or MaRio JSON).
+    pub train_data: PathBuf,
+    /// Optional held-out data for the periodic eval loss.
+    #[serde(default)]
+    pub eval_data: Option<PathBuf>,
+    /// Run directory: config, metrics, checkpoints, final weights.
+    pub output_dir: PathBuf,
+    /// Render examples with the model's chat template.
+    #[serde(default)]
+    pub chat: bool,
+    /// Longest tokenized example (longer ones are cut at the end).
+    #[serde(default = "d_max_len")]
+    pub max_len: usize,
+    /// Examples per micro-batch.
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    #[serde(default = "d_one")]
+    pub grad_accum: usize,
+    /// Optimizer steps to run.
+    #[serde(default = "d_steps")]
+    pub max_steps: usize,
+    /// Peak learning rate.
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// Final learning rate.
+    #[serde(default)]
+    pub min_lr: f64,
+    /// Linear warmup steps.
+    #[serde(default)]
+    pub warmup_steps: usize,
+    /// `cosine`, `linear` or `constant`.
+    #[serde(default = "d_decay")]
+    pub decay: Decay,
+    /// AdamW decoupled weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// AdamW β₁.
+    #[serde(default = "d_beta1")]
+    pub beta1: f64,
+    /// AdamW β₂.
+    #[serde(default = "d_beta2")]
+    pub beta2: f64,
+    /// AdamW ε.
+    #[serde(default = "d_eps")]
+    pub eps: f64,
+    /// Global gradient-norm clip (0 disables).
+    #[serde(default = "d_clip")]
+    pub grad_clip: f64,
+    /// Seed for data order, LoRA init and dropout.
+    #[serde(default)]
+    pub seed: u64,
+    /// Eval loss every this many steps (needs `eval_data`).
+    #[serde(default = "d_every")]
+    pub eval_every: usize,
+    /// Checkpoint every this many steps (and at the end).
+    #[serde(default = "d_every")]
+    pub save_every: usize,
+    /// Checkpoints kept on disk.
+    #[serde(default = "d_keep")]
+    pub keep_last: usize,
+    /// LoRA rank; 0 trains every weight.
+    #[serde(default)]
+    pub lora_rank: usize,
+    /// LoRA alpha.
+    #[serde(default = "d_alpha")]
+    pub lora_alpha: f64,
+    /// LoRA dropout.
+    #[serde(default)]
+    pub lora_dropout: f32,
+    /// Projections that get adapters.
+    #[serde(default = "d_targets")]
+    pub lora_targets: Vec<String>,
+    /// Continue from the newest checkpoint in `output_dir` when there is one.
+    #[serde(default = "d_true")]
+    pub resume: bool,
+}
+
+impl SftConfig {
+    /// Parses TOML text; errors name the file and the key.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| {
+            let key = e.message().split('`').nth(1).unwrap_or("?").to_string();
+            Error::Config {
+                key,
+                message: format!("{}: {e}", path.display()),
+            }
+        })?;
+        Ok(cfg)
+    }
+
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Checks value ranges; errors name the key.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("batch_size", self.batch_size),
+            ("grad_accum", self.grad_accum),
+            ("max_steps", self.max_steps),
+            ("max_len", self.max_len),
+            ("eval_every", self.eval_every),
+            ("save_every", self.save_every),
+            ("keep_last", self.keep_last),
+        ];
+        for (k, v) in positive {
+            if v == 0 {
+                return Err(Error::config(k, "must be at least 1"));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::config(
+                "lr",
+                format!("must be a positive number, got {}", self.lr),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.beta1) {
+            return Err(Error::config("beta1", "must be in [0, 1)"));
+        }
+        if !(0.0..1.0).contains(&self.beta2) {
+            return Err(Error::config("beta2", "must be in [0, 1)"));
+        }
+        if !(0.0..1.0).contains(&self.lora_dropout) {
+            return Err(Error::config("lora_dropout", "must be in [0, 1)"));
+        }
+        if self.grad_clip < 0.0 {
+            return Err(Error::config(
+                "grad_clip",
+                "must be ≥ 0 (0 disables clipping)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The config as TOML (saved in the run directory).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "model = \"m\"\ntrain_data = \"d.jsonl\"\noutput_dir = \"out\"\n";
+
+    #[test]
+    fn a_misspelled_key_is_named() {
+        let err = SftConfig::from_toml(
+            &format!("{MIN}learning_rate = 0.1\n"),
+            Path::new("run.toml"),
+        )
+        .expect_err("unknown");
+        let s = err.to_string();
+        assert!(
+            s.contains("key `learning_rate`") && s.contains("run.toml"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_and_a_missing_key_are_named() {
+        let err = SftConfig::from_toml(&format!("{MIN}lr = \"fast\"\n"), Path::new("run.toml"))
+            .expect_err("type");
+        assert!(err.to_string().contains("lr = \"fast\""), "{err}");
+        let err =
+            SftConfig::from_toml("model = \"m\"\noutput_dir = \"o\"\n", Path::new("run.toml"))
+                .expect_err("missing");
+        assert!(err.to_string().contains("key `train_data`"), "{err}");
+        let mut ok = SftConfig::from_toml(MIN, Path::new("run.toml")).expect("defaults");
+        ok.batch_size = 0;
+        assert!(
+            ok.validate()
+                .expect_err("range")
+                .to_string()
+                .contains("key `batch_size`")
+        );
+    }
+
+    #[test]
+    fn the_resolved_config_round_trips() {
+        let cfg = SftConfig::from_toml(
+            &format!("{MIN}decay = \"linear\"\nlora_rank = 4\n"),
+            Path::new("r.toml"),
+        )
+        .expect("cfg");
+        assert_eq!(
+            SftConfig::from_toml(&cfg.to_toml(), Path::new("r.toml")).expect("again"),
+            cfg
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! SFT examples from JSONL (`{"prompt","completion"}` or `{"messages": [...]}` per line) and
+//! from MaRio's one-object JSON files, tokenized with a loss mask over completion tokens.
+//!
+//! MaRio (`data/<ds>/gpt3/*.jsonl`) is ONE JSON object `{"0": {question, gold_label,
+//! predicted_label, predicted_rationale}, ...}`; an example's prompt is the question and
+//! its completion `"<predicted_rationale> So the answer is <predicted_label>."`, as in
+//! MaRio's SFT stage. Keys are taken in numeric order. Records with an empty label or
+//! rationale (179 and 172 of StrategyQA's 8,240 GPT-3 records) are skipped and counted: they
+//! would teach the model to answer "So the answer is .".
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::load::tokenizer::{Message, Tokenizer};
+
+/// One supervised example before tokenization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Example {
+    /// Plain text: the loss covers `completion` only.
+    Text {
+        /// Conditioning text.
+        prompt: String,
+        /// Target text.
+        completion: String,
+    },
+    /// A conversation: the loss covers the final assistant message only.
+    Chat(Vec<Message>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Line {
+    Text { prompt: String, completion: String },
+    Chat { messages: Vec<Message> },
+}
+
+#[derive(Deserialize)]
+struct MarioRecord {
+    question: String,
+    predicted_label: String,
+    predicted_rationale: String,
+}
+
+/// The MaRio completion for a rationale and label.
+pub fn mario_completion(rationale: &str, label: &str) -> String {
+    format!("{} So the answer is {}.", rationale.trim(), label.trim())
+}
+
+/// Reads a data file in any supported format.
+pub fn read(path: &Path) -> Result<Vec<Example>> {
+    Ok(read_counting_skipped(path)?.0)
+}
+
+/// Reads a data file; also returns how many MaRio records were skipped as empty.
+pub fn read_counting_skipped(path: &Path) -> Result<(Vec<Example>, usize)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let data_err = |line: usize, message: String| Error::Data {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    // MaRio: the whole file is one object whose values are records.
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&text)
+        && map
+            .values()
+            .next()
+            .is_some_and(|v| v.get("question").is_some())
+    {
+        let mut keyed: Vec<(u64, serde_json::Value)> = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            let n = k
+                .parse()
+                .map_err(|_| data_err(0, format!("key `{k}` is not a number")))?;
+            keyed.push((n, v));
+        }
+        keyed.sort_by_key(|(n, _)| *n);
+        let mut out = Vec::with_capacity(keyed.len());
+        let mut skipped = 0;
+        for (n, v) in keyed {
+            let r: MarioRecord = serde_json::from_value(v)
+                .map_err(|e| data_err(0, format!("record \"{n}\": {e}")))?;
+            if r.predicted_label.trim().is_empty() || r.predicted_rationale.trim().is_empty() {
+                skipped += 1;
+                continue;
+            }
+            out.push(Example::Text {
+                prompt: r.question,
+                completion: mario_completion(&r.predicted_rationale, &r.predicted_label),
+            });
+        }
+        return Ok((out, skipped));
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Line = serde_json::from_str(line).map_err(|e| {
+            data_err(
+                i + 1,
+                format!("expected {{\"prompt\", \"completion\"}} or {{\"messages\": [...]}}: {e}"),
+            )
+        })?;
+        out.push(match parsed {
+            Line::Text { prompt, completion } => Example::Text { prompt, completion },
+            Line::Chat { messages } => {
+                if messages.last().is_none_or(|m| m.role != "assistant") {
+                    return Err(data_err(
+                        i + 1,
+                        "the last message must be the assistant's".into(),
+                    ));
+                }
+                Example::Chat(messages)
+            }
+        });
+    }
+    if out.is_empty() {
+        return Err(data_err(0, "no examples".into()));
+    }
+    Ok((out, 0))
+}
+
+/// A tokenized example: `ids` and a 0/1 `loss_mask` over them (1 = predicted token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokenized {
+    /// Token ids, prompt then completion.
+    pub ids: Vec<u32>,
+    /// 1 where the token belongs to the completion.
+    pub loss_mask: Vec<u32>,
+}
+
+/// Tokenizes an example. With `chat`, plain prompts become a user turn and completions an
+/// assistant turn of the chat template; otherwise the text is `prompt + "\n" + completion`
+/// followed by the first EOS id. Sequences are cut to `max_len` from the end.
+pub fn tokenize(ex: &Example, tok: &Tokenizer, chat: bool, max_len: usize) -> Result<Tokenized> {
+    let (prompt, completion) = match ex {
+        Example::Text { prompt, completion } if !chat => {
+            let mut c = tok.encode(completion)?;
+            c.extend(tok.eos_ids.first());
+            (tok.encode(&format!("{prompt}\n"))?, c)
+        }
+        Example::Text { prompt, completion } => chat_parts(
+            tok,
+            &[
+                Message::new("user", prompt),
+                Message::new("assistant", completion),
+            ],
+        )?,
+        Example::Chat(messages) => chat_parts(tok, messages)?,
+    };
+    let mut ids = prompt.clone();
+    ids.extend(&completion);
+    let mut loss_mask = vec![0; prompt.len()];
+    loss_mask.extend(vec![1; completion.len()]);
+    ids.truncate(max_len);
+    loss_mask.truncate(max_len);
+    Ok(Tokenized { ids, loss_mask })
+}
+
+/// Prompt ids (everything before the last assistant message, with the generation prompt)
+/// and completion ids (its content and `<|im_end|>\n`).
+fn chat_parts(tok: &Tokenizer, messages: &[Message]) -> Result<(Vec<u32>, Vec<u32>)> {
+    let (last, history) = messages
+        .split_last()
+        .ok_or_else(|| Error::InvalidArgument("empty conversation".into()))?;
+    let prompt = tok.apply_chat(history, true)?;
+    let completion = format!("{}<|im_end|>\n", last.content);
+    Ok((tok.encode(&prompt)?, tok.encode(&completion)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_malformed_line_is_reported_with_file_and_line() {
+        let mut f = tempfile::NamedTempFile::new().expect("tmp");
+        writeln!(f, r#"{{"prompt": "a", "completion": "b"}}"#).expect("w");
+        writeln!(f).expect("w");
+        writeln!(f, r#"{{"prompt": "a", "completion": 3}}"#).expect("w");
+        let err = read(f.path()).expect_err("must fail").to_string();
+        assert!(err.contains(&format!("{}:3:", f.path().display())), "{err}");
+    }
+
+    #[test]
+    fn mario_one_object_files_become_rationale_then_answer() {
+        let mut f = tempfile::NamedTempFile::new().expect("tmp");
+        write!(
+            f,
+            r#"{{"10": {{"question": "Q10?", "gold_label": "no", "predicted_label": "no", "predicted_rationale": "R10."}},
+                "2": {{"question": "Q2?", "gold_label": "yes", "predicted_label": "yes", "predicted_rationale": " R2. "}}}}"#
+        )
+        .expect("w");
+        let ex = read(f.path()).expect("read");
+        assert_eq!(
+            ex,
+            vec![
+                Example::Text {
+                    prompt: "Q2?".into(),
+                    completion: "R2. So the answer is yes.".into()
+                },
+                Example::Text {
+                    prompt: "Q10?".into(),
+                    completion: "R10. So the answer is no.".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn only_completion_tokens_carry_loss() {
+        let json = crate::load::tokenizer::tiny_tokenizer_json(&[
+            "<|endoftext|>",
+            "<|im_start|>",
+            "<|im_end|>",
+        ]);
+        let chat = crate::load::tokenizer::ChatTemplate {
+            default_system: None,
+        };
+        let tok = Tokenizer::from_json(&json, &["<|im_end|>"], None, Some(chat)).expect("tok");
+        let ex = Example::Text {
+            prompt: "ab".into(),
+            completion: "cd".into(),
+        };
+        let t = tokenize(&ex, &tok, false, 100).expect("t");
+        assert_eq!(t.ids, vec![97, 98, 10, 99, 100, 258]);
+        assert_eq!(t.loss_mask, vec![0, 0, 0, 1, 1, 1]);
+        let t = tokenize(&ex, &tok, true, 100).expect("t");
+        let n_completion = t.loss_mask.iter().sum::<u32>() as usize;
+        let tail = tok
+            .decode(&t.ids[t.ids.len() - n_completion..], false)
+            .expect("d");
+        assert_eq!(tail, "cd<|im_end|>\n");
+        assert!(
+            tok.decode(&t.ids, false)
+                .expect("d")
+                .starts_with("<|im_start|>user\nab<|im_end|>\n<|im_start|>assistant\n")
+        );
+    }
+}

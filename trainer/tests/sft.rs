@@ -1,0 +1,238 @@
+//! Supervised fine-tuning end to end on tiny models the tests write.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use trainer::Error;
+use trainer::generate::{GenerationConfig, generate};
+use trainer::sft::{SftConfig, TrainOptions, train};
+
+fn write_data(path: &Path, n: usize) {
+    let mut f = std::fs::File::create(path).expect("data");
+    for i in 0..n {
+        let a = i % 4;
+        writeln!(
+            f,
+            r#"{{"prompt": "q{a}", "completion": "answer {a}{a}{a}"}}"#
+        )
+        .expect("w");
+    }
+}
+
+fn config(dir: &Path, model_json: &str) -> SftConfig {
+    common::write_tiny(&dir.join("model"), model_json, 13);
+    write_data(&dir.join("train.jsonl"), 12);
+    write_data(&dir.join("eval.jsonl"), 4);
+    let text = format!(
+        "model = {:?}\ntrain_data = {:?}\neval_data = {:?}\noutput_dir = {:?}\n\
+         batch_size = 4\nmax_steps = 30\nlr = 1e-2\nwarmup_steps = 3\nsave_every = 10\neval_every = 10\nseed = 5\n",
+        dir.join("model"),
+        dir.join("train.jsonl"),
+        dir.join("eval.jsonl"),
+        dir.join("run"),
+    );
+    SftConfig::from_toml(&text, Path::new("test.toml")).expect("config")
+}
+
+fn read_metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .expect("metrics")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+#[test]
+fn full_fine_tuning_learns_the_completions_and_writes_a_loadable_model() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path(), &common::tiny_llama_json());
+    cfg.max_steps = 100;
+    cfg.eval_every = 25;
+    let s = train(&cfg, &TrainOptions::default()).expect("train");
+    assert_eq!(s.steps, 100);
+    let m = read_metrics(&cfg.output_dir);
+    let losses: Vec<f64> = m.iter().filter_map(|v| v["loss"].as_f64()).collect();
+    assert_eq!(losses.len(), 100);
+    assert!(
+        losses[99] < losses[0] / 10.0,
+        "loss {} → {}",
+        losses[0],
+        losses[99]
+    );
+    let evals: Vec<f64> = m.iter().filter_map(|v| v["eval_loss"].as_f64()).collect();
+    assert_eq!(evals.len(), 4, "eval at 25, 50, 75, 100");
+    assert!(evals[3] < evals[0]);
+    assert!(
+        m.iter()
+            .filter(|v| v["loss"].is_number())
+            .all(|v| v["tokens_per_s"].as_f64().is_some_and(|t| t > 0.0))
+    );
+    // The resolved config is saved and reads back identically.
+    let saved = SftConfig::load(&cfg.output_dir.join("config.toml")).expect("saved config");
+    assert_eq!(saved, cfg);
+    // The final directory is an HF checkpoint that answers the trained prompt.
+    let final_dir = s.final_dir.expect("final");
+    let loaded = trainer::load::load(&final_dir, false, &Device::Cpu).expect("reload");
+    let tok = loaded.tokenizer.expect("tokenizer");
+    let prompt = tok.encode("q2\n").expect("enc");
+    let out = generate(
+        &loaded.model,
+        &[prompt],
+        &GenerationConfig {
+            max_new_tokens: 12,
+            ..Default::default()
+        },
+        tok.pad_id,
+        Some(&tok),
+    )
+    .expect("gen");
+    assert_eq!(out[0].text, "answer 222");
+}
+
+fn final_adapter(run: &Path) -> std::collections::HashMap<String, Tensor> {
+    candle_core::safetensors::load(run.join("final/adapter_model.safetensors"), &Device::Cpu)
+        .expect("adapter")
+}
+
+#[test]
+fn a_killed_lora_run_resumes_to_the_same_weights_and_keeps_the_last_checkpoints() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path(), &common::tiny_gpt2_json());
+    cfg.lora_rank = 4;
+    cfg.lora_targets = vec!["c_attn".into(), "c_fc".into()];
+    cfg.grad_accum = 2;
+    cfg.max_steps = 8;
+    cfg.save_every = 2;
+    cfg.keep_last = 2;
+    cfg.eval_data = None;
+    let straight = train(&cfg, &TrainOptions::default()).expect("straight");
+    assert_eq!(straight.resumed_from, 0);
+    let reference = final_adapter(&cfg.output_dir);
+    let names: Vec<String> = std::fs::read_dir(cfg.output_dir.join("checkpoints"))
+        .expect("ckpts")
+        .map(|e| e.expect("e").file_name().to_string_lossy().to_string())
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, vec!["step-00000006", "step-00000008"]);
+
+    cfg.output_dir = dir.path().join("run-killed");
+    let first = train(
+        &cfg,
+        &TrainOptions {
+            stop_after: Some(5),
+            ..Default::default()
+        },
+    )
+    .expect("first half");
+    assert_eq!(first.steps, 5);
+    assert!(first.final_dir.is_none());
+    let second = train(&cfg, &TrainOptions::default()).expect("resumed");
+    assert_eq!(second.resumed_from, 4, "resumes from the newest checkpoint");
+    let resumed = final_adapter(&cfg.output_dir);
+    assert_eq!(resumed.len(), reference.len());
+    for (k, t) in &reference {
+        let d = (t - &resumed[k])
+            .expect("sub")
+            .abs()
+            .expect("abs")
+            .flatten_all()
+            .expect("f")
+            .max(0)
+            .expect("m");
+        assert!(
+            d.to_scalar::<f32>().expect("s") < 1e-6,
+            "{k} differs after resumption"
+        );
+    }
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_names_a_usable_checkpoint() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path(), &common::tiny_llama_json());
+    cfg.lr = 1e30;
+    cfg.warmup_steps = 0;
+    cfg.grad_clip = 0.0;
+    cfg.save_every = 1;
+    cfg.eval_data = None;
+    let err = train(&cfg, &TrainOptions::default()).expect_err("must diverge");
+    let msg = err.to_string();
+    let Error::NonFiniteLoss {
+        last_checkpoint, ..
+    } = err
+    else {
+        panic!("unexpected error: {msg}")
+    };
+    assert!(msg.contains("not finite"), "{msg}");
+    let ckpt = last_checkpoint.expect("a checkpoint was written before the failure");
+    assert!(msg.contains(&ckpt.display().to_string()));
+    let weights = candle_core::safetensors::load(ckpt.join("trainable.safetensors"), &Device::Cpu)
+        .expect("load");
+    for (k, t) in weights {
+        let s = t
+            .abs()
+            .expect("abs")
+            .sum_all()
+            .expect("s")
+            .to_scalar::<f32>()
+            .expect("s");
+        assert!(s.is_finite(), "{k} in the named checkpoint is not finite");
+    }
+}
+
+#[test]
+fn chat_messages_train_on_the_final_assistant_turn() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path(), &common::tiny_qwen2_json());
+    let mut f = std::fs::File::create(&cfg.train_data).expect("data");
+    for i in 0..8 {
+        writeln!(f, r#"{{"messages": [{{"role": "user", "content": "hi {i}"}}, {{"role": "assistant", "content": "yo"}}]}}"#).expect("w");
+    }
+    cfg.chat = true;
+    cfg.max_steps = 40;
+    cfg.eval_data = None;
+    let s = train(&cfg, &TrainOptions::default()).expect("train");
+    let first = read_metrics(&cfg.output_dir)[0]["loss"]
+        .as_f64()
+        .expect("loss");
+    assert!(
+        s.last_loss < 0.5 && (s.last_loss as f64) < first / 10.0,
+        "loss {first} → {}",
+        s.last_loss
+    );
+}
+
+#[test]
+fn the_mario_strategyqa_file_reads_as_rationale_then_answer() {
+    let path = Path::new("/work/shared/data/mario/strategyqa/gpt3/train_gpt3_responses.jsonl");
+    let path = std::env::var_os("MARIO_STRATEGYQA_GPT3").map_or(path.to_path_buf(), Into::into);
+    if !path.exists() {
+        println!(
+            "SKIPPED: {} not found (set MARIO_STRATEGYQA_GPT3)",
+            path.display()
+        );
+        return;
+    }
+    let (ex, skipped) = trainer::sft::data::read_counting_skipped(&path).expect("read");
+    assert!(ex.len() > 1000, "{} examples", ex.len());
+    println!(
+        "MaRio StrategyQA GPT-3: {} examples, {skipped} skipped (empty label or rationale)",
+        ex.len()
+    );
+    assert!(skipped < ex.len() / 10);
+    for e in &ex {
+        let trainer::sft::data::Example::Text { prompt, completion } = e else {
+            panic!("text examples")
+        };
+        assert!(!prompt.is_empty());
+        assert!(
+            completion.ends_with("So the answer is yes.")
+                || completion.ends_with("So the answer is no."),
+            "{completion}"
+        );
+    }
+}
