@@ -95,10 +95,12 @@ pub fn config(ct: &Content, path: &Path) -> Result<llama::Config> {
             path,
         )?
         .to_f32()? as f64,
-        rope_theta: ct
-            .metadata
-            .get(&format!("{arch}.rope.freq_base"))
-            .map_or(Ok(10_000.0), |v| v.to_f32().map(f64::from))?,
+        rope_theta: Some(
+            ct.metadata
+                .get(&format!("{arch}.rope.freq_base"))
+                .map_or(Ok(10_000.0), |v| v.to_f32().map(f64::from))?,
+        ),
+        rope_parameters: None,
         max_position_embeddings: u("context_length").ok(),
         tie_word_embeddings: !ct.tensor_infos.contains_key("output.weight"),
         attention_bias: false,

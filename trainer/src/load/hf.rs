@@ -17,8 +17,8 @@ use super::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
 use crate::models::{self, CausalLm};
 
-/// The safetensors files of a directory (the index's shards, else every `*.safetensors`
-/// except LoRA adapters).
+/// The safetensors files of a directory: the index's shards, else `model.safetensors`, else
+/// every `*.safetensors` except LoRA adapters.
 pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
     if index.exists() {
@@ -32,6 +32,10 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
             .ok_or_else(|| Error::checkpoint(&index, "no `weight_map` object"))?;
         let files: BTreeSet<&str> = map.values().filter_map(|f| f.as_str()).collect();
         return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    }
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok(vec![single]);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?

@@ -10,9 +10,6 @@ use serde::{Deserialize, Serialize};
 use super::{Inputs, KvCache, attention, attention_bias, rms_norm};
 use crate::lora::LoraLinear;
 
-fn default_rope_theta() -> f64 {
-    10_000.0
-}
 fn default_eps() -> f64 {
     1e-6
 }
@@ -45,9 +42,12 @@ pub struct Config {
     /// RMSNorm epsilon.
     #[serde(default = "default_eps")]
     pub rms_norm_eps: f64,
-    /// RoPE base.
-    #[serde(default = "default_rope_theta")]
-    pub rope_theta: f64,
+    /// RoPE base (transformers < 5); see [`Config::rope_theta`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_theta: Option<f64>,
+    /// transformers ≥ 5 writes `{"rope_theta": .., "rope_type": "default"}` here instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_parameters: Option<serde_json::Value>,
     /// Context length the model was trained for (informational).
     #[serde(default)]
     pub max_position_embeddings: Option<usize>,
@@ -71,6 +71,16 @@ impl Config {
     pub fn head_dim(&self) -> usize {
         self.head_dim
             .unwrap_or(self.hidden_size / self.num_attention_heads)
+    }
+    /// The RoPE base from either spelling, 10000 when absent.
+    pub fn rope_theta(&self) -> f64 {
+        self.rope_theta
+            .or_else(|| {
+                self.rope_parameters
+                    .as_ref()
+                    .and_then(|p| p["rope_theta"].as_f64())
+            })
+            .unwrap_or(10_000.0)
     }
     fn qkv_bias(&self) -> bool {
         self.attention_bias || self.model_type == "qwen2"
@@ -226,6 +236,14 @@ impl Model {
         if cfg.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
             candle_core::bail!("rope_scaling is not supported (got {:?})", cfg.rope_scaling);
         }
+        if let Some(kind) = cfg
+            .rope_parameters
+            .as_ref()
+            .and_then(|p| p["rope_type"].as_str())
+            && kind != "default"
+        {
+            candle_core::bail!("rope_type `{kind}` is not supported (only `default`)");
+        }
         let m = vb.pp("model");
         let embed_tokens = m.get((cfg.vocab_size, cfg.hidden_size), "embed_tokens.weight")?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
@@ -273,7 +291,11 @@ impl Model {
         let past = cache.as_ref().map_or(0, |c| c.seq_len());
         let (b, t) = inputs.ids.dims2()?;
         let bias = attention_bias(inputs, past)?;
-        let rope = rope_tables(&inputs.positions, self.cfg.head_dim(), self.cfg.rope_theta)?;
+        let rope = rope_tables(
+            &inputs.positions,
+            self.cfg.head_dim(),
+            self.cfg.rope_theta(),
+        )?;
         let mut x = self
             .embed_tokens
             .index_select(&inputs.ids.flatten_all()?, 0)?
