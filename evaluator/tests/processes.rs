@@ -124,6 +124,17 @@ async fn a_job_survives_a_worker_killed_mid_chunk_with_exactly_one_score_per_gen
         (generations as i64, generations as i64, generations as i64),
         "exactly one score per (generation, metric), none lost"
     );
+    let summarized: i64 = sqlx::query_scalar(
+        "SELECT sum(n + nulls)::bigint FROM score_summaries WHERE module_id = $1",
+    )
+    .bind(module)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        summarized, generations as i64,
+        "the running summary counted each score once"
+    );
     let (attempts, chunk_state): (i32, String) =
         sqlx::query_as("SELECT attempts, state FROM job_chunks WHERE id = $1")
             .bind(victim.0)

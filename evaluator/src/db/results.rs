@@ -54,8 +54,8 @@ struct Aggregate {
     module: String,
     metric: String,
     direction: String,
-    mean: Option<f64>,
-    sd: Option<f64>,
+    mean: f64,
+    m2: f64,
     n: i64,
     nulls: i64,
 }
@@ -68,25 +68,22 @@ pub async fn dataset_results(
     dataset_id: i64,
     dataset: &str,
 ) -> Result<DatasetResults> {
-    // Aggregated per generation set in one pass; PostgreSQL's avg/stddev_samp are
-    // numerically stable (Youngs–Cramer).
+    // The running summaries (see migrations/*_result_summaries.sql): one row per
+    // system and metric, whatever the dataset's size.
     let rows: Vec<Aggregate> = sqlx::query_as(
-        "SELECT s.name AS system, s.metadata, m.id AS module_id, m.name AS module, mm.name AS metric, mm.direction, \
-           avg(sc.value) AS mean, stddev_samp(sc.value) AS sd, count(sc.value) AS n, \
-           count(*) FILTER (WHERE sc.value IS NULL) AS nulls \
-         FROM scores sc \
-         JOIN generations g ON g.id = sc.generation_id \
-         JOIN systems s ON s.id = g.system_id \
-         JOIN modules m ON m.id = sc.module_id \
-         JOIN module_metrics mm ON mm.module_id = sc.module_id AND mm.position = sc.metric \
-         WHERE g.dataset_id = $1 \
-         GROUP BY s.name, s.metadata, m.id, m.name, mm.name, mm.direction, sc.metric \
-         ORDER BY s.name, m.id, sc.metric",
+        "SELECT s.name AS system, s.metadata, m.id AS module_id, m.name AS module, mm.name AS metric, \
+           mm.direction, ss.mean, ss.m2, ss.n, ss.nulls \
+         FROM score_summaries ss \
+         JOIN systems s ON s.id = ss.system_id \
+         JOIN modules m ON m.id = ss.module_id \
+         JOIN module_metrics mm ON mm.module_id = ss.module_id AND mm.position = ss.metric \
+         WHERE ss.dataset_id = $1 \
+         ORDER BY s.name, m.id, ss.metric",
     )
     .bind(dataset_id)
     .fetch_all(pool)
     .await
-    .map_err(db("aggregate scores"))?;
+    .map_err(db("read score summaries"))?;
     let mut ids_by_name: HashMap<&str, Vec<i64>> = HashMap::new();
     for row in &rows {
         let ids = ids_by_name.entry(&row.module).or_default();
@@ -115,10 +112,15 @@ pub async fn dataset_results(
             row.module.clone()
         };
         // Every value null: no mean to report.
-        let Some(mean) = row.mean else {
+        if row.n == 0 {
             continue;
+        }
+        let mean = row.mean;
+        let stderr = if row.n > 1 {
+            (row.m2.max(0.0) / (row.n - 1) as f64).sqrt() / (row.n as f64).sqrt()
+        } else {
+            0.0
         };
-        let stderr = row.sd.map_or(0.0, |sd| sd / (row.n as f64).sqrt());
         if let Some(system) = systems.last_mut() {
             system.metrics.insert(
                 format!("{module}/{}", row.metric),
@@ -161,13 +163,11 @@ pub struct PairResult {
 
 /// The per-pair results of a comparison job, in the order the pairs were planned.
 pub async fn pair_results(pool: &PgPool, job_id: i64) -> Result<Vec<PairResult>> {
+    // Counted as the outcomes were committed (pair_summaries), not re-counted here.
     let rows: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT sa.name, sb.name, \
-           count(*) FILTER (WHERE o.outcome = 1), count(*) FILTER (WHERE o.outcome = -1), \
-           count(*) FILTER (WHERE o.outcome = 0), \
-           count(*) FILTER (WHERE o.b_first IS NOT NULL AND o.a_first <> o.b_first) \
-         FROM pair_outcomes o JOIN systems sa ON sa.id = o.system_a JOIN systems sb ON sb.id = o.system_b \
-         WHERE o.job_id = $1 GROUP BY sa.name, sb.name, o.system_a, o.system_b ORDER BY sa.name, sb.name",
+        "SELECT sa.name, sb.name, p.wins, p.losses, p.ties, p.inconsistent \
+         FROM pair_summaries p JOIN systems sa ON sa.id = p.system_a JOIN systems sb ON sb.id = p.system_b \
+         WHERE p.job_id = $1 ORDER BY sa.name, sb.name",
     )
     .bind(job_id)
     .fetch_all(pool)

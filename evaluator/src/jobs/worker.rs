@@ -233,11 +233,31 @@ async fn write_output(tx: &mut sqlx::PgConnection, job_id: i64, output: &Output)
         let metrics: Vec<i32> = output.scores.iter().map(|s| s.2).collect();
         let values: Vec<Option<f64>> = output.scores.iter().map(|s| s.3).collect();
         // A score is a function of (module bytes, generation): another job may
-        // have written the same row first, and that row is the same.
+        // have written the same row first, and that row is the same. Only rows
+        // actually inserted enter the summaries, merged in (dataset, system,
+        // module, metric) order so concurrent chunks lock summary rows in the same
+        // order and cannot deadlock.
         sqlx::query(
-            "INSERT INTO scores (generation_id, module_id, metric, value, job_id) \
-             SELECT g, m, k, v, $5 FROM UNNEST($1::bigint[], $2::bigint[], $3::int[], $4::float8[]) AS u(g, m, k, v) \
-             ON CONFLICT (generation_id, module_id, metric) DO NOTHING",
+            "WITH inserted AS ( \
+               INSERT INTO scores (generation_id, module_id, metric, value, job_id) \
+               SELECT g, m, k, v, $5 FROM UNNEST($1::bigint[], $2::bigint[], $3::int[], $4::float8[]) AS u(g, m, k, v) \
+               ON CONFLICT (generation_id, module_id, metric) DO NOTHING \
+               RETURNING generation_id, module_id, metric, value), \
+             part AS ( \
+               SELECT g.dataset_id, g.system_id, i.module_id, i.metric, count(i.value) AS n, \
+                 count(*) - count(i.value) AS nulls, coalesce(avg(i.value), 0) AS mean, \
+                 coalesce(var_pop(i.value) * count(i.value), 0) AS m2 \
+               FROM inserted i JOIN generations g ON g.id = i.generation_id \
+               GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4) \
+             INSERT INTO score_summaries AS s (dataset_id, system_id, module_id, metric, n, nulls, mean, m2) \
+             SELECT * FROM part \
+             ON CONFLICT (dataset_id, system_id, module_id, metric) DO UPDATE SET \
+               n = s.n + EXCLUDED.n, \
+               nulls = s.nulls + EXCLUDED.nulls, \
+               mean = CASE WHEN s.n + EXCLUDED.n = 0 THEN 0 \
+                 ELSE s.mean + (EXCLUDED.mean - s.mean) * EXCLUDED.n / (s.n + EXCLUDED.n) END, \
+               m2 = CASE WHEN s.n + EXCLUDED.n = 0 THEN 0 \
+                 ELSE s.m2 + EXCLUDED.m2 + (EXCLUDED.mean - s.mean) ^ 2 * s.n * EXCLUDED.n / (s.n + EXCLUDED.n) END",
         )
         .bind(&generations)
         .bind(&modules)
@@ -267,6 +287,29 @@ async fn write_output(tx: &mut sqlx::PgConnection, job_id: i64, output: &Output)
         .execute(&mut *tx)
         .await
         .map_err(db("write outcomes"))?;
+        let count = |wanted: i16| combined.iter().filter(|&&o| o == wanted).count() as i64;
+        let inconsistent = output
+            .outcomes
+            .iter()
+            .filter(|o| o.2.is_some_and(|b_first| b_first != o.1))
+            .count() as i64;
+        sqlx::query(
+            "INSERT INTO pair_summaries AS p (job_id, system_a, system_b, wins, losses, ties, inconsistent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (job_id, system_a, system_b) DO UPDATE SET \
+               wins = p.wins + EXCLUDED.wins, losses = p.losses + EXCLUDED.losses, \
+               ties = p.ties + EXCLUDED.ties, inconsistent = p.inconsistent + EXCLUDED.inconsistent",
+        )
+        .bind(job_id)
+        .bind(a)
+        .bind(b)
+        .bind(count(1))
+        .bind(count(-1))
+        .bind(count(0))
+        .bind(inconsistent)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("summarize outcomes"))?;
     }
     Ok(())
 }

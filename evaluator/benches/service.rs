@@ -1,0 +1,298 @@
+//! Service benchmarks (a bench binary, not a timed test), on a fresh database on
+//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`):
+//!
+//! 1. End-to-end scoring throughput: a scoring run over 10 systems × 5,000 items,
+//!    claimed, scored in the sandbox and stored by two in-process workers; score
+//!    rows stored per second, best of 3. Beside it, in the same run, the same
+//!    samples scored by the sandbox alone (one thread, no queue, no database): the
+//!    ratio is what durability costs.
+//! 2. Latency of `GET /api/v1/datasets/{d}/results` (and of a comparison's
+//!    `/pairs`) over loopback HTTP, 8 concurrent clients: p50 and p99.
+//!
+//! `cargo bench -p evaluator --bench service` (`-- --quick` for a smaller run).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use evaluator::db::{self, datasets, modules, teams};
+use evaluator::import::Row;
+use evaluator::jobs::{self, worker};
+use reward_host::{Host, HostConfig, Limits, Sample};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(quick));
+}
+
+/// Sentences in the style of MaRio's rationales, varied by item and system.
+fn response(item: usize, system: usize) -> String {
+    const WORDS: [&str; 16] = [
+        "the",
+        "river",
+        "flows",
+        "north",
+        "because",
+        "mountains",
+        "block",
+        "its",
+        "path",
+        "and",
+        "water",
+        "always",
+        "finds",
+        "lower",
+        "ground",
+        "quickly",
+    ];
+    let n = 12 + (item * 7 + system * 3) % 20;
+    let body: Vec<&str> = (0..n)
+        .map(|k| WORDS[(item * 31 + system * 17 + k * 13) % WORDS.len()])
+        .collect();
+    let answer = if (item + system).is_multiple_of(3) {
+        "no"
+    } else {
+        "yes"
+    };
+    format!("{}. So the answer is {answer}.", body.join(" "))
+}
+
+async fn fresh_database() -> (sqlx::PgPool, String, String) {
+    let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+    let admin = sqlx::PgPool::connect(&server)
+        .await
+        .unwrap_or_else(|e| panic!("the benchmark needs PostgreSQL at {server}: {e}"));
+    let name = format!("evaluator_bench_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let url = format!("{}/{name}", &server[..server.rfind('/').unwrap()]);
+    (db::connect(&url).await.unwrap(), server, name)
+}
+
+async fn run(quick: bool) {
+    let (systems, items) = if quick { (4, 1_000) } else { (10, 5_000) };
+    let (pool, server, name) = fresh_database().await;
+    let host = Arc::new(Host::new(HostConfig::default()).unwrap());
+    let token = teams::create_team(&pool, "bench").await.unwrap();
+    let team = teams::authenticate(&pool, &token).await.unwrap().unwrap();
+
+    let mut all_samples = Vec::new();
+    for system in 0..systems {
+        let rows: Vec<Row> = (0..items)
+            .map(|item: usize| Row {
+                key: format!("item-{item}"),
+                prompt: format!("Question {item}: does the river flow north?"),
+                reference: Some(if item.is_multiple_of(2) { "yes" } else { "no" }.to_string()),
+                fields: serde_json::Map::new(),
+                response: response(item, system),
+                extra: serde_json::Map::new(),
+                origin: format!("line {}", item + 1),
+            })
+            .collect();
+        all_samples.extend(rows.iter().map(|r| Sample {
+            prompt: r.prompt.clone(),
+            response: r.response.clone(),
+            reference: r.reference.clone(),
+            fields: Vec::new(),
+        }));
+        datasets::import(&pool, team.id, "bench", &format!("system-{system}"), &rows)
+            .await
+            .unwrap();
+    }
+    let generations = systems * items;
+    println!(
+        "dataset: {systems} systems x {items} items = {generations} generations ({} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    let mut module_ids = Vec::new();
+    for name in ["accuracy", "length"] {
+        let wasm = reward_builtins::builtin(name).unwrap().wasm;
+        let module = host.load(wasm).unwrap();
+        let (record, _) = modules::store(&pool, team.id, wasm, &module).await.unwrap();
+        module_ids.push((name, record.id, module));
+    }
+
+    // Two worker loops in this process, as `evaluator worker --workers 2` runs them.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let config = worker::WorkerConfig {
+        concurrency: 2,
+        idle_poll: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let workers = tokio::spawn(worker::run(pool.clone(), host.clone(), config, stopped));
+
+    println!("\nend-to-end scoring (claim + sandbox + store), 2 workers, best of 3:");
+    for (name, id, module) in &module_ids {
+        let metrics = module.info().metrics.len();
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            for table in ["scores", "score_summaries"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE module_id = $1"))
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            let start = Instant::now();
+            let job = jobs::create_score_job(
+                &pool,
+                team.id,
+                &jobs::ScoreRequest {
+                    dataset: "bench".into(),
+                    modules: vec![id.to_string()],
+                    systems: None,
+                },
+            )
+            .await
+            .unwrap();
+            loop {
+                let job = jobs::get(&pool, team.id, job.id).await.unwrap().unwrap();
+                if job.is_finished() {
+                    assert_eq!(job.state, "succeeded", "{job:?}");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM scores WHERE module_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(stored as usize, generations * metrics);
+
+        // The same samples through the sandbox alone, one thread.
+        let limits = Limits::default();
+        let mut sandbox_best = f64::MAX;
+        for _ in 0..3 {
+            let start = Instant::now();
+            for batch in all_samples.chunks(256) {
+                std::hint::black_box(module.score_with(batch, &limits).unwrap());
+            }
+            sandbox_best = sandbox_best.min(start.elapsed().as_secs_f64());
+        }
+        let rows_per_s = stored as f64 / best;
+        println!(
+            "  {name:<9} {metrics} metric(s): {:>9.0} score rows/s = {:>8.0} samples/s ({:.2} s); \
+             sandbox alone, 1 thread: {:>8.0} samples/s; service/sandbox {:.2}",
+            rows_per_s,
+            generations as f64 / best,
+            best,
+            generations as f64 / sandbox_best,
+            (generations as f64 / best) / (generations as f64 / sandbox_best),
+        );
+    }
+
+    // A comparison, so /pairs has data.
+    let compare = jobs::create_compare_job(
+        &pool,
+        team.id,
+        &jobs::CompareRequest {
+            dataset: "bench".into(),
+            judge: "accuracy".into(),
+            metric: None,
+            systems: None,
+        },
+    )
+    .await
+    .unwrap();
+    loop {
+        let job = jobs::get(&pool, team.id, compare.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if job.is_finished() {
+            assert_eq!(job.state, "succeeded", "{job:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    workers.await.unwrap().unwrap();
+
+    // The API on loopback, 8 client threads.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = evaluator::api::app(evaluator::api::AppState {
+        db: pool.clone(),
+        host: host.clone(),
+    });
+    let server_task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let requests = if quick { 100 } else { 400 };
+    println!("\nGET latency over loopback, 8 concurrent clients, {requests} requests each:");
+    for path in [
+        "/api/v1/datasets/bench/results".to_string(),
+        format!("/api/v1/jobs/{}/pairs", compare.id),
+    ] {
+        let url = format!("http://{addr}{path}");
+        let token = token.clone();
+        let latencies = tokio::task::spawn_blocking(move || load(&url, &token, 8, requests))
+            .await
+            .unwrap();
+        let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+        println!(
+            "  {path:<34} p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests)",
+            p50 * 1e3,
+            p99 * 1e3,
+            latencies.len()
+        );
+    }
+    server_task.abort();
+    pool.close().await;
+    let admin = sqlx::PgPool::connect(&server).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+/// `clients` threads each sending `requests` GETs; every latency in seconds.
+fn load(url: &str, token: &str, clients: usize, requests: usize) -> Vec<f64> {
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let url = url.to_string();
+            let auth = format!("Bearer {token}");
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+                (0..requests)
+                    .map(|_| {
+                        let start = Instant::now();
+                        let mut response = agent
+                            .get(&url)
+                            .header("Authorization", &auth)
+                            .call()
+                            .unwrap();
+                        let body = response.body_mut().read_to_string().unwrap();
+                        assert!(response.status().is_success(), "{body}");
+                        start.elapsed().as_secs_f64()
+                    })
+                    .collect::<Vec<f64>>()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect()
+}
+
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[rank]
+}
