@@ -136,6 +136,20 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// The Bradley–Terry leaderboard of the newest finished comparison with a judge.
+    Leaderboard {
+        /// The dataset's name.
+        #[arg(long)]
+        dataset: String,
+        /// The judge the comparison used (id, declared name, builtin:NAME or a .wasm path).
+        #[arg(long)]
+        judge: String,
+        /// For a scorer judge: its metric.
+        #[arg(long)]
+        metric: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Per system and metric: mean, standard error and n.
     Results {
         /// The dataset's name.
@@ -388,6 +402,16 @@ pub fn run(cli: Cli) -> Result<()> {
             remote.print(&record, |r| {
                 format!("job {} is {}", r["id"], r["state"].as_str().unwrap_or(""))
             })
+        }
+        Command::Leaderboard {
+            dataset,
+            judge,
+            metric,
+            remote,
+        } => {
+            let client = remote.client()?;
+            let judge = resolve_module_arg(&client, &judge)?;
+            crate::remote::leaderboard(&client, &dataset, &judge, metric.as_deref(), remote.json)
         }
         Command::Results { dataset, remote } => {
             let client = remote.client()?;

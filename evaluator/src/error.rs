@@ -52,6 +52,9 @@ pub enum Error {
         /// What failed, with the server's words.
         message: String,
     },
+    /// A statistic could not be computed from the data.
+    #[error("statistics: {0}")]
+    Statistics(#[from] evaluator_stats::Error),
     /// A usage problem that is nobody's fault but the command line's.
     #[error("{0}")]
     Usage(String),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{Client, encode};
 use crate::db::datasets::ImportSummary;
-use crate::db::results::{DatasetResults, PairResult};
+use crate::db::results::{DatasetResults, LeaderboardEntry, PairResult};
 use crate::error::{Error, Result};
 use crate::import::Format;
 use crate::jobs::JobRecord;
@@ -194,19 +194,61 @@ fn pair_table(pairs: &[PairResult]) -> String {
         .max()
         .unwrap_or(1);
     let mut table = format!(
-        "{:<width$}  {:<width$}  {:>6} {:>6} {:>6}  {:>8}  {:<17} {:>12}",
-        "a", "b", "wins", "losses", "ties", "win rate", "95% CI", "inconsistent"
+        "{:<width$}  {:<width$}  {:>6} {:>6} {:>6}  {:>8}  {:<17} {:>7} {:>12}",
+        "a", "b", "wins", "losses", "ties", "win rate", "95% CI", "LC rate", "inconsistent"
     );
     for p in pairs {
         let rate = p.win_rate.map_or("-".to_string(), |r| format!("{:.3}", r));
         let ci =
             p.ci.map_or("-".to_string(), |[lo, hi]| format!("[{lo:.3}, {hi:.3}]"));
+        let lc = p.lc_win_rate.map_or("-".to_string(), |r| format!("{r:.3}"));
         table.push_str(&format!(
-            "\n{:<width$}  {:<width$}  {:>6} {:>6} {:>6}  {:>8}  {:<17} {:>12}",
-            p.a, p.b, p.wins, p.losses, p.ties, rate, ci, p.inconsistent
+            "\n{:<width$}  {:<width$}  {:>6} {:>6} {:>6}  {:>8}  {:<17} {:>7} {:>12}",
+            p.a, p.b, p.wins, p.losses, p.ties, rate, ci, lc, p.inconsistent
         ));
     }
     table
+}
+
+/// `leaderboard`: rank, system, rating and interval, or the JSON document.
+pub fn leaderboard(
+    client: &Client,
+    dataset: &str,
+    judge: &str,
+    metric: Option<&str>,
+    json: bool,
+) -> Result<()> {
+    let mut path = format!(
+        "/api/v1/datasets/{}/leaderboard?judge={}",
+        encode(dataset),
+        encode(judge)
+    );
+    if let Some(metric) = metric {
+        path.push_str(&format!("&metric={}", encode(metric)));
+    }
+    let board: serde_json::Value = client.get(&path)?;
+    if json {
+        return out(&pretty(&board));
+    }
+    let entries: Vec<LeaderboardEntry> = serde_json::from_value(board["systems"].clone())
+        .map_err(|e| Error::Usage(format!("unexpected leaderboard: {e}")))?;
+    let width = entries
+        .iter()
+        .map(|e| e.system.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let mut table = format!(
+        "comparison job {} on {dataset}\n{:>4}  {:<width$}  {:>8}  95% CI",
+        board["job"], "rank", "system", "rating"
+    );
+    for e in &entries {
+        table.push_str(&format!(
+            "\n{:>4}  {:<width$}  {:>8.1}  [{:.1}, {:.1}]",
+            e.rank, e.system, e.rating, e.ci[0], e.ci[1]
+        ));
+    }
+    out(&table)
 }
 
 /// `results`: the results table, or the JSON document.

@@ -181,6 +181,47 @@ async fn generations_are_scored_and_compared_by_item_with_exact_aggregates() {
     .unwrap();
     assert_eq!(one_order, 12, "a metric judge gives one verdict per item");
 
+    // Every pair has a length-controlled win rate and ALaRM's ties-excluded rate.
+    for p in pairs["pairs"].as_array().unwrap() {
+        let lc = p["lc_win_rate"].as_f64().unwrap_or(f64::NAN);
+        assert!((0.0..=1.0).contains(&lc), "{p}");
+    }
+    assert_eq!(good_half["win_rate_excluding_ties"], 1.0);
+
+    // The Bradley–Terry leaderboard: good > half > bad, intervals around the
+    // ratings, the same rows when asked again (stored once the job finished), and
+    // the same through the dataset's "newest comparison with this judge".
+    let (status, board) = get(&db, &format!("/api/v1/jobs/{id}/leaderboard"), Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{board}");
+    let order: Vec<&str> = board["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["system"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["good", "half", "bad"], "{board}");
+    for s in board["systems"].as_array().unwrap() {
+        let (rating, lo, hi) = (
+            s["rating"].as_f64().unwrap(),
+            s["ci"][0].as_f64().unwrap(),
+            s["ci"][1].as_f64().unwrap(),
+        );
+        assert!(lo <= rating && rating <= hi, "{s}");
+    }
+    let (_, again) = get(&db, &format!("/api/v1/jobs/{id}/leaderboard"), Some(&token)).await;
+    assert_eq!(again["systems"], board["systems"]);
+    let (status, by_judge) = get(
+        &db,
+        "/api/v1/datasets/toy/leaderboard?judge=accuracy",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{by_judge}");
+    assert_eq!(
+        (&by_judge["job"], &by_judge["systems"]),
+        (&serde_json::json!(id), &board["systems"])
+    );
+
     // A judge module is asked in both orders; a position-biased judge's verdicts
     // all become ties, and each is recorded as inconsistent.
     upload(&db, &token, test_module("first-wins").unwrap().wasm).await;
@@ -541,7 +582,7 @@ async fn a_cancelled_job_runs_no_further_chunks() {
 }
 
 #[tokio::test]
-async fn the_openapi_document_lists_exactly_the_routes_that_answer() {
+async fn every_route_in_the_openapi_document_is_served() {
     let db = TestDb::new().await;
     let token = teams::create_team(&db.pool, "docs").await.unwrap();
     let (status, doc) = get(&db, "/api/v1/openapi.json", None).await;

@@ -293,6 +293,30 @@ async fn the_client_commands_drive_a_running_service() {
     let ci = pair["ci"].as_array().unwrap();
     assert!(ci[0].as_f64().unwrap() <= rate && rate <= ci[1].as_f64().unwrap());
 
+    assert!(pair["lc_win_rate"].is_number(), "{pair}");
+    let (code, stdout, stderr) = client(
+        &url,
+        &token,
+        &[
+            "leaderboard",
+            "--dataset",
+            "demo",
+            "--judge",
+            "builtin:label-judge",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let board: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let first = &board["systems"][0];
+    assert_eq!(
+        (first["system"].as_str(), first["rank"].as_u64()),
+        (Some("strong"), Some(1)),
+        "{board}"
+    );
+    assert!(first["rating"].as_f64().unwrap() > board["systems"][1]["rating"].as_f64().unwrap());
+    assert_eq!(first["ci"].as_array().map(Vec::len), Some(2));
+
     let id = compared["job"]["id"].as_i64().unwrap().to_string();
     let (code, stdout, _) = client(&url, &token, &["status", &id]);
     assert_eq!(code, 0);

@@ -114,10 +114,11 @@ pub(super) async fn results(
     dataset: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DatasetResults>, ApiError> {
     let name = path(dataset, "dataset")?;
-    let dataset = find_dataset(&db, team.id, &name).await?;
-    Ok(Json(
-        results::dataset_results(&db, dataset.id, &dataset.name).await?,
-    ))
+    // Only the id: the dataset's sizes would cost a count over its generations.
+    let id = datasets::find_id(&db, team.id, &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))?;
+    Ok(Json(results::dataset_results(&db, id, &name).await?))
 }
 
 /// `GET /api/v1/systems`.

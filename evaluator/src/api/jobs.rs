@@ -11,7 +11,7 @@ use crate::db::results::{self, PairResult};
 use crate::db::teams::Team;
 use crate::jobs::{self, CompareRequest, JobRecord, JobRefused, ScoreRequest};
 
-fn refused(error: JobRefused) -> ApiError {
+pub(super) fn refused(error: JobRefused) -> ApiError {
     match error {
         JobRefused::NotFound(m) => ApiError::NotFound(m),
         JobRefused::Invalid(m) => ApiError::invalid(m),
@@ -100,4 +100,62 @@ pub(super) async fn pairs(
     }
     let pairs: Vec<PairResult> = results::pair_results(&db, id).await?;
     Ok(Json(serde_json::json!({ "job": job, "pairs": pairs })))
+}
+
+/// `GET /api/v1/jobs/{id}/leaderboard`: the Bradley–Terry leaderboard of a
+/// comparison.
+pub(super) async fn job_leaderboard(
+    State(db): State<PgPool>,
+    team: Team,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = path(id, "job")?;
+    let job = find(&db, team.id, id).await?;
+    if job.kind != "compare" {
+        return Err(ApiError::invalid(format!(
+            "job {id} is a {} job; leaderboards belong to compare jobs",
+            job.kind
+        )));
+    }
+    let systems = results::leaderboard(&db, id).await?;
+    Ok(Json(serde_json::json!({ "job": job, "systems": systems })))
+}
+
+/// `?judge=MODULE[&metric=METRIC]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JudgeQuery {
+    judge: String,
+    #[serde(default)]
+    metric: Option<String>,
+}
+
+/// `GET /api/v1/datasets/{dataset}/leaderboard?judge=M[&metric=X]`: the
+/// leaderboard of the newest finished comparison with that judge.
+pub(super) async fn dataset_leaderboard(
+    State(db): State<PgPool>,
+    team: Team,
+    dataset: Result<Path<String>, PathRejection>,
+    query: Result<axum::extract::Query<JudgeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = path(dataset, "dataset")?;
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let dataset_id = jobs::dataset_id(&db, team.id, &name)
+        .await
+        .map_err(refused)?;
+    let judge = jobs::resolve_judge(&db, team.id, &query.judge, query.metric.as_deref())
+        .await
+        .map_err(refused)?;
+    let job = results::latest_compare_job_with(&db, team.id, dataset_id, Some(judge))
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no finished comparison on `{name}` with judge `{}`; run `evaluator compare` first",
+                query.judge
+            ))
+        })?;
+    let systems = results::leaderboard(&db, job).await?;
+    Ok(Json(
+        serde_json::json!({ "dataset": name, "job": job, "systems": systems }),
+    ))
 }

@@ -83,6 +83,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/v1/jobs/{id}/pairs", get(jobs::pairs))
+        .route("/api/v1/jobs/{id}/leaderboard", get(jobs::job_leaderboard))
+        .route(
+            "/api/v1/datasets/{dataset}/leaderboard",
+            get(jobs::dataset_leaderboard),
+        )
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)

@@ -257,12 +257,31 @@ pub async fn list(pool: &PgPool, team_id: i64) -> Result<Vec<DatasetRecord>> {
     .map_err(db("list datasets"))
 }
 
-/// One of the team's datasets by name; `None` if the team has none by that name.
+/// One of the team's datasets by name, with its sizes; `None` if the team has
+/// none by that name.
 pub async fn find(pool: &PgPool, team_id: i64, name: &str) -> Result<Option<DatasetRecord>> {
-    Ok(list(pool, team_id)
-        .await?
-        .into_iter()
-        .find(|d| d.name == name))
+    sqlx::query_as(
+        "SELECT d.id, d.name, \
+           (SELECT count(*) FROM items i WHERE i.dataset_id = d.id) AS items, \
+           (SELECT count(DISTINCT g.system_id) FROM generations g WHERE g.dataset_id = d.id) AS systems, \
+           (SELECT count(*) FROM generations g WHERE g.dataset_id = d.id) AS generations \
+         FROM datasets d WHERE d.team_id = $1 AND d.name = $2",
+    )
+    .bind(team_id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+    .map_err(db("find dataset"))
+}
+
+/// The id of the team's dataset with this name, without counting anything.
+pub async fn find_id(pool: &PgPool, team_id: i64, name: &str) -> Result<Option<i64>> {
+    sqlx::query_scalar("SELECT id FROM datasets WHERE team_id = $1 AND name = $2")
+        .bind(team_id)
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .map_err(db("find dataset"))
 }
 
 /// A system as listed.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::db;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One metric's summary for one system.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,38 +159,296 @@ pub struct PairResult {
     pub ci: Option<[f64; 2]>,
     /// Items whose verdict changed with the presentation order (judge modules only).
     pub inconsistent: u64,
+    /// ALaRM's win rate: wins / (wins + losses), ties left out; null without a
+    /// decisive item.
+    pub win_rate_excluding_ties: Option<f64>,
+    /// The length-controlled win rate (AlpacaEval 2.0's idea: a logistic model
+    /// of the outcome with a length-difference term, read at equal length; see
+    /// `evaluator_stats::length_control`); null when it cannot be fitted.
+    pub lc_win_rate: Option<f64>,
 }
 
-/// The per-pair results of a comparison job, in the order the pairs were planned.
+/// One row of a Bradley–Terry leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderboardEntry {
+    /// The system's name.
+    pub system: String,
+    /// Rating on the Elo scale (400·log10-odds + 1000; the ratings average 1000).
+    pub rating: f64,
+    /// 95% bootstrap interval (100 rounds, seeded).
+    pub ci: [f64; 2],
+    /// 1 + the number of systems whose interval lies entirely above this one's.
+    pub rank: usize,
+}
+
+/// The per-pair results of a comparison job, by the pair's names.
 pub async fn pair_results(pool: &PgPool, job_id: i64) -> Result<Vec<PairResult>> {
     // Counted as the outcomes were committed (pair_summaries), not re-counted here.
-    let rows: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT sa.name, sb.name, p.wins, p.losses, p.ties, p.inconsistent \
+    let mut rows: Vec<PairRow> = read_pairs(pool, job_id).await?;
+    if rows.iter().any(|r| !r.lc_computed) {
+        fill_length_control(pool, job_id, &mut rows).await?;
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let counts = PairCounts {
+                wins: row.wins as u64,
+                losses: row.losses as u64,
+                ties: row.ties as u64,
+            };
+            PairResult {
+                a: row.a,
+                b: row.b,
+                wins: counts.wins,
+                losses: counts.losses,
+                ties: counts.ties,
+                win_rate: counts.win_rate(),
+                ci: counts.wilson_ci(0.95).map(|(lo, hi)| [lo, hi]),
+                inconsistent: row.inconsistent as u64,
+                win_rate_excluding_ties: counts.win_rate_excluding_ties(),
+                lc_win_rate: row.lc_win_rate,
+            }
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct PairRow {
+    system_a: i64,
+    system_b: i64,
+    a: String,
+    b: String,
+    wins: i64,
+    losses: i64,
+    ties: i64,
+    inconsistent: i64,
+    lc_win_rate: Option<f64>,
+    lc_computed: bool,
+}
+
+async fn read_pairs(pool: &PgPool, job_id: i64) -> Result<Vec<PairRow>> {
+    sqlx::query_as(
+        "SELECT p.system_a, p.system_b, sa.name AS a, sb.name AS b, p.wins, p.losses, p.ties, \
+           p.inconsistent, p.lc_win_rate, p.lc_computed \
          FROM pair_summaries p JOIN systems sa ON sa.id = p.system_a JOIN systems sb ON sb.id = p.system_b \
          WHERE p.job_id = $1 ORDER BY sa.name, sb.name",
     )
     .bind(job_id)
     .fetch_all(pool)
     .await
-    .map_err(db("aggregate outcomes"))?;
-    Ok(rows
+    .map_err(db("read pair summaries"))
+}
+
+async fn job_succeeded(pool: &PgPool, job_id: i64) -> Result<bool> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db("read job state"))?;
+    Ok(state.as_deref() == Some("succeeded"))
+}
+
+/// Fits the length-controlled win rate of every pair from the per-item outcomes
+/// and the responses' lengths in characters; stored once the job has finished.
+async fn fill_length_control(pool: &PgPool, job_id: i64, rows: &mut [PairRow]) -> Result<()> {
+    let items: Vec<(i64, i64, i16, i32, i32)> = sqlx::query_as(
+        "SELECT o.system_a, o.system_b, o.outcome, char_length(ga.response), char_length(gb.response) \
+         FROM pair_outcomes o \
+         JOIN generations ga ON ga.item_id = o.item_id AND ga.system_id = o.system_a \
+         JOIN generations gb ON gb.item_id = o.item_id AND gb.system_id = o.system_b \
+         WHERE o.job_id = $1",
+    )
+    .bind(job_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read outcomes"))?;
+    /// One pair's items: a's outcome (1, 0.5, 0) and both responses' lengths.
+    #[derive(Default)]
+    struct PairItems {
+        outcomes: Vec<f64>,
+        a: Vec<f64>,
+        b: Vec<f64>,
+    }
+    let mut by_pair: HashMap<(i64, i64), PairItems> = HashMap::new();
+    for (a, b, outcome, len_a, len_b) in items {
+        let entry = by_pair.entry((a, b)).or_default();
+        entry.outcomes.push((f64::from(outcome) + 1.0) / 2.0);
+        entry.a.push(f64::from(len_a));
+        entry.b.push(f64::from(len_b));
+    }
+    let fitted = tokio::task::spawn_blocking(move || {
+        by_pair
+            .into_iter()
+            .map(|(pair, items)| {
+                let lc = evaluator_stats::length_controlled_win_rate(
+                    &items.outcomes,
+                    &items.a,
+                    &items.b,
+                    evaluator_stats::length_control::DEFAULT_LENGTH_PENALTY,
+                )
+                .ok()
+                .map(|fit| fit.win_rate)
+                .filter(|rate| rate.is_finite());
+                (pair, lc)
+            })
+            .collect::<HashMap<_, _>>()
+    })
+    .await
+    .map_err(|e| Error::Database {
+        message: format!("length control panicked: {e}"),
+    })?;
+    let finished = job_succeeded(pool, job_id).await?;
+    for row in rows.iter_mut() {
+        row.lc_win_rate = fitted.get(&(row.system_a, row.system_b)).copied().flatten();
+        if finished {
+            sqlx::query(
+                "UPDATE pair_summaries SET lc_win_rate = $4, lc_computed = true \
+                 WHERE job_id = $1 AND system_a = $2 AND system_b = $3",
+            )
+            .bind(job_id)
+            .bind(row.system_a)
+            .bind(row.system_b)
+            .bind(row.lc_win_rate)
+            .execute(pool)
+            .await
+            .map_err(db("store length control"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The newest finished comparison on a dataset, optionally with a given judge
+/// (module, and metric position for a scorer judge).
+pub async fn latest_compare_job(
+    pool: &PgPool,
+    team_id: i64,
+    dataset_id: i64,
+) -> Result<Option<i64>> {
+    latest_compare_job_with(pool, team_id, dataset_id, None).await
+}
+
+/// [`latest_compare_job`] restricted to one judge: `(module id, metric position)`.
+pub async fn latest_compare_job_with(
+    pool: &PgPool,
+    team_id: i64,
+    dataset_id: i64,
+    judge: Option<(i64, Option<i32>)>,
+) -> Result<Option<i64>> {
+    let (module, metric) = judge.unzip();
+    sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE team_id = $1 AND dataset_id = $2 AND kind = 'compare' \
+           AND state = 'succeeded' \
+           AND ($3::bigint IS NULL OR judge_module_id = $3) \
+           AND ($3::bigint IS NULL OR judge_metric IS NOT DISTINCT FROM $4) \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(team_id)
+    .bind(dataset_id)
+    .bind(module)
+    .bind(metric.flatten())
+    .fetch_optional(pool)
+    .await
+    .map_err(db("find comparison"))
+}
+
+/// The Bradley–Terry leaderboard of a comparison (all its pairs' outcomes, ties
+/// as half wins; Chatbot Arena's method), best first. Computed once a job has
+/// finished and stored; while it runs, computed from the outcomes so far.
+pub async fn leaderboard(pool: &PgPool, job_id: i64) -> Result<Vec<LeaderboardEntry>> {
+    let cached: Vec<(String, f64, f64, f64, i32)> = sqlx::query_as(
+        "SELECT s.name, l.rating, l.ci_low, l.ci_high, l.rank FROM job_leaderboards l \
+         JOIN systems s ON s.id = l.system_id WHERE l.job_id = $1 ORDER BY l.rank, l.rating DESC, s.name",
+    )
+    .bind(job_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read leaderboard"))?;
+    if !cached.is_empty() {
+        return Ok(cached
+            .into_iter()
+            .map(|(system, rating, lo, hi, rank)| LeaderboardEntry {
+                system,
+                rating,
+                ci: [lo, hi],
+                rank: rank as usize,
+            })
+            .collect());
+    }
+    let systems: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT s.id, s.name FROM job_systems j JOIN systems s ON s.id = j.system_id \
+         WHERE j.job_id = $1 ORDER BY s.name",
+    )
+    .bind(job_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read job systems"))?;
+    let pairs = read_pairs(pool, job_id).await?;
+    let index: HashMap<i64, usize> = systems
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    let mut battles: Vec<evaluator_stats::Battle> = Vec::new();
+    for pair in &pairs {
+        let (Some(&a), Some(&b)) = (index.get(&pair.system_a), index.get(&pair.system_b)) else {
+            continue;
+        };
+        for (count, outcome) in [(pair.wins, 1.0), (pair.losses, 0.0), (pair.ties, 0.5)] {
+            battles.extend(std::iter::repeat_n((a, b, outcome), count as usize));
+        }
+    }
+    if battles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = systems.len();
+    let rated = tokio::task::spawn_blocking(move || {
+        evaluator_stats::bradley_terry::leaderboard(
+            n,
+            &battles,
+            &evaluator_stats::BtOptions::default(),
+        )
+    })
+    .await
+    .map_err(|e| Error::Database {
+        message: format!("leaderboard fit panicked: {e}"),
+    })??;
+    let mut entries: Vec<(i64, LeaderboardEntry)> = rated
         .into_iter()
-        .map(|(a, b, wins, losses, ties, inconsistent)| {
-            let counts = PairCounts {
-                wins: wins as u64,
-                losses: losses as u64,
-                ties: ties as u64,
-            };
-            PairResult {
-                a,
-                b,
-                wins: counts.wins,
-                losses: counts.losses,
-                ties: counts.ties,
-                win_rate: counts.win_rate(),
-                ci: counts.wilson_ci(0.95).map(|(lo, hi)| [lo, hi]),
-                inconsistent: inconsistent as u64,
-            }
+        .map(|r| {
+            let (id, name) = &systems[r.system];
+            (
+                *id,
+                LeaderboardEntry {
+                    system: name.clone(),
+                    rating: r.rating,
+                    ci: [r.lower, r.upper],
+                    rank: r.rank,
+                },
+            )
         })
-        .collect())
+        .collect();
+    entries.sort_by(|x, y| {
+        x.1.rank
+            .cmp(&y.1.rank)
+            .then(y.1.rating.total_cmp(&x.1.rating))
+            .then(x.1.system.cmp(&y.1.system))
+    });
+    if job_succeeded(pool, job_id).await? {
+        for (id, entry) in &entries {
+            sqlx::query(
+                "INSERT INTO job_leaderboards (job_id, system_id, rating, ci_low, ci_high, rank) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(job_id)
+            .bind(id)
+            .bind(entry.rating)
+            .bind(entry.ci[0])
+            .bind(entry.ci[1])
+            .bind(entry.rank as i32)
+            .execute(pool)
+            .await
+            .map_err(db("store leaderboard"))?;
+        }
+    }
+    Ok(entries.into_iter().map(|(_, e)| e).collect())
 }

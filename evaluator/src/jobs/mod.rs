@@ -360,17 +360,8 @@ pub async fn create_compare_job(
     request: &CompareRequest,
 ) -> Result<JobRecord, JobRefused> {
     let dataset_id = resolve_dataset(pool, team_id, &request.dataset).await?;
-    let judge = resolve_module(pool, team_id, &request.judge).await?;
-    let metric = match (judge.kind.as_str(), &request.metric) {
-        ("judge", None) => None,
-        ("judge", Some(metric)) => {
-            return Err(JobRefused::Invalid(format!(
-                "module `{}` is a judge; `metric` ({metric}) applies only to scorer judges",
-                judge.name
-            )));
-        }
-        (_, metric) => Some(resolve_metric(pool, &judge, metric.as_deref()).await?),
-    };
+    let (judge_id, metric) =
+        resolve_judge(pool, team_id, &request.judge, request.metric.as_deref()).await?;
     let systems = resolve_systems(
         pool,
         team_id,
@@ -410,7 +401,7 @@ pub async fn create_compare_job(
         team_id,
         dataset_id,
         "compare",
-        Some(judge.id),
+        Some(judge_id),
         metric,
         &units,
     )
@@ -435,6 +426,33 @@ pub async fn create_compare_job(
     get(pool, team_id, job_id)
         .await?
         .ok_or_else(|| JobRefused::Database(missing_job(job_id)))
+}
+
+/// A judge as a request names it: the module's id and, for a scorer judge,
+/// the position of the metric that decides (the one named, or its only one).
+pub async fn resolve_judge(
+    pool: &PgPool,
+    team_id: i64,
+    judge: &str,
+    metric: Option<&str>,
+) -> Result<(i64, Option<i32>), JobRefused> {
+    let module = resolve_module(pool, team_id, judge).await?;
+    let metric = match (module.kind.as_str(), metric) {
+        ("judge", None) => None,
+        ("judge", Some(metric)) => {
+            return Err(JobRefused::Invalid(format!(
+                "module `{}` is a judge; `metric` ({metric}) applies only to scorer judges",
+                module.name
+            )));
+        }
+        (_, metric) => Some(resolve_metric(pool, &module, metric).await?),
+    };
+    Ok((module.id, metric))
+}
+
+/// The id of the team's dataset with this name.
+pub async fn dataset_id(pool: &PgPool, team_id: i64, name: &str) -> Result<i64, JobRefused> {
+    resolve_dataset(pool, team_id, name).await
 }
 
 /// The position of a scorer's metric: the one named, or its only one.
