@@ -23,6 +23,8 @@
 //!   modules, datasets and generations, aggregated results, and the embedded
 //!   default server.
 //! - [`api`]: the axum router ([`api::app`]), error format and authentication.
+//! - [`pages`]: the web pages (sign-in, overview, modules, results, win rates,
+//!   Pareto, side by side), rendered with the `web` crate's templates.
 //! - [`server`]: `serve` and `worker` — database, listener, workers, graceful shutdown.
 
 pub mod api;
@@ -34,6 +36,7 @@ pub mod import;
 pub mod input;
 pub mod jobs;
 pub mod modules;
+pub mod pages;
 pub mod remote;
 pub mod score;
 pub mod server;

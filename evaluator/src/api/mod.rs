@@ -89,6 +89,7 @@ pub fn app(state: AppState) -> Router {
             get(jobs::dataset_leaderboard),
         )
         .route("/api/v1/openapi.json", get(openapi))
+        .merge(crate::pages::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }

@@ -5,6 +5,8 @@ pub mod datasets;
 pub mod embedded;
 pub mod modules;
 pub mod results;
+pub mod review;
+pub mod sessions;
 pub mod teams;
 
 use std::time::Duration;

@@ -1,0 +1,243 @@
+//! Web page latency (a bench binary, not a timed test), on a fresh database on
+//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`):
+//! 10 systems × 5,000 items, scored by two built-in scorers (4 metrics) and
+//! compared pairwise (45 pairs) by real jobs on in-process workers; then the
+//! heaviest pages (win rates, Pareto, dataset results, compare page 1, and the
+//! CSV export) fetched over loopback HTTP by 8 concurrent clients with a
+//! session cookie: p50 and p99 per page. The goal is p99 < 100 ms.
+//!
+//! `cargo bench -p evaluator --bench pages` (`-- --quick`: 4 systems × 1,000 items).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use evaluator::db::{self, datasets, modules, sessions, teams};
+use evaluator::import::Row;
+use evaluator::jobs::{self, worker};
+use reward_host::{Host, HostConfig};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(quick));
+}
+
+/// A response whose length and final answer vary with item and system.
+fn response(item: usize, system: usize) -> String {
+    const WORDS: [&str; 12] = [
+        "the",
+        "river",
+        "flows",
+        "north",
+        "because",
+        "mountains",
+        "block",
+        "its",
+        "path",
+        "and",
+        "water",
+        "finds",
+    ];
+    let n = 8 + (item * 7 + system * 5) % (10 + system * 3);
+    let body: Vec<&str> = (0..n)
+        .map(|k| WORDS[(item * 31 + system * 17 + k * 13) % WORDS.len()])
+        .collect();
+    let answer = if (item * 3 + system).is_multiple_of(4 + system % 3) {
+        "no"
+    } else {
+        "yes"
+    };
+    format!("{}. So the answer is {answer}.", body.join(" "))
+}
+
+async fn fresh_database() -> (sqlx::PgPool, String, String) {
+    let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+    let admin = sqlx::PgPool::connect(&server)
+        .await
+        .unwrap_or_else(|e| panic!("the benchmark needs PostgreSQL at {server}: {e}"));
+    let name = format!("evaluator_pages_bench_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let url = format!("{}/{name}", &server[..server.rfind('/').unwrap()]);
+    (db::connect(&url).await.unwrap(), server, name)
+}
+
+async fn wait(pool: &sqlx::PgPool, team: i64, id: i64) {
+    loop {
+        let job = jobs::get(pool, team, id).await.unwrap().unwrap();
+        if job.is_finished() {
+            assert_eq!(job.state, "succeeded", "{job:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn run(quick: bool) {
+    let (systems, items) = if quick { (4, 1_000) } else { (10, 5_000) };
+    let (pool, server, name) = fresh_database().await;
+    let host = Arc::new(Host::new(HostConfig::default()).unwrap());
+    let token = teams::create_team(&pool, "bench").await.unwrap();
+    let team = teams::authenticate(&pool, &token).await.unwrap().unwrap();
+    let setup = Instant::now();
+    for system in 0..systems {
+        let rows: Vec<Row> = (0..items)
+            .map(|item: usize| Row {
+                key: format!("item-{item}"),
+                prompt: format!("Question {item}: does the river flow north?"),
+                reference: Some(if item.is_multiple_of(2) { "yes" } else { "no" }.to_string()),
+                fields: serde_json::Map::new(),
+                response: response(item, system),
+                extra: serde_json::Map::new(),
+                origin: format!("line {}", item + 1),
+            })
+            .collect();
+        let name = format!("system-{system}");
+        datasets::import(&pool, team.id, "bench", &name, &rows)
+            .await
+            .unwrap();
+        // Half the systems form an interpolation sweep.
+        if system % 2 == 0 {
+            let lambda = system as f64 / systems as f64;
+            datasets::set_metadata(
+                &pool,
+                team.id,
+                &name,
+                &serde_json::json!({ "lambda": lambda }),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    for builtin in ["accuracy", "length"] {
+        let wasm = reward_builtins::builtin(builtin).unwrap().wasm;
+        let module = host.load(wasm).unwrap();
+        modules::store(&pool, team.id, wasm, &module).await.unwrap();
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let config = worker::WorkerConfig {
+        concurrency: 2,
+        idle_poll: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let workers = tokio::spawn(worker::run(pool.clone(), host.clone(), config, stopped));
+    let score = jobs::create_score_job(
+        &pool,
+        team.id,
+        &jobs::ScoreRequest {
+            dataset: "bench".into(),
+            modules: vec!["accuracy".into(), "length".into()],
+            systems: None,
+        },
+    )
+    .await
+    .unwrap();
+    wait(&pool, team.id, score.id).await;
+    let compare = jobs::create_compare_job(
+        &pool,
+        team.id,
+        &jobs::CompareRequest {
+            dataset: "bench".into(),
+            judge: "accuracy".into(),
+            metric: None,
+            systems: None,
+        },
+    )
+    .await
+    .unwrap();
+    wait(&pool, team.id, compare.id).await;
+    let _ = stop.send(true);
+    workers.await.unwrap().unwrap();
+    println!(
+        "dataset: {systems} systems x {items} items, scored (4 metrics) and compared ({} pairs) in {:.1} s ({} cores)",
+        systems * (systems - 1) / 2,
+        setup.elapsed().as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    let (session, _) = sessions::open(&pool, &token).await.unwrap().unwrap();
+    let cookie = format!("{}={session}", evaluator::pages::SESSION_COOKIE);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = evaluator::api::app(evaluator::api::AppState {
+        db: pool.clone(),
+        host: host.clone(),
+    });
+    let server_task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let requests = if quick { 50 } else { 200 };
+    println!("\nGET latency over loopback, 8 concurrent clients, {requests} requests each:");
+    for path in [
+        "/datasets/bench/winrates".to_string(),
+        "/datasets/bench/pareto?x=accuracy/accuracy&y=length/words".to_string(),
+        "/datasets/bench".to_string(),
+        "/datasets/bench/compare?a=system-0&b=system-1".to_string(),
+        "/datasets/bench/compare?a=system-0&b=system-1&filter=a&q=mountains".to_string(),
+        "/datasets/bench/results.csv".to_string(),
+    ] {
+        let url = format!("http://{addr}{path}");
+        let cookie = cookie.clone();
+        let latencies = tokio::task::spawn_blocking(move || load(&url, &cookie, 8, requests))
+            .await
+            .unwrap();
+        let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+        println!(
+            "  {path:<68} p50 {:>7.2} ms  p99 {:>7.2} ms",
+            p50 * 1e3,
+            p99 * 1e3,
+        );
+    }
+    server_task.abort();
+    pool.close().await;
+    let admin = sqlx::PgPool::connect(&server).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+/// `clients` threads each sending `requests` GETs (after one warm-up each);
+/// every latency in seconds.
+fn load(url: &str, cookie: &str, clients: usize, requests: usize) -> Vec<f64> {
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let url = url.to_string();
+            let cookie = cookie.to_string();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+                let fetch = || {
+                    let start = Instant::now();
+                    let mut response = agent.get(&url).header("Cookie", &cookie).call().unwrap();
+                    let body = response.body_mut().read_to_string().unwrap();
+                    assert!(response.status().is_success(), "{body}");
+                    assert!(!body.contains("/login\""), "signed in");
+                    start.elapsed().as_secs_f64()
+                };
+                fetch();
+                (0..requests).map(|_| fetch()).collect::<Vec<f64>>()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect()
+}
+
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[rank]
+}

@@ -1,0 +1,364 @@
+//! `/datasets/{dataset}`: systems × metrics (mean ± 1.96·stderr), sortable by
+//! any column through the address (`?sort=KEY&order=asc|desc`), its CSV and
+//! JSON exports, and the forms that start a scoring run or a comparison.
+
+use std::collections::BTreeMap;
+
+use axum::Form;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use sqlx::PgPool;
+use web::format::{href, number, plus_minus};
+use web::views::{ResultCell, ResultColumn, ResultRow, ResultsPage, SelectOption, dataset_tabs};
+
+use super::{PageError, SignedIn, dataset, dataset_path, html};
+use crate::db::datasets::DatasetRecord;
+use crate::db::modules;
+use crate::db::results::{self, DatasetResults};
+use crate::db::teams::Team;
+use crate::jobs::{self, CompareRequest, JobRefused, ScoreRequest};
+
+/// The z value of a two-sided 95% normal interval.
+pub(super) const Z95: f64 = 1.96;
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SortQuery {
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    order: String,
+}
+
+/// Every metric key of the results, with the direction its first system reports.
+pub(super) fn metric_keys(results: &DatasetResults) -> BTreeMap<String, String> {
+    let mut keys = BTreeMap::new();
+    for system in &results.systems {
+        for (key, summary) in &system.metrics {
+            keys.entry(key.clone())
+                .or_insert_with(|| summary.direction.clone());
+        }
+    }
+    keys
+}
+
+async fn build(
+    db: &PgPool,
+    team: &Team,
+    dataset: &DatasetRecord,
+    sort: &SortQuery,
+    error: Option<String>,
+) -> Result<ResultsPage, PageError> {
+    let mut results = results::dataset_results(db, dataset.id, &dataset.name).await?;
+    let keys = metric_keys(&results);
+    let base = dataset_path(&dataset.name);
+    let descending = sort.order == "desc";
+    if let Some(key) = keys.keys().find(|k| **k == sort.sort) {
+        // Systems without the metric go last whatever the order.
+        results.systems.sort_by(|a, b| {
+            let (x, y) = (a.metrics.get(key), b.metrics.get(key));
+            match (x, y) {
+                (Some(x), Some(y)) => {
+                    let o = x.mean.total_cmp(&y.mean);
+                    if descending { o.reverse() } else { o }
+                }
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+            .then_with(|| a.system.cmp(&b.system))
+        });
+    } else if sort.sort == "system" && descending {
+        results.systems.reverse();
+    }
+    let columns = keys
+        .iter()
+        .map(|(key, direction)| {
+            let sorted = *key == sort.sort;
+            let lower = direction == "lower-is-better";
+            // First click: best first; a second click flips.
+            let next = match (sorted, descending) {
+                (true, true) => "asc",
+                (true, false) => "desc",
+                (false, _) if lower => "asc",
+                (false, _) => "desc",
+            };
+            ResultColumn {
+                key: key.clone(),
+                arrow: if lower { "↓" } else { "↑" },
+                direction: if lower {
+                    "lower is better"
+                } else {
+                    "higher is better"
+                },
+                sort_href: href(&base, &[("sort", key), ("order", next)]),
+                aria_sort: match (sorted, descending) {
+                    (true, true) => "descending",
+                    (true, false) => "ascending",
+                    (false, _) => "none",
+                },
+            }
+        })
+        .collect();
+    let rows = results
+        .systems
+        .iter()
+        .map(|system| ResultRow {
+            system: system.system.clone(),
+            metadata: match &system.metadata {
+                serde_json::Value::Object(map) if map.is_empty() => String::new(),
+                other => other.to_string(),
+            },
+            cells: keys
+                .keys()
+                .map(|key| match system.metrics.get(key) {
+                    Some(m) => {
+                        let half = Z95 * m.stderr;
+                        ResultCell {
+                            text: plus_minus(m.mean, half),
+                            mean: m.mean.to_string(),
+                            title: format!(
+                                "n = {}, nulls = {}, 95% interval {} to {}",
+                                m.n,
+                                m.nulls,
+                                number(m.mean - half),
+                                number(m.mean + half)
+                            ),
+                        }
+                    }
+                    None => ResultCell {
+                        text: "—".into(),
+                        mean: String::new(),
+                        title: "not scored".into(),
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    let stored = modules::list(db, team.id).await?;
+    let scorers = stored
+        .iter()
+        .filter(|m| m.kind == "scorer")
+        .map(|m| SelectOption {
+            value: m.id.to_string(),
+            label: format!("{} {} (#{})", m.name, m.version, m.id),
+            selected: false,
+        })
+        .collect();
+    let mut judges: Vec<SelectOption> = stored
+        .iter()
+        .filter(|m| m.kind == "judge")
+        .map(|m| SelectOption {
+            value: m.id.to_string(),
+            label: format!("{} {} (#{}, judge)", m.name, m.version, m.id),
+            selected: false,
+        })
+        .collect();
+    for m in stored.iter().filter(|m| m.kind == "scorer") {
+        for metric in &m.metrics {
+            judges.push(SelectOption {
+                value: format!("{}:{}", m.id, metric.name),
+                label: format!(
+                    "{}/{} (#{}, {})",
+                    m.name,
+                    metric.name,
+                    m.id,
+                    super::overview::direction_label(&metric.direction)
+                ),
+                selected: false,
+            });
+        }
+    }
+    let name_order = if sort.sort == "system" && !descending {
+        "desc"
+    } else {
+        "asc"
+    };
+    Ok(ResultsPage {
+        team: team.name.clone(),
+        dataset: dataset.name.clone(),
+        tabs: dataset_tabs(&dataset.name, "Results"),
+        summary: format!(
+            "{} items, {} systems, {} generations",
+            dataset.items, dataset.systems, dataset.generations
+        ),
+        columns,
+        rows,
+        name_sort_href: href(&base, &[("sort", "system"), ("order", name_order)]),
+        csv_href: format!("{base}/results.csv"),
+        json_href: format!("{base}/results.json"),
+        jobs_action: format!("{base}/jobs"),
+        scorers,
+        judges,
+        error,
+    })
+}
+
+/// `GET /datasets/{dataset}[?sort=KEY&order=asc|desc]`.
+pub(super) async fn page(
+    State(db): State<PgPool>,
+    SignedIn(team): SignedIn,
+    name: Result<Path<String>, PathRejection>,
+    Query(sort): Query<SortQuery>,
+) -> Result<Response, PageError> {
+    let dataset = dataset(&db, &team, name).await?;
+    html(&build(&db, &team, &dataset, &sort, None).await?)
+}
+
+/// `GET /datasets/{dataset}/results.json`: the same document as
+/// `GET /api/v1/datasets/{dataset}/results`.
+pub(super) async fn json(
+    State(db): State<PgPool>,
+    SignedIn(team): SignedIn,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, PageError> {
+    let dataset = dataset(&db, &team, name).await?;
+    let results = results::dataset_results(&db, dataset.id, &dataset.name).await?;
+    Ok(axum::Json(results).into_response())
+}
+
+/// One CSV field, quoted when it needs to be (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// The results as CSV, one row per system and metric.
+pub(super) fn results_csv(results: &DatasetResults) -> String {
+    let mut out = String::from("system,metric,direction,mean,stderr,ci_low,ci_high,n,nulls\r\n");
+    for system in &results.systems {
+        for (key, m) in &system.metrics {
+            let half = Z95 * m.stderr;
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{}\r\n",
+                csv_field(&system.system),
+                csv_field(key),
+                m.direction,
+                m.mean,
+                m.stderr,
+                m.mean - half,
+                m.mean + half,
+                m.n,
+                m.nulls
+            ));
+        }
+    }
+    out
+}
+
+/// `GET /datasets/{dataset}/results.csv`: `system,metric,direction,mean,stderr,
+/// ci_low,ci_high,n,nulls`, the interval being mean ± 1.96·stderr.
+pub(super) async fn csv(
+    State(db): State<PgPool>,
+    SignedIn(team): SignedIn,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, PageError> {
+    let dataset = dataset(&db, &team, name).await?;
+    let results = results::dataset_results(&db, dataset.id, &dataset.name).await?;
+    let disposition = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}-results.csv\"",
+        dataset.name
+    ))
+    .map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        results_csv(&results),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct JobForm {
+    kind: String,
+    module: String,
+}
+
+/// `POST /datasets/{dataset}/jobs` (`kind=score|compare`, `module=ID` or, for
+/// a scorer judging a comparison, `ID:METRIC`): a job over every system of the
+/// dataset; `303` to the overview (score) or the comparison's win-rate page,
+/// or the results page again with the refusal (`422`).
+pub(super) async fn create_job(
+    State(db): State<PgPool>,
+    SignedIn(team): SignedIn,
+    name: Result<Path<String>, PathRejection>,
+    Form(form): Form<JobForm>,
+) -> Result<Response, PageError> {
+    let dataset = dataset(&db, &team, name).await?;
+    let created = match form.kind.as_str() {
+        "score" => jobs::create_score_job(
+            &db,
+            team.id,
+            &ScoreRequest {
+                dataset: dataset.name.clone(),
+                modules: vec![form.module.clone()],
+                systems: None,
+            },
+        )
+        .await
+        .map(|_| Redirect::to("/").into_response()),
+        "compare" => {
+            let (judge, metric) = match form.module.split_once(':') {
+                Some((id, metric)) => (id.to_string(), Some(metric.to_string())),
+                None => (form.module.clone(), None),
+            };
+            jobs::create_compare_job(
+                &db,
+                team.id,
+                &CompareRequest {
+                    dataset: dataset.name.clone(),
+                    judge,
+                    metric,
+                    systems: None,
+                },
+            )
+            .await
+            .map(|job| {
+                Redirect::to(&format!(
+                    "{}/winrates?job={}",
+                    dataset_path(&dataset.name),
+                    job.id
+                ))
+                .into_response()
+            })
+        }
+        other => Err(JobRefused::Invalid(format!("unknown job kind `{other}`"))),
+    };
+    match created {
+        Ok(response) => Ok(response),
+        Err(JobRefused::Database(e)) => Err(e.into()),
+        Err(refusal) => {
+            let page = build(
+                &db,
+                &team,
+                &dataset,
+                &SortQuery::default(),
+                Some(refusal.to_string()),
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, html(&page)?).into_response())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_with_commas_or_quotes_are_quoted() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

@@ -1,0 +1,194 @@
+//! `/datasets/{dataset}/winrates[?job=ID]`: a comparison's pairwise win rates
+//! as an N×N heatmap (intervals on hover), its pairs as a table, and its
+//! Bradley–Terry leaderboard. Without `job`, the newest succeeded comparison.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use sqlx::PgPool;
+use web::charts::{HeatCell, Heatmap, heatmap_svg};
+use web::format::{fixed, href};
+use web::views::{LeaderRow, PairRow, SelectOption, WinratesPage, dataset_tabs};
+
+use super::{PageError, SignedIn, dataset, dataset_path, html, job_row};
+use crate::db::results::{self, PairResult};
+use crate::db::review::{self, CompareJob};
+use crate::jobs;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct JobQuery {
+    job: Option<String>,
+}
+
+/// How a comparison job is named in selects.
+pub(super) fn job_label(job: &CompareJob) -> String {
+    let judge = match &job.metric {
+        Some(metric) => format!("{}/{}", job.judge, metric),
+        None => job.judge.clone(),
+    };
+    format!(
+        "#{} · {judge} · {} systems · {} · {}",
+        job.id, job.systems, job.state, job.created
+    )
+}
+
+/// The heatmap of a comparison's pairs, systems in `order` (others appended
+/// by name).
+pub(super) fn heatmap(pairs: &[PairResult], order: &[String]) -> Heatmap {
+    let mut systems: Vec<String> = order.to_vec();
+    let mut extra: Vec<String> = pairs
+        .iter()
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .filter(|s| !systems.contains(s))
+        .collect();
+    extra.sort();
+    extra.dedup();
+    systems.extend(extra);
+    let index: HashMap<&str, usize> = systems
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    let n = systems.len();
+    let mut cells = vec![vec![None; n]; n];
+    for pair in pairs {
+        let (Some(&i), Some(&j), Some(rate)) = (
+            index.get(pair.a.as_str()),
+            index.get(pair.b.as_str()),
+            pair.win_rate,
+        ) else {
+            continue;
+        };
+        let cell = HeatCell {
+            win_rate: rate,
+            ci: pair.ci,
+            wins: pair.wins,
+            losses: pair.losses,
+            ties: pair.ties,
+        };
+        cells[j][i] = Some(cell.flipped());
+        cells[i][j] = Some(cell);
+    }
+    Heatmap { systems, cells }
+}
+
+fn rate(value: Option<f64>) -> String {
+    value.map(|v| fixed(v, 3)).unwrap_or_else(|| "—".into())
+}
+
+/// `GET /datasets/{dataset}/winrates[?job=ID]`.
+pub(super) async fn page(
+    State(db): State<PgPool>,
+    SignedIn(team): SignedIn,
+    name: Result<Path<String>, PathRejection>,
+    Query(query): Query<JobQuery>,
+) -> Result<Response, PageError> {
+    let dataset = dataset(&db, &team, name).await?;
+    let base = dataset_path(&dataset.name);
+    let comparisons = review::compare_jobs(&db, team.id, dataset.id).await?;
+    let chosen = match query.job.as_deref().filter(|j| !j.is_empty()) {
+        Some(text) => {
+            let id: Option<i64> = text.parse().ok();
+            let found = comparisons.iter().find(|j| Some(j.id) == id);
+            Some(found.ok_or_else(|| {
+                PageError::not_found(
+                    &team,
+                    format!("No comparison #{text} on `{}`.", dataset.name),
+                )
+            })?)
+        }
+        None => match results::latest_compare_job(&db, team.id, dataset.id).await? {
+            Some(id) => comparisons.iter().find(|j| j.id == id),
+            None => comparisons.first(),
+        },
+    };
+    let mut page = WinratesPage {
+        team: team.name.clone(),
+        dataset: dataset.name.clone(),
+        tabs: dataset_tabs(&dataset.name, "Win rates"),
+        action: format!("{base}/winrates"),
+        job_options: comparisons
+            .iter()
+            .map(|j| SelectOption {
+                value: j.id.to_string(),
+                label: job_label(j),
+                selected: chosen.is_some_and(|c| c.id == j.id),
+            })
+            .collect(),
+        job_label: String::new(),
+        heatmap: String::new(),
+        leaderboard: Vec::new(),
+        pairs: Vec::new(),
+        jobs: Vec::new(),
+        live: false,
+        poll_url: String::new(),
+        message: None,
+    };
+    let Some(job) = chosen else {
+        page.message = Some(
+            "No comparison on this dataset yet: start one from the Results tab \
+             (Compare every pair) or with `evaluator compare`."
+                .into(),
+        );
+        return html(&page);
+    };
+    page.job_label = format!("Comparison {}", job_label(job));
+    if job.state != "succeeded" {
+        if let Some(record) = jobs::get(&db, team.id, job.id).await? {
+            page.live = !record.is_finished();
+            page.jobs = vec![job_row(&record)];
+            page.poll_url = format!("/fragments/jobs?job={}", job.id);
+            page.message = Some(match record.state.as_str() {
+                "failed" => format!(
+                    "Comparison #{} failed: {}",
+                    job.id,
+                    page.jobs[0].error.clone().unwrap_or_default()
+                ),
+                "cancelled" => format!("Comparison #{} was cancelled.", job.id),
+                state => format!(
+                    "Comparison #{} is {state}; its results appear here when it succeeds.",
+                    job.id
+                ),
+            });
+        }
+        return html(&page);
+    }
+    let pairs = results::pair_results(&db, job.id).await?;
+    let leaderboard = results::leaderboard(&db, job.id).await?;
+    let order: Vec<String> = leaderboard.iter().map(|e| e.system.clone()).collect();
+    page.heatmap = heatmap_svg(&heatmap(&pairs, &order));
+    page.leaderboard = leaderboard
+        .iter()
+        .map(|e| LeaderRow {
+            rank: e.rank,
+            system: e.system.clone(),
+            rating: fixed(e.rating, 1),
+            ci: format!("{} to {}", fixed(e.ci[0], 1), fixed(e.ci[1], 1)),
+        })
+        .collect();
+    let job_id = job.id.to_string();
+    page.pairs = pairs
+        .iter()
+        .map(|p| PairRow {
+            a: p.a.clone(),
+            b: p.b.clone(),
+            win_rate: rate(p.win_rate),
+            ci: p
+                .ci
+                .map(|[lo, hi]| format!("{} to {}", fixed(lo, 3), fixed(hi, 3)))
+                .unwrap_or_else(|| "—".into()),
+            excluding_ties: rate(p.win_rate_excluding_ties),
+            lc: rate(p.lc_win_rate),
+            counts: format!("{} / {} / {}", p.wins, p.losses, p.ties),
+            inconsistent: p.inconsistent,
+            href: href(
+                &format!("{base}/compare"),
+                &[("a", &p.a), ("b", &p.b), ("job", &job_id)],
+            ),
+        })
+        .collect();
+    html(&page)
+}

@@ -1,0 +1,607 @@
+//! Server-rendered SVG charts: the pairwise win-rate heatmap and the two-metric
+//! scatter with its Pareto front.
+//!
+//! Each builder returns a complete `<svg>` element with a `viewBox` (it scales
+//! to its container), every piece of user text passed through [`escape`], and
+//! nothing that needs colour to be read: heatmap cells print their value and a
+//! significance mark, scatter points differ in shape and fill as well as colour.
+//! Templates insert the result with `|safe`; everything else they print is
+//! escaped by askama.
+
+use std::fmt::Write;
+
+use crate::format::{escape, fixed};
+
+/// One cell of the heatmap: how often the row's system beat the column's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatCell {
+    /// (wins + ties/2) / n, from the row system's point of view.
+    pub win_rate: f64,
+    /// 95% interval of the win rate.
+    pub ci: Option<[f64; 2]>,
+    /// Items the row system won.
+    pub wins: u64,
+    /// Items it lost.
+    pub losses: u64,
+    /// Ties.
+    pub ties: u64,
+}
+
+impl HeatCell {
+    /// The same pair seen from the other system.
+    pub fn flipped(&self) -> HeatCell {
+        HeatCell {
+            win_rate: 1.0 - self.win_rate,
+            ci: self.ci.map(|[lo, hi]| [1.0 - hi, 1.0 - lo]),
+            wins: self.losses,
+            losses: self.wins,
+            ties: self.ties,
+        }
+    }
+
+    /// `▲` when the whole interval is above one half, `▼` when below, else nothing.
+    pub fn mark(&self) -> &'static str {
+        match self.ci {
+            Some([lo, _]) if lo > 0.5 => "▲",
+            Some([_, hi]) if hi < 0.5 => "▼",
+            _ => "",
+        }
+    }
+}
+
+/// An N×N matrix of win rates: `cells[row][col]` is row's rate against col.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Heatmap {
+    /// System names, in row (and column) order.
+    pub systems: Vec<String>,
+    /// `None` on the diagonal and for pairs the comparison did not cover.
+    pub cells: Vec<Vec<Option<HeatCell>>>,
+}
+
+const CELL: f64 = 58.0;
+
+/// The fill for a win rate: blue below one half, white at it, orange above.
+pub fn heat_colour(rate: f64) -> String {
+    let t = rate.clamp(0.0, 1.0);
+    let (from, to, s) = if t < 0.5 {
+        ((33.0, 102.0, 172.0), (247.0, 247.0, 247.0), t / 0.5)
+    } else {
+        ((247.0, 247.0, 247.0), (214.0, 96.0, 77.0), (t - 0.5) / 0.5)
+    };
+    let mix = |a: f64, b: f64| (a + (b - a) * s).round() as u8;
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        mix(from.0, to.0),
+        mix(from.1, to.1),
+        mix(from.2, to.2)
+    )
+}
+
+/// Shortens a label for an axis; the full text stays in the `<title>`.
+fn short(label: &str, max: usize) -> String {
+    if label.chars().count() <= max {
+        label.to_string()
+    } else {
+        let mut s: String = label.chars().take(max - 1).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// The heatmap as SVG. Each cell is a `<g class="cell">` carrying
+/// `data-row`, `data-col` and `data-value` (the unrounded win rate), a
+/// `<title>` with the interval and counts (shown on hover), and the rounded
+/// value with its significance mark as text.
+pub fn heatmap_svg(map: &Heatmap) -> String {
+    let n = map.systems.len();
+    let longest = map
+        .systems
+        .iter()
+        .map(|s| s.chars().count().min(22))
+        .max()
+        .unwrap_or(4) as f64;
+    let left = 12.0 + longest * 7.2;
+    let top = 12.0 + longest * 5.4;
+    let width = left + n as f64 * CELL + 8.0;
+    let height = top + n as f64 * CELL + 8.0;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="heatmap" viewBox="0 0 {w} {h}" width="{w}" role="img" aria-labelledby="heatmap-title" xmlns="http://www.w3.org/2000/svg"><title id="heatmap-title">Pairwise win rates: row system against column system</title>"#,
+        w = fixed(width, 0),
+        h = fixed(height, 0)
+    );
+    for (i, name) in map.systems.iter().enumerate() {
+        let y = top + (i as f64 + 0.5) * CELL;
+        let _ = write!(
+            svg,
+            r#"<text class="row-label" x="{x}" y="{y}" text-anchor="end" dominant-baseline="middle"><title>{full}</title>{text}</text>"#,
+            x = fixed(left - 6.0, 1),
+            y = fixed(y, 1),
+            full = escape(name),
+            text = escape(&short(name, 22)),
+        );
+        let x = left + (i as f64 + 0.5) * CELL;
+        let _ = write!(
+            svg,
+            r#"<text class="col-label" transform="translate({x} {y}) rotate(-40)" text-anchor="start"><title>{full}</title>{text}</text>"#,
+            x = fixed(x, 1),
+            y = fixed(top - 6.0, 1),
+            full = escape(name),
+            text = escape(&short(name, 22)),
+        );
+    }
+    for (i, row) in map.cells.iter().enumerate() {
+        for (j, cell) in row.iter().enumerate() {
+            let x = left + j as f64 * CELL;
+            let y = top + i as f64 * CELL;
+            let (a, b) = (&map.systems[i], &map.systems[j]);
+            match cell {
+                Some(cell) => {
+                    let ci = cell
+                        .ci
+                        .map(|[lo, hi]| format!("95% CI {}–{}", fixed(lo, 3), fixed(hi, 3)))
+                        .unwrap_or_else(|| "no interval".into());
+                    let ink = if (cell.win_rate - 0.5).abs() > 0.3 {
+                        "#fff"
+                    } else {
+                        "#111"
+                    };
+                    let _ = write!(
+                        svg,
+                        r#"<g class="cell" data-row="{ea}" data-col="{eb}" data-value="{v}"><title>{ea} vs {eb}: win rate {r} ({ci}); {w} wins, {l} losses, {t} ties</title><rect x="{x}" y="{y}" width="{c}" height="{c}" fill="{fill}"/><text x="{tx}" y="{ty}" text-anchor="middle" dominant-baseline="middle" fill="{ink}">{r}{mark}</text></g>"#,
+                        ea = escape(a),
+                        eb = escape(b),
+                        v = cell.win_rate,
+                        r = fixed(cell.win_rate, 2),
+                        w = cell.wins,
+                        l = cell.losses,
+                        t = cell.ties,
+                        x = fixed(x, 1),
+                        y = fixed(y, 1),
+                        c = fixed(CELL - 2.0, 1),
+                        fill = heat_colour(cell.win_rate),
+                        tx = fixed(x + CELL / 2.0 - 1.0, 1),
+                        ty = fixed(y + CELL / 2.0 - 1.0, 1),
+                        mark = cell.mark(),
+                    );
+                }
+                None => {
+                    let text = if i == j { "—" } else { "n/a" };
+                    let _ = write!(
+                        svg,
+                        r##"<g class="cell empty"><title>{ea} vs {eb}: {what}</title><rect x="{x}" y="{y}" width="{c}" height="{c}" fill="url(#hatch)"/><text x="{tx}" y="{ty}" text-anchor="middle" dominant-baseline="middle" fill="#555">{text}</text></g>"##,
+                        ea = escape(a),
+                        eb = escape(b),
+                        what = if i == j {
+                            "same system"
+                        } else {
+                            "not compared"
+                        },
+                        x = fixed(x, 1),
+                        y = fixed(y, 1),
+                        c = fixed(CELL - 2.0, 1),
+                        tx = fixed(x + CELL / 2.0 - 1.0, 1),
+                        ty = fixed(y + CELL / 2.0 - 1.0, 1),
+                    );
+                }
+            }
+        }
+    }
+    svg.push_str(r##"<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#eee"/><line x1="0" y1="0" x2="0" y2="6" stroke="#ccc" stroke-width="2"/></pattern></defs></svg>"##);
+    svg
+}
+
+/// One system on the scatter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScatterPoint {
+    /// The system's name.
+    pub label: String,
+    /// Value on the horizontal axis.
+    pub x: f64,
+    /// Value on the vertical axis.
+    pub y: f64,
+    /// Whether no other point dominates it (drawn solid, joined by the front line).
+    pub on_front: bool,
+    /// The mixing weight of an interpolation sweep, when the system has one.
+    pub lambda: Option<f64>,
+    /// Where clicking the point leads.
+    pub href: Option<String>,
+}
+
+/// A two-metric scatter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scatter {
+    /// The horizontal metric's name.
+    pub x_label: String,
+    /// The vertical metric's name.
+    pub y_label: String,
+    /// Whether larger x is better (the arrow on the axis says so).
+    pub x_higher_is_better: bool,
+    /// Whether larger y is better.
+    pub y_higher_is_better: bool,
+    /// The systems.
+    pub points: Vec<ScatterPoint>,
+}
+
+const W: f64 = 640.0;
+const H: f64 = 440.0;
+const PAD_L: f64 = 64.0;
+const PAD_R: f64 = 24.0;
+const PAD_T: f64 = 20.0;
+const PAD_B: f64 = 56.0;
+
+/// Round tick positions covering `[lo, hi]`.
+pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = hi - lo;
+    if !(span.is_finite() && span > 0.0) {
+        return vec![lo];
+    }
+    let raw = span / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| span / s <= 6.0)
+        .unwrap_or(10.0 * magnitude);
+    let mut t = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while t <= hi + step * 1e-9 {
+        out.push(if t.abs() < step * 1e-9 { 0.0 } else { t });
+        t += step;
+    }
+    out
+}
+
+/// The plotting range of `values`, padded by 8% (or ±0.5 around a single value).
+fn range(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let lo = values.clone().fold(f64::INFINITY, f64::min);
+    let hi = values.fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.5 };
+    (lo - pad, hi + pad)
+}
+
+/// Pixel coordinates of every point, in the same order as `scatter.points`.
+pub fn scatter_positions(scatter: &Scatter) -> Vec<(f64, f64)> {
+    let (x0, x1) = range(scatter.points.iter().map(|p| p.x));
+    let (y0, y1) = range(scatter.points.iter().map(|p| p.y));
+    scatter
+        .points
+        .iter()
+        .map(|p| {
+            (
+                PAD_L + (p.x - x0) / (x1 - x0) * (W - PAD_L - PAD_R),
+                H - PAD_B - (p.y - y0) / (y1 - y0) * (H - PAD_T - PAD_B),
+            )
+        })
+        .collect()
+}
+
+fn polyline(points: &[(f64, f64)]) -> String {
+    points
+        .iter()
+        .map(|(x, y)| format!("{},{}", fixed(*x, 1), fixed(*y, 1)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The scatter as SVG: axes with ticks and "better" arrows, the front as a
+/// solid line (`class="front-line"`) through exactly the points marked
+/// `on_front` in x order, the interpolation sweep as a dashed line
+/// (`class="sweep-line"`) in λ order, front points as filled diamonds and
+/// dominated points as dimmed hollow circles, each labelled and linked.
+pub fn scatter_svg(scatter: &Scatter) -> String {
+    let positions = scatter_positions(scatter);
+    let (x0, x1) = range(scatter.points.iter().map(|p| p.x));
+    let (y0, y1) = range(scatter.points.iter().map(|p| p.y));
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="scatter" viewBox="0 0 {W} {H}" role="img" aria-labelledby="scatter-title" xmlns="http://www.w3.org/2000/svg"><title id="scatter-title">{y} against {x}</title>"#,
+        x = escape(&scatter.x_label),
+        y = escape(&scatter.y_label),
+    );
+    // Axes and grid.
+    let _ = write!(
+        svg,
+        r##"<g class="axes" stroke="#888"><line x1="{PAD_L}" y1="{yb}" x2="{xr}" y2="{yb}"/><line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{yb}"/></g>"##,
+        yb = H - PAD_B,
+        xr = W - PAD_R,
+    );
+    for t in ticks(x0, x1) {
+        let px = PAD_L + (t - x0) / (x1 - x0) * (W - PAD_L - PAD_R);
+        let _ = write!(
+            svg,
+            r##"<line class="grid" x1="{px}" y1="{PAD_T}" x2="{px}" y2="{yb}" stroke="#e4e4e4"/><text class="tick" x="{px}" y="{ty}" text-anchor="middle">{label}</text>"##,
+            px = fixed(px, 1),
+            yb = H - PAD_B,
+            ty = H - PAD_B + 16.0,
+            label = tick_label(t),
+        );
+    }
+    for t in ticks(y0, y1) {
+        let py = H - PAD_B - (t - y0) / (y1 - y0) * (H - PAD_T - PAD_B);
+        let _ = write!(
+            svg,
+            r##"<line class="grid" x1="{PAD_L}" y1="{py}" x2="{xr}" y2="{py}" stroke="#e4e4e4"/><text class="tick" x="{tx}" y="{py}" text-anchor="end" dominant-baseline="middle">{label}</text>"##,
+            py = fixed(py, 1),
+            xr = W - PAD_R,
+            tx = PAD_L - 6.0,
+            label = tick_label(t),
+        );
+    }
+    let arrow = |higher: bool, horizontal: bool| match (higher, horizontal) {
+        (true, true) => "better →",
+        (false, true) => "← better",
+        (true, false) => "better ↑",
+        (false, false) => "better ↓",
+    };
+    let _ = write!(
+        svg,
+        r#"<text class="axis-label" x="{cx}" y="{by}" text-anchor="middle">{x} ({xa})</text><text class="axis-label" transform="translate(16 {cy}) rotate(-90)" text-anchor="middle">{y} ({ya})</text>"#,
+        cx = fixed((PAD_L + W - PAD_R) / 2.0, 1),
+        by = H - 14.0,
+        cy = fixed((PAD_T + H - PAD_B) / 2.0, 1),
+        x = escape(&scatter.x_label),
+        y = escape(&scatter.y_label),
+        xa = arrow(scatter.x_higher_is_better, true),
+        ya = arrow(scatter.y_higher_is_better, false),
+    );
+    // The sweep (dashed), under the front.
+    let mut sweep: Vec<(f64, (f64, f64))> = scatter
+        .points
+        .iter()
+        .zip(&positions)
+        .filter_map(|(p, pos)| p.lambda.map(|l| (l, *pos)))
+        .collect();
+    if sweep.len() >= 2 {
+        sweep.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let line: Vec<(f64, f64)> = sweep.iter().map(|(_, pos)| *pos).collect();
+        let _ = write!(
+            svg,
+            r##"<polyline class="sweep-line" points="{}" fill="none" stroke="#6a51a3" stroke-width="1.5" stroke-dasharray="6 4"><title>interpolation sweep, in λ order</title></polyline>"##,
+            polyline(&line)
+        );
+    }
+    // The front (solid), in x order.
+    let mut front: Vec<(f64, f64)> = scatter
+        .points
+        .iter()
+        .zip(&positions)
+        .filter(|(p, _)| p.on_front)
+        .map(|(_, pos)| *pos)
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    if !front.is_empty() {
+        let _ = write!(
+            svg,
+            r##"<polyline class="front-line" points="{}" fill="none" stroke="#b35806" stroke-width="2.5"><title>Pareto front</title></polyline>"##,
+            polyline(&front)
+        );
+    }
+    for (p, (px, py)) in scatter.points.iter().zip(&positions) {
+        let class = if p.on_front {
+            "point front"
+        } else {
+            "point dominated"
+        };
+        let shape = if p.on_front {
+            format!(
+                r##"<path d="M{} {}l7 7l-7 7l-7 -7z" fill="#b35806" stroke="#fff"/>"##,
+                fixed(*px, 1),
+                fixed(py - 7.0, 1)
+            )
+        } else {
+            format!(
+                r##"<circle cx="{}" cy="{}" r="5.5" fill="#fff" stroke="#555" stroke-width="2"/>"##,
+                fixed(*px, 1),
+                fixed(*py, 1)
+            )
+        };
+        let lambda = p
+            .lambda
+            .map(|l| format!(", λ = {}", tick_label(l)))
+            .unwrap_or_default();
+        let status = if p.on_front {
+            "on the front"
+        } else {
+            "dominated"
+        };
+        let title = format!(
+            "{}: {} = {}, {} = {} ({status}{lambda})",
+            p.label,
+            scatter.x_label,
+            fixed(p.x, 4),
+            scatter.y_label,
+            fixed(p.y, 4)
+        );
+        let label = format!(
+            r#"<text class="point-label" x="{}" y="{}">{}</text>"#,
+            fixed(px + 9.0, 1),
+            fixed(py - 8.0, 1),
+            escape(&short(&p.label, 24))
+        );
+        let body = format!("<title>{}</title>{shape}{label}", escape(&title));
+        match &p.href {
+            Some(href) => {
+                let _ = write!(
+                    svg,
+                    r#"<a class="{class}" data-system="{s}" href="{h}">{body}</a>"#,
+                    s = escape(&p.label),
+                    h = escape(href)
+                );
+            }
+            None => {
+                let _ = write!(
+                    svg,
+                    r#"<g class="{class}" data-system="{s}">{body}</g>"#,
+                    s = escape(&p.label)
+                );
+            }
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn tick_label(t: f64) -> String {
+    let s = format!("{t:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(rate: f64, ci: [f64; 2]) -> HeatCell {
+        HeatCell {
+            win_rate: rate,
+            ci: Some(ci),
+            wins: 6,
+            losses: 3,
+            ties: 1,
+        }
+    }
+
+    #[test]
+    fn every_heatmap_cell_prints_its_value_and_carries_it_exactly() {
+        let c = cell(0.65, [0.52, 0.78]);
+        let map = Heatmap {
+            systems: vec!["a".into(), "b".into()],
+            cells: vec![vec![None, Some(c.clone())], vec![Some(c.flipped()), None]],
+        };
+        let svg = heatmap_svg(&map);
+        assert!(svg.contains(r#"data-row="a" data-col="b" data-value="0.65""#));
+        assert!(svg.contains(r#"data-row="b" data-col="a" data-value="0.35""#));
+        assert!(svg.contains(">0.65▲</text>"), "{svg}");
+        assert!(svg.contains(">0.35▼</text>"), "{svg}");
+        assert!(svg.contains("(95% CI 0.520–0.780); 6 wins, 3 losses, 1 ties"));
+        assert!(svg.contains("(95% CI 0.220–0.480); 3 wins, 6 losses, 1 ties"));
+        assert_eq!(svg.matches(r#"class="cell empty""#).count(), 2);
+    }
+
+    #[test]
+    fn colours_run_from_blue_through_white_to_orange() {
+        assert_eq!(heat_colour(0.0), "#2166ac");
+        assert_eq!(heat_colour(0.5), "#f7f7f7");
+        assert_eq!(heat_colour(1.0), "#d6604d");
+        assert_eq!(heat_colour(7.0), heat_colour(1.0), "clamped");
+        // An undecided cell carries no mark: the text alone says "no difference".
+        assert_eq!(cell(0.55, [0.45, 0.65]).mark(), "");
+    }
+
+    #[test]
+    fn user_text_is_escaped_in_every_chart() {
+        let evil = r#"<script>alert("x")</script>&"#;
+        let map = Heatmap {
+            systems: vec![evil.into(), "b".into()],
+            cells: vec![
+                vec![None, Some(cell(0.5, [0.4, 0.6]))],
+                vec![Some(cell(0.5, [0.4, 0.6])), None],
+            ],
+        };
+        let scatter = Scatter {
+            x_label: evil.into(),
+            y_label: "y".into(),
+            x_higher_is_better: true,
+            y_higher_is_better: true,
+            points: vec![ScatterPoint {
+                label: evil.into(),
+                x: 1.0,
+                y: 2.0,
+                on_front: true,
+                lambda: None,
+                href: Some(r#"/x?a="><script>"#.into()),
+            }],
+        };
+        for svg in [heatmap_svg(&map), scatter_svg(&scatter)] {
+            assert!(!svg.contains("<script"), "{svg}");
+            assert!(svg.contains("&lt;script&gt;"));
+        }
+    }
+
+    fn points_of(svg: &str, class: &str) -> Vec<(f64, f64)> {
+        let start = svg.find(&format!(r#"class="{class}" points=""#)).unwrap();
+        let rest = &svg[start + class.len() + 17..];
+        let list = &rest[..rest.find('"').unwrap()];
+        list.split(' ')
+            .map(|xy| {
+                let (x, y) = xy.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect()
+    }
+
+    fn scatter(points: &[(f64, f64, bool, Option<f64>)]) -> Scatter {
+        Scatter {
+            x_label: "m/x".into(),
+            y_label: "m/y".into(),
+            x_higher_is_better: true,
+            y_higher_is_better: false,
+            points: points
+                .iter()
+                .enumerate()
+                .map(|(i, &(x, y, on_front, lambda))| ScatterPoint {
+                    label: format!("s{i}"),
+                    x,
+                    y,
+                    on_front,
+                    lambda,
+                    href: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_front_line_passes_through_exactly_the_non_dominated_points_in_x_order() {
+        let s = scatter(&[
+            (3.0, 1.0, true, None),
+            (1.0, 0.5, true, None),
+            (2.0, 2.0, false, None),
+            (0.5, 3.0, false, None),
+            (2.0, 0.8, true, None),
+        ]);
+        let svg = scatter_svg(&s);
+        let positions = scatter_positions(&s);
+        let rounded =
+            |(x, y): (f64, f64)| (fixed(x, 1).parse().unwrap(), fixed(y, 1).parse().unwrap());
+        let expected: Vec<(f64, f64)> = [1, 4, 0].iter().map(|&i| rounded(positions[i])).collect();
+        assert_eq!(points_of(&svg, "front-line"), expected);
+        assert_eq!(svg.matches(r#"class="point front""#).count(), 3);
+        assert_eq!(svg.matches(r#"class="point dominated""#).count(), 2);
+        assert!(svg.contains("better ↓"), "lower-is-better y axis");
+        assert!(!svg.contains("sweep-line"), "no λ, no sweep");
+    }
+
+    #[test]
+    fn a_sweep_is_joined_in_lambda_order_not_x_order() {
+        let s = scatter(&[
+            (1.0, 1.0, true, Some(0.5)),
+            (2.0, 2.0, false, Some(0.0)),
+            (3.0, 0.0, true, Some(1.0)),
+            (9.0, 9.0, false, None),
+        ]);
+        let svg = scatter_svg(&s);
+        let p = scatter_positions(&s);
+        let rounded =
+            |(x, y): (f64, f64)| (fixed(x, 1).parse().unwrap(), fixed(y, 1).parse().unwrap());
+        assert_eq!(
+            points_of(&svg, "sweep-line"),
+            vec![rounded(p[1]), rounded(p[0]), rounded(p[2])]
+        );
+    }
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        let labels: Vec<String> = ticks(0.0, 1.0).into_iter().map(tick_label).collect();
+        assert_eq!(labels, ["0", "0.2", "0.4", "0.6", "0.8", "1"]);
+        let t = ticks(0.13, 0.87);
+        assert!(t.first().unwrap() >= &0.13 && t.last().unwrap() <= &0.87);
+        assert!(t.len() >= 3);
+    }
+}
