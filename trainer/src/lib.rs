@@ -8,6 +8,7 @@
 //! - [`load`]: checkpoints into models: HF directories ([`load::hf`]), GGUF files
 //!   ([`load::gguf`]), tokenizers and chat templates ([`load::tokenizer`]).
 //! - [`generate`]: batched decoding with left padding, KV cache, sampling and log-probs.
+//! - [`loss`]: the completion-only next-token loss (fused on the CPU).
 //! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.
 //! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, loop, checkpoints.
 //! - [`error`]: the one error type.
@@ -18,8 +19,47 @@ pub mod error;
 pub mod generate;
 pub mod load;
 pub mod lora;
+pub mod loss;
 pub mod models;
 pub mod optim;
 pub mod sft;
 
 pub use error::{Error, Result};
+
+/// The device named `name`: `cpu`, or `cuda` / `cuda:N` in builds with the `cuda` feature.
+pub fn device(name: &str) -> Result<candle_core::Device> {
+    match name {
+        "cpu" => Ok(candle_core::Device::Cpu),
+        cuda if cuda == "cuda" || cuda.starts_with("cuda:") => {
+            if !cfg!(feature = "cuda") {
+                return Err(Error::config(
+                    "device",
+                    "this build has no CUDA support; rebuild with `--features cuda`",
+                ));
+            }
+            let ordinal = cuda
+                .strip_prefix("cuda:")
+                .map_or(Ok(0), str::parse)
+                .map_err(|_| Error::config("device", format!("bad device `{name}`")))?;
+            Ok(candle_core::Device::new_cuda(ordinal)?)
+        }
+        other => Err(Error::config(
+            "device",
+            format!("unknown device `{other}` (cpu, cuda, cuda:N)"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn devices_are_named_and_cuda_needs_the_feature() {
+        assert!(super::device("cpu").is_ok_and(|d| d.is_cpu()));
+        assert!(super::device("tpu").is_err_and(|e| e.to_string().contains("key `device`")));
+        if !cfg!(feature = "cuda") {
+            assert!(
+                super::device("cuda:0").is_err_and(|e| e.to_string().contains("--features cuda"))
+            );
+        }
+    }
+}

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -91,38 +91,45 @@ impl LoraLinear {
     }
 
     /// Applies the projection to `x` of shape `(.., in)`, giving `(.., out)`.
+    ///
+    /// Leading dimensions are flattened into one 2-D matmul: in the backward pass that is
+    /// cheaper than a batched matmul against a broadcast weight.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let base = candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)?;
-        let Some(ad) = &self.adapter else {
-            return Ok(base);
-        };
-        let x = if self.training && ad.dropout > 0.0 {
-            let keep = 1.0 - ad.dropout;
-            let n = x.elem_count();
-            let mask: Vec<f32> = {
-                let mut rng = ad
-                    .rng
-                    .lock()
-                    .map_err(|_| candle_core::Error::Msg("poisoned dropout rng".into()))?;
-                (0..n)
-                    .map(|_| {
-                        if rng.random::<f32>() < keep {
-                            1.0 / keep
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect()
+        let mut out_dims = x.dims().to_vec();
+        let inp = out_dims.pop().unwrap_or(1);
+        let rows: usize = out_dims.iter().product();
+        out_dims.push(self.weight.dim(0)?);
+        let x = x.reshape((rows, inp))?;
+        let mut y = x.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        if let Some(ad) = &self.adapter {
+            let x = if self.training && ad.dropout > 0.0 {
+                let keep = 1.0 - ad.dropout;
+                let mask: Vec<f32> = {
+                    let mut rng = ad
+                        .rng
+                        .lock()
+                        .map_err(|_| candle_core::Error::Msg("poisoned dropout rng".into()))?;
+                    (0..x.elem_count())
+                        .map(|_| {
+                            if rng.random::<f32>() < keep {
+                                1.0 / keep
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect()
+                };
+                (&x * Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?)?
+            } else {
+                x
             };
-            let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-            (x * mask)?
-        } else {
-            x.clone()
-        };
-        let delta = x
-            .broadcast_matmul(&ad.a.t()?)?
-            .broadcast_matmul(&ad.b.t()?)?;
-        base + (delta * ad.scale)?
+            let delta = x.matmul(&ad.a.t()?)?.matmul(&ad.b.t()?)?;
+            y = (y + (delta * ad.scale)?)?;
+        }
+        y.reshape(out_dims)
     }
 }
 

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use candle_core::Device;
 use clap::{Parser, Subcommand};
 use trainer::generate::{GenerationConfig, generate};
 use trainer::load::tokenizer::Message;
@@ -56,6 +55,9 @@ struct GenerateArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// cpu, or cuda / cuda:N (builds with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 /// `trainer sft`: a TOML file and/or flags, one flag per config key.
@@ -145,6 +147,9 @@ struct SftArgs {
     /// Comma-separated projection names for adapters.
     #[arg(long, value_delimiter = ',')]
     lora_targets: Option<Vec<String>>,
+    /// cpu, or cuda / cuda:N (builds with the `cuda` feature).
+    #[arg(long)]
+    device: Option<String>,
     /// Resume from the newest checkpoint in the run directory.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     resume: Option<bool>,
@@ -200,6 +205,7 @@ impl SftArgs {
                     .clone()
                     .map(|v| Value::Array(v.into_iter().map(Value::String).collect())),
             ),
+            ("device", self.device.clone().map(Value::String)),
             ("resume", self.resume.map(Value::Boolean)),
         ];
         for (k, v) in flags {
@@ -233,7 +239,7 @@ fn run_sft(a: &SftArgs) -> anyhow::Result<()> {
 }
 
 fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
-    let loaded = trainer::load::load(&a.model, false, &Device::Cpu)
+    let loaded = trainer::load::load(&a.model, false, &trainer::device(&a.device)?)
         .with_context(|| format!("loading {}", a.model.display()))?;
     let Some(tok) = loaded.tokenizer else {
         bail!("{} has no tokenizer", a.model.display())

@@ -181,7 +181,11 @@ impl Model {
 
     /// `(b, t, d)` → `(b, t, vocab)` through the tied embedding.
     pub fn lm_logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
-        hidden.broadcast_matmul(&self.wte.t()?)
+        let (b, t, d) = hidden.dims3()?;
+        hidden
+            .reshape((b * t, d))?
+            .matmul(&self.wte.t()?)?
+            .reshape((b, t, ()))
     }
 
     /// Every projection with its checkpoint name.

@@ -314,7 +314,11 @@ impl Model {
     /// `(b, t, d)` → `(b, t, vocab)`.
     pub fn lm_logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let w = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
-        hidden.broadcast_matmul(&w.t()?)
+        let (b, t, d) = hidden.dims3()?;
+        hidden
+            .reshape((b * t, d))?
+            .matmul(&w.t()?)?
+            .reshape((b, t, ()))
     }
 
     /// Every projection with its checkpoint name.

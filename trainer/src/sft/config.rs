@@ -50,6 +50,9 @@ fn d_alpha() -> f64 {
 fn d_targets() -> Vec<String> {
     vec!["q_proj".into(), "v_proj".into()]
 }
+fn d_device() -> String {
+    "cpu".into()
+}
 fn d_true() -> bool {
     true
 }
@@ -133,6 +136,9 @@ pub struct SftConfig {
     /// Projections that get adapters.
     #[serde(default = "d_targets")]
     pub lora_targets: Vec<String>,
+    /// `cpu`, or `cuda` / `cuda:N` in builds with the `cuda` feature.
+    #[serde(default = "d_device")]
+    pub device: String,
     /// Continue from the newest checkpoint in `output_dir` when there is one.
     #[serde(default = "d_true")]
     pub resume: bool,

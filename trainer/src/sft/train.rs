@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -61,18 +61,7 @@ struct CheckpointState {
     lora: bool,
 }
 
-/// Mean next-token loss over positions whose target has `loss_mask` 1.
-/// `logits (b, t, V)`, `ids (b, t)` u32, `loss_mask (b, t)` f32; returns (sum, count).
-pub fn masked_nll(logits: &Tensor, ids: &Tensor, loss_mask: &Tensor) -> Result<(Tensor, f32)> {
-    let t = logits.dim(1)?;
-    let logits = logits.narrow(1, 0, t - 1)?;
-    let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
-    let weights = loss_mask.narrow(1, 1, t - 1)?;
-    let logp = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
-    let picked = logp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?;
-    let count = weights.sum_all()?.to_scalar::<f32>()?;
-    Ok(((picked * weights)?.sum_all()?.neg()?, count))
-}
+pub use crate::loss::masked_nll;
 
 /// A right-padded batch: inputs with key mask, and the loss mask.
 pub fn collate(
@@ -313,7 +302,7 @@ impl Metrics {
 /// Runs (or resumes) supervised fine-tuning as configured.
 pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
     cfg.validate()?;
-    let device = Device::Cpu;
+    let device = crate::device(&cfg.device)?;
     let out = &cfg.output_dir;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     std::fs::write(out.join("config.toml"), cfg.to_toml())

@@ -1,0 +1,61 @@
+"""PyTorch eager side of trainer's throughput benchmark (called by `cargo bench -p trainer`).
+
+Same shapes as trainer/benches/throughput.rs: GPT-2 style, 4 layers, d 256, 4 heads,
+context 256, batch 8, vocab 8192, float32, AdamW. Prints one JSON line:
+{"train_tok_s": x, "gen_tok_s": y}. Usage: bench_torch.py STEPS GEN_NEW_TOKENS
+"""
+
+import json
+import sys
+import time
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+torch.set_num_threads(int(__import__("os").environ.get("BENCH_THREADS", "2")))
+torch.manual_seed(0)
+STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+NEW = int(sys.argv[2]) if len(sys.argv) > 2 else 128
+B, T, V = 8, 256, 8192
+
+cfg = GPT2Config(vocab_size=V, n_positions=T, n_embd=256, n_layer=4, n_head=4,
+                 resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, activation_function="gelu_new")
+model = GPT2LMHeadModel(cfg).float()
+model.config._attn_implementation = "eager"
+opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
+ids = torch.randint(0, V, (B, T))
+
+
+def step():
+    logits = model(input_ids=ids).logits
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+model.train()
+step()  # warm-up
+t0 = time.perf_counter()
+for _ in range(STEPS):
+    step()
+train = STEPS * B * T / (time.perf_counter() - t0)
+
+model.eval()
+prompt = torch.randint(0, V, (B, 16))
+
+
+@torch.no_grad()
+def generate():
+    out = model(input_ids=prompt, use_cache=True)
+    past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+    for _ in range(NEW - 1):
+        out = model(input_ids=nxt, past_key_values=past, use_cache=True)
+        past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+
+
+generate()  # warm-up
+t0 = time.perf_counter()
+generate()
+gen = B * NEW / (time.perf_counter() - t0)
+print(json.dumps({"train_tok_s": train, "gen_tok_s": gen}))
