@@ -110,6 +110,9 @@ pub fn parse(format: Format, body: &str) -> Result<Vec<Row>, ImportError> {
             field: None,
         });
     }
+    for row in &rows {
+        check_storable(row)?;
+    }
     let mut seen: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
     for row in &rows {
         if let Some(first) = seen.insert(&row.key, &row.origin) {
@@ -128,6 +131,57 @@ pub fn parse(format: Format, body: &str) -> Result<Vec<Row>, ImportError> {
         }
     }
     Ok(rows)
+}
+
+/// PostgreSQL text cannot hold U+0000, which JSON can spell (`\u0000`):
+/// refused here, with the field, rather than failing the whole import in the
+/// database.
+fn check_storable(row: &Row) -> Result<(), ImportError> {
+    let mut offending = None;
+    for (field, text) in [
+        ("prompt", Some(row.prompt.as_str())),
+        ("response", Some(row.response.as_str())),
+        ("reference", row.reference.as_deref()),
+        ("id", Some(row.key.as_str())),
+    ] {
+        if text.is_some_and(|t| t.contains('\0')) {
+            offending = Some(field.to_string());
+            break;
+        }
+    }
+    if offending.is_none() {
+        offending = row
+            .fields
+            .iter()
+            .map(|(k, v)| (format!("fields.{k}"), v))
+            .chain(row.extra.iter().map(|(k, v)| (k.clone(), v)))
+            .find(|(k, v)| k.contains('\0') || v.as_str().is_some_and(|s| s.contains('\0')))
+            .map(|(k, _)| k);
+    }
+    match offending {
+        None => Ok(()),
+        Some(field) => Err(ImportError {
+            location: row.origin.clone(),
+            message: format!(
+                "field `{field}` contains the character U+0000, which cannot be stored"
+            ),
+            line: row
+                .origin
+                .strip_prefix("line ")
+                .and_then(|n| n.parse().ok()),
+            field: Some(field),
+        }),
+    }
+}
+
+/// Whether a JSON value holds U+0000 in any key or string.
+pub fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 fn describe_key(key: &str) -> String {
@@ -428,6 +482,17 @@ mod tests {
             "{err}"
         );
         assert!(parse(Format::Canonical, "\n\n").is_err());
+
+        let err = parse(
+            Format::Canonical,
+            "{\"prompt\": \"q\", \"response\": \"a\\u0000b\"}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_deref()),
+            (Some(1), Some("response")),
+            "{err}"
+        );
     }
 
     #[test]

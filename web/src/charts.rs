@@ -350,22 +350,6 @@ pub fn scatter_svg(scatter: &Scatter) -> String {
         xa = arrow(scatter.x_higher_is_better, true),
         ya = arrow(scatter.y_higher_is_better, false),
     );
-    // The sweep (dashed), under the front.
-    let mut sweep: Vec<(f64, (f64, f64))> = scatter
-        .points
-        .iter()
-        .zip(&positions)
-        .filter_map(|(p, pos)| p.lambda.map(|l| (l, *pos)))
-        .collect();
-    if sweep.len() >= 2 {
-        sweep.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let line: Vec<(f64, f64)> = sweep.iter().map(|(_, pos)| *pos).collect();
-        let _ = write!(
-            svg,
-            r##"<polyline class="sweep-line" points="{}" fill="none" stroke="#6a51a3" stroke-width="1.5" stroke-dasharray="6 4"><title>interpolation sweep, in λ order</title></polyline>"##,
-            polyline(&line)
-        );
-    }
     // The front (solid), in x order.
     let mut front: Vec<(f64, f64)> = scatter
         .points
@@ -380,6 +364,22 @@ pub fn scatter_svg(scatter: &Scatter) -> String {
             svg,
             r##"<polyline class="front-line" points="{}" fill="none" stroke="#b35806" stroke-width="2.5"><title>Pareto front</title></polyline>"##,
             polyline(&front)
+        );
+    }
+    // The sweep (dashed), over the front so both show where they coincide.
+    let mut sweep: Vec<(f64, (f64, f64))> = scatter
+        .points
+        .iter()
+        .zip(&positions)
+        .filter_map(|(p, pos)| p.lambda.map(|l| (l, *pos)))
+        .collect();
+    if sweep.len() >= 2 {
+        sweep.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let line: Vec<(f64, f64)> = sweep.iter().map(|(_, pos)| *pos).collect();
+        let _ = write!(
+            svg,
+            r##"<polyline class="sweep-line" points="{}" fill="none" stroke="#5e3c99" stroke-width="3.5" stroke-dasharray="2 7" stroke-linecap="round"><title>interpolation sweep, in λ order</title></polyline>"##,
+            polyline(&line)
         );
     }
     for (p, (px, py)) in scatter.points.iter().zip(&positions) {

@@ -142,6 +142,11 @@ pub(super) async fn set_metadata(
     if !metadata.is_object() {
         return Err(ApiError::invalid("metadata must be a JSON object"));
     }
+    if import::has_nul(&metadata) {
+        return Err(ApiError::invalid(
+            "metadata contains the character U+0000, which cannot be stored",
+        ));
+    }
     datasets::set_metadata(&db, team.id, &name, &metadata)
         .await?
         .map(Json)

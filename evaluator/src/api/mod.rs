@@ -91,6 +91,13 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .merge(crate::pages::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        // A bug must not take the server down: a panicking handler answers 500
+        // in the usual error format and the connection's task goes on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::Internal("a request handler panicked".into()).into_response()
+            },
+        ))
         .with_state(state)
 }
 

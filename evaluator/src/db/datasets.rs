@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use super::db;
+use super::{db, searchable};
 use crate::error::{Error, Result};
 use crate::import::Row;
 
@@ -260,6 +260,9 @@ pub async fn list(pool: &PgPool, team_id: i64) -> Result<Vec<DatasetRecord>> {
 /// One of the team's datasets by name, with its sizes; `None` if the team has
 /// none by that name.
 pub async fn find(pool: &PgPool, team_id: i64, name: &str) -> Result<Option<DatasetRecord>> {
+    if !searchable(name) {
+        return Ok(None);
+    }
     sqlx::query_as(
         "SELECT d.id, d.name, \
            (SELECT count(*) FROM items i WHERE i.dataset_id = d.id) AS items, \
@@ -276,6 +279,9 @@ pub async fn find(pool: &PgPool, team_id: i64, name: &str) -> Result<Option<Data
 
 /// The id of the team's dataset with this name, without counting anything.
 pub async fn find_id(pool: &PgPool, team_id: i64, name: &str) -> Result<Option<i64>> {
+    if !searchable(name) {
+        return Ok(None);
+    }
     sqlx::query_scalar("SELECT id FROM datasets WHERE team_id = $1 AND name = $2")
         .bind(team_id)
         .bind(name)
@@ -330,6 +336,9 @@ pub async fn set_metadata(
     name: &str,
     metadata: &serde_json::Value,
 ) -> Result<Option<SystemRecord>> {
+    if !searchable(name) {
+        return Ok(None);
+    }
     let updated = sqlx::query("UPDATE systems SET metadata = $3 WHERE team_id = $1 AND name = $2")
         .bind(team_id)
         .bind(name)

@@ -42,6 +42,13 @@ pub(crate) fn db(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
     }
 }
 
+/// Whether a name can be looked up at all: PostgreSQL text cannot hold U+0000,
+/// so a name containing it names nothing (and must not reach a query, which
+/// would fail instead of finding nothing).
+pub(crate) fn searchable(name: &str) -> bool {
+    !name.contains('\0')
+}
+
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

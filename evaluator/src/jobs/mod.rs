@@ -22,7 +22,7 @@ pub mod worker;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::db::db;
+use crate::db::{db, searchable};
 use crate::error::{Error, Result};
 
 /// Generations per score chunk.
@@ -189,6 +189,9 @@ struct ModuleRef {
 }
 
 async fn resolve_module(pool: &PgPool, team_id: i64, spec: &str) -> Result<ModuleRef, JobRefused> {
+    if !searchable(spec) {
+        return Err(JobRefused::NotFound(format!("no module {spec:?}")));
+    }
     let found: Option<ModuleRef> = match spec.parse::<i64>() {
         Ok(id) => sqlx::query_as("SELECT id, name, kind FROM modules WHERE team_id = $1 AND id = $2")
             .bind(team_id)
@@ -213,6 +216,9 @@ async fn resolve_module(pool: &PgPool, team_id: i64, spec: &str) -> Result<Modul
 }
 
 async fn resolve_dataset(pool: &PgPool, team_id: i64, name: &str) -> Result<i64, JobRefused> {
+    if !searchable(name) {
+        return Err(JobRefused::NotFound(format!("no dataset {name:?}")));
+    }
     let id: Option<i64> =
         sqlx::query_scalar("SELECT id FROM datasets WHERE team_id = $1 AND name = $2")
             .bind(team_id)

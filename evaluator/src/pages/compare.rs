@@ -135,7 +135,9 @@ pub(super) async fn page(
         })
         .collect();
     let number_of_page: i64 = query.page.parse().unwrap_or(1).max(1);
-    let search = query.q.trim();
+    // PostgreSQL text cannot hold U+0000: such a search would fail, not find nothing.
+    let cleaned = query.q.replace('\0', "");
+    let search = cleaned.trim();
     let (total, rows) = review::items(
         &db,
         &ReviewQuery {

@@ -191,7 +191,8 @@ async fn dataset(
     team: &Team,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<DatasetRecord, PageError> {
-    let Ok(Path(name)) = name else {
+    // A name PostgreSQL text cannot hold (U+0000) names nothing.
+    let Some(name) = name.ok().map(|Path(n)| n).filter(|n| !n.contains('\0')) else {
         return Err(PageError::not_found(team, "No such dataset."));
     };
     datasets::find(db, team.id, &name)

@@ -569,6 +569,16 @@ fn validate_info(kind: Kind, info: &Info) -> Result<()> {
     if kind == Kind::Scorer && info.metrics.is_empty() {
         return invalid("a scorer must declare at least one metric".into());
     }
+    // Declared text is shown and stored (PostgreSQL text cannot hold U+0000):
+    // control characters other than line breaks and tabs are refused.
+    let texts = [&info.name, &info.version, &info.description]
+        .into_iter()
+        .chain(info.metrics.iter().flat_map(|m| [&m.name, &m.description]));
+    for text in texts {
+        if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return invalid(format!("{text:?} contains a control character"));
+        }
+    }
     let mut seen = HashSet::new();
     for metric in &info.metrics {
         if metric.name.trim().is_empty() || metric.name.len() > MAX_NAME {

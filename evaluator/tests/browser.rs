@@ -1,0 +1,471 @@
+//! The pages in a real headless Chromium: the app on a loopback port with
+//! in-process workers on a fresh database, driven through ChromeDriver.
+//!
+//! Sign in, upload a module through the form, start a comparison from the
+//! dataset page, watch its progress until htmx reloads the win-rate page, then
+//! the heatmap, the Pareto page (clicking a point opens the compare view) and
+//! the side-by-side view, at 1280 px and at a phone's 390 px. The browser's
+//! log must hold no error (failed loads and script errors are `SEVERE`
+//! entries). Screenshots go to `target/browser-artifacts/`.
+//!
+//! Needs `chromium` and `chromedriver` (`scripts/setup` installs Debian's);
+//! without them the test prints `SKIPPED` and passes.
+//!
+//! Why a small WebDriver client over `ureq` rather than `fantoccini` or
+//! `chromiumoxide`: the test needs ten W3C WebDriver endpoints (session, url,
+//! element, value, click, execute, rect, screenshot, log, delete), each one
+//! JSON request; `ureq` is already a dependency, whereas fantoccini brings
+//! hyper, its TLS stack and the `webdriver` crate, and chromiumoxide a
+//! generated CDP binding that takes minutes to compile. ChromeDriver is
+//! Chromium's own, so the protocol is the stable, documented one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use base64::Engine;
+use common::{TestDb, post_json, push, start_workers, upload, wait_for_job};
+use evaluator::api::{AppState, app};
+use evaluator::db::teams;
+use reward_builtins::builtin;
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// ChromeDriver as a child process, killed on drop.
+struct Driver {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let driver = Driver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut r) = ureq::get(&format!("{}/status", driver.base)).call()
+                && r.body_mut()
+                    .read_to_string()
+                    .ok()
+                    .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                    .is_some_and(|v| v["value"]["ready"] == true)
+            {
+                return driver;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// One browser session.
+struct Browser {
+    base: String,
+}
+
+fn send(method: &str, url: &str, body: Option<Value>) -> Value {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut response = match (method, body) {
+        ("GET", _) => agent.get(url).call(),
+        ("DELETE", _) => agent.delete(url).call(),
+        (_, body) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(body.unwrap_or(json!({})).to_string()),
+    }
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = response.status();
+    let value: Value =
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert!(status.is_success(), "{method} {url}: {status} {value}");
+    value["value"].clone()
+}
+
+impl Browser {
+    fn open(driver: &Driver) -> Browser {
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--hide-scrollbars", "--force-device-scale-factor=1"],
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let session = send(
+            "POST",
+            &format!("{}/session", driver.base),
+            Some(capabilities),
+        );
+        Browser {
+            base: format!(
+                "{}/session/{}",
+                driver.base,
+                session["sessionId"].as_str().unwrap()
+            ),
+        }
+    }
+
+    fn post(&self, path: &str, body: Value) -> Value {
+        send("POST", &format!("{}{path}", self.base), Some(body))
+    }
+
+    fn go(&self, url: &str) {
+        self.post("/url", json!({ "url": url }));
+    }
+
+    fn url(&self) -> String {
+        send("GET", &format!("{}/url", self.base), None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn find(&self, css: &str) -> String {
+        let found = self.post("/element", json!({"using": "css selector", "value": css}));
+        found[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.post(&format!("/element/{id}/value"), json!({ "text": text }));
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.post(&format!("/element/{id}/click"), json!({}));
+    }
+
+    fn script(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({"script": script, "args": []}))
+    }
+
+    /// Waits until `script` returns true (it is evaluated as a function body).
+    fn wait_for(&self, script: &str, what: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.script(script) != json!(true) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn resize(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({"width": width, "height": height}));
+    }
+
+    /// A PNG of the whole page (the window grown to the document's height).
+    fn screenshot(&self, dir: &Path, name: &str, width: u32) {
+        let height = self
+            .script("return Math.max(document.documentElement.scrollHeight, 600);")
+            .as_u64()
+            .unwrap()
+            .min(6000) as u32;
+        self.resize(width, height);
+        let data = send("GET", &format!("{}/screenshot", self.base), None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        std::fs::write(dir.join(format!("{name}-{width}.png")), png).unwrap();
+        self.resize(width, 900);
+    }
+
+    /// The browser log's entries at level SEVERE (console errors, uncaught
+    /// exceptions, failed loads) since the last call.
+    fn errors(&self) -> Vec<String> {
+        let entries = self.post("/se/log", json!({"type": "browser"}));
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].to_string())
+            .collect()
+    }
+
+    fn close(self) {
+        send("DELETE", &self.base, None);
+    }
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Four systems on eight items, three of them an interpolation sweep.
+async fn dataset(db: &TestDb, token: &str) {
+    let labels = ["yes", "no", "yes", "no", "yes", "yes", "no", "no"];
+    for (system, right, words, lambda) in [
+        ("base", 3, 4, Some(0.0)),
+        ("mix-0.5", 5, 9, Some(0.5)),
+        ("tuned", 7, 16, Some(1.0)),
+        ("baseline", 2, 20, None),
+    ] {
+        let lines: Vec<String> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                let answer = if i < right {
+                    *label
+                } else if *label == "yes" {
+                    "no"
+                } else {
+                    "yes"
+                };
+                json!({
+                    "id": format!("q{i}"),
+                    "prompt": format!("Question {i}: is the river <i>wide</i> & deep?"),
+                    "reference": label,
+                    "response": format!("{} So the answer is {answer}.", "Because the water runs fast.".repeat(words / 2 + 1)),
+                })
+                .to_string()
+            })
+            .collect();
+        let name = system;
+        let (status, summary) =
+            push(db, token, "river", name, "canonical", &lines.join("\n")).await;
+        assert_eq!(status, StatusCode::CREATED, "{summary}");
+        if let Some(lambda) = lambda {
+            let request = axum::http::Request::put(format!("/api/v1/systems/{name}/metadata"))
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(
+                    json!({ "lambda": lambda }).to_string(),
+                ))
+                .unwrap();
+            let (status, _) = common::send(db, request).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        println!("SKIPPED: {CHROMIUM} or {CHROMEDRIVER} missing (scripts/setup installs them)");
+        return;
+    }
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "reviewers").await.unwrap();
+    dataset(&db, &token).await;
+    upload(&db, &token, builtin("accuracy").unwrap().wasm).await;
+    upload(&db, &token, builtin("length").unwrap().wasm).await;
+    let workers = start_workers(&db, 2);
+    let (_, score) = post_json(
+        &db,
+        "/api/v1/jobs/score",
+        &token,
+        json!({"dataset": "river", "modules": ["accuracy", "length"]}),
+    )
+    .await;
+    let score = wait_for_job(&db, &token, score["id"].as_i64().unwrap()).await;
+    assert_eq!(score["state"], "succeeded", "{score}");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(AppState {
+        db: db.pool.clone(),
+        host: db.host.clone(),
+    });
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let wasm = tempfile::Builder::new().suffix(".wasm").tempfile().unwrap();
+    std::fs::write(wasm.path(), builtin("label-judge").unwrap().wasm).unwrap();
+    let wasm_path = wasm.path().to_str().unwrap().to_string();
+    let dir = artifacts();
+
+    // WebDriver calls block: on a blocking thread, with the server and the
+    // workers running on the runtime's others.
+    let token_for_browser = token.clone();
+    tokio::task::spawn_blocking(move || {
+        let driver = Driver::start();
+        let browser = Browser::open(&driver);
+        browser.resize(1280, 900);
+        // The log really collects errors: a probe shows up, then is drained.
+        browser.go(&format!("{site}/login"));
+        browser.script("console.error('probe');");
+        let probe = browser.errors();
+        assert!(probe.iter().any(|e| e.contains("probe")), "{probe:?}");
+
+        // Not signed in: every page leads to the form.
+        browser.go(&format!("{site}/datasets/river"));
+        assert!(browser.url().ends_with("/login"), "{}", browser.url());
+        browser.screenshot(&dir, "login", 1280);
+        browser.type_into("#token", &token_for_browser);
+        browser.click("form button[type=submit]");
+        browser.wait_for(
+            "return location.pathname === '/';",
+            "the overview",
+            Duration::from_secs(10),
+        );
+        assert_eq!(
+            browser.script("return document.querySelector('h1').textContent;"),
+            "reviewers"
+        );
+        assert_eq!(
+            browser.script("return document.cookie;"),
+            "",
+            "the session cookie is HttpOnly"
+        );
+
+        // A module through the upload form.
+        browser.go(&format!("{site}/modules"));
+        browser.type_into("#module-file", &wasm_path);
+        browser.click("#upload-form button[type=submit]");
+        browser.wait_for(
+            "return !!document.querySelector('#upload-notice');",
+            "the upload notice",
+            Duration::from_secs(30),
+        );
+        let notice = browser.script("return document.querySelector('#upload-notice').textContent;");
+        assert!(notice.as_str().unwrap().contains("label-judge"), "{notice}");
+        browser.screenshot(&dir, "modules", 1280);
+
+        // A comparison from the dataset page; its progress polls until done,
+        // then the win-rate page reloads itself.
+        browser.go(&format!("{site}/datasets/river"));
+        assert_eq!(
+            browser.script("return document.querySelectorAll('#results tbody tr').length;"),
+            4
+        );
+        browser.screenshot(&dir, "results", 1280);
+        browser.script(
+            "const s = document.querySelector('#judge'); \
+             s.value = [...s.options].find(o => o.textContent.startsWith('label-judge')).value;",
+        );
+        browser.click("#compare-form button[type=submit]");
+        browser.wait_for(
+            "return location.pathname.endsWith('/winrates');",
+            "the win-rate page",
+            Duration::from_secs(10),
+        );
+        browser.wait_for(
+            "return !!document.querySelector('#leaderboard');",
+            "the finished comparison",
+            Duration::from_secs(90),
+        );
+        assert_eq!(
+            browser.script(
+                "return document.querySelectorAll('svg.heatmap g.cell[data-value]').length;"
+            ),
+            12
+        );
+        let hover = browser.script(
+            "return document.querySelector('svg.heatmap g.cell[data-value] title').textContent;",
+        );
+        assert!(hover.as_str().unwrap().contains("95% CI"), "{hover}");
+        browser.screenshot(&dir, "winrates", 1280);
+
+        // The Pareto page; a point opens the compare view.
+        browser.go(&format!(
+            "{site}/datasets/river/pareto?x=accuracy/accuracy&y=length/words"
+        ));
+        let front =
+            browser.script("return document.querySelectorAll('svg.scatter .point.front').length;");
+        assert!(front.as_u64().unwrap() >= 1, "{front}");
+        assert_eq!(
+            browser.script("return !!document.querySelector('svg.scatter .sweep-line');"),
+            true
+        );
+        browser.screenshot(&dir, "pareto", 1280);
+        browser.click("svg.scatter a.point.front");
+        browser.wait_for(
+            "return location.pathname.endsWith('/compare');",
+            "the compare view",
+            Duration::from_secs(10),
+        );
+        assert!(browser.url().contains("a="), "{}", browser.url());
+
+        // Side by side: label judge verdicts, then a filter.
+        browser.go(&format!("{site}/datasets/river/compare?a=tuned&b=base"));
+        assert_eq!(
+            browser.script("return document.querySelectorAll('article.item').length;"),
+            8
+        );
+        // User text is shown as text, never as markup.
+        assert_eq!(
+            browser.script("return document.querySelectorAll('article.item h2 i').length;"),
+            0
+        );
+        browser.screenshot(&dir, "compare", 1280);
+        browser.go(&format!(
+            "{site}/datasets/river/compare?a=tuned&b=base&filter=a"
+        ));
+        let wins = browser
+            .script("return document.querySelectorAll('article.item').length;")
+            .as_u64()
+            .unwrap();
+        assert!((1..8).contains(&wins), "{wins}");
+
+        browser.go(&format!("{site}/"));
+        browser.screenshot(&dir, "overview", 1280);
+
+        // A phone's width: nothing wider than the screen but the scrollable tables.
+        browser.resize(390, 844);
+        for (name, path) in [
+            ("overview", "/".to_string()),
+            ("results", "/datasets/river".to_string()),
+            ("winrates", "/datasets/river/winrates".to_string()),
+            (
+                "pareto",
+                "/datasets/river/pareto?x=accuracy/accuracy&y=length/words".to_string(),
+            ),
+            (
+                "compare",
+                "/datasets/river/compare?a=tuned&b=base".to_string(),
+            ),
+        ] {
+            browser.go(&format!("{site}{path}"));
+            let overflow =
+                browser.script("return document.documentElement.scrollWidth - window.innerWidth;");
+            assert!(
+                overflow.as_i64().unwrap() <= 0,
+                "{name} overflows by {overflow} px at 390 px"
+            );
+            browser.screenshot(&dir, name, 390);
+        }
+        let errors = browser.errors();
+        assert!(errors.is_empty(), "browser errors: {errors:#?}");
+        browser.close();
+    })
+    .await
+    .unwrap();
+    server.abort();
+    workers.stop().await;
+    db.finish().await;
+}
