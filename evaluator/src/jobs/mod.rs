@@ -351,11 +351,7 @@ pub async fn create_score_job(
         .await
         .map_err(db("queue chunk"))?;
     }
-    notify(&mut tx).await?;
-    tx.commit().await.map_err(db("commit job"))?;
-    get(pool, team_id, job_id)
-        .await?
-        .ok_or_else(|| JobRefused::Database(missing_job(job_id)))
+    publish(pool, tx, team_id, job_id).await
 }
 
 /// Creates a pairwise comparison over every pair of the systems, on the items
@@ -427,11 +423,7 @@ pub async fn create_compare_job(
         .await
         .map_err(db("queue chunk"))?;
     }
-    notify(&mut tx).await?;
-    tx.commit().await.map_err(db("commit job"))?;
-    get(pool, team_id, job_id)
-        .await?
-        .ok_or_else(|| JobRefused::Database(missing_job(job_id)))
+    publish(pool, tx, team_id, job_id).await
 }
 
 /// A judge as a request names it: the module's id and, for a scorer judge,
@@ -554,18 +546,23 @@ async fn insert_job_systems(
     Ok(())
 }
 
-async fn notify(tx: &mut sqlx::PgConnection) -> Result<(), JobRefused> {
+/// Wakes the workers and commits the job with its chunks; the job as created.
+async fn publish(
+    pool: &PgPool,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    team_id: i64,
+    job_id: i64,
+) -> Result<JobRecord, JobRefused> {
     // Delivered at commit, so a worker never wakes before the chunks are visible.
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(CHANNEL)
         .execute(&mut *tx)
         .await
         .map_err(db("notify workers"))?;
-    Ok(())
-}
-
-fn missing_job(id: i64) -> Error {
-    Error::Database {
-        message: format!("job {id} vanished after creation"),
-    }
+    tx.commit().await.map_err(db("commit job"))?;
+    get(pool, team_id, job_id).await?.ok_or_else(|| {
+        JobRefused::Database(Error::Database {
+            message: format!("job {job_id} vanished after creation"),
+        })
+    })
 }
