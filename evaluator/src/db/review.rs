@@ -75,6 +75,30 @@ pub async fn pair_jobs(
     .map_err(db("list comparisons of a pair"))
 }
 
+/// The systems with generations on a dataset, by name: `(id, name)`. (A
+/// semi-join on the generations index, without counting: what the pages' system
+/// selects need on every request.)
+pub async fn dataset_systems(pool: &PgPool, dataset_id: i64) -> Result<Vec<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT s.id, s.name FROM systems s \
+         WHERE EXISTS (SELECT 1 FROM generations g WHERE g.dataset_id = $1 AND g.system_id = s.id) \
+         ORDER BY s.name",
+    )
+    .bind(dataset_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("list systems of a dataset"))
+}
+
+/// The number of items of a dataset.
+pub async fn item_count(pool: &PgPool, dataset_id: i64) -> Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM items WHERE dataset_id = $1")
+        .bind(dataset_id)
+        .fetch_one(pool)
+        .await
+        .map_err(db("count items"))
+}
+
 /// Which items of the side-by-side view to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Filter {
@@ -163,8 +187,6 @@ pub struct ReviewItem {
     pub b_first: Option<i16>,
     /// What counted.
     pub outcome: Option<i16>,
-    /// Items matching the query, on every row.
-    pub total: i64,
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
@@ -181,7 +203,7 @@ fn like_pattern(text: &str) -> String {
 }
 
 /// One page of the side-by-side view, in item order, with the number of items
-/// matching (0 when the page is past the end).
+/// matching the filter and search.
 pub async fn items(pool: &PgPool, query: &ReviewQuery<'_>) -> Result<(i64, Vec<ReviewItem>)> {
     let (job, forward) = query.job.unzip();
     let forward = forward.unwrap_or(true);
@@ -192,26 +214,43 @@ pub async fn items(pool: &PgPool, query: &ReviewQuery<'_>) -> Result<(i64, Vec<R
     } else {
         (query.system_b, query.system_a)
     };
-    let rows: Vec<ReviewItem> = sqlx::query_as(
-        "WITH r AS ( \
-           SELECT i.id AS item_id, i.key, i.prompt, i.reference, \
-             ga.id AS generation_a, ga.response AS response_a, gb.id AS generation_b, gb.response AS response_b, \
-             CASE WHEN $7 THEN o.a_first WHEN o.b_first IS NULL THEN -o.a_first ELSE -o.b_first END AS a_first, \
-             CASE WHEN $7 THEN o.b_first WHEN o.b_first IS NULL THEN NULL ELSE -o.a_first END AS b_first, \
-             CASE WHEN $7 THEN o.outcome ELSE -o.outcome END AS outcome \
-           FROM items i \
+    // The matching items are counted on ids alone, then only the page's rows
+    // are read with their texts (in item order, so the index stops the scan
+    // after one page when nothing filters).
+    const MATCHING: &str = "FROM items i \
            JOIN generations ga ON ga.item_id = i.id AND ga.system_id = $2 \
            JOIN generations gb ON gb.item_id = i.id AND gb.system_id = $3 \
            LEFT JOIN pair_outcomes o ON o.job_id = $4 AND o.system_a = $5 AND o.system_b = $6 AND o.item_id = i.id \
            WHERE i.dataset_id = $1 \
-             AND ($9::text IS NULL OR i.prompt ILIKE $9 OR ga.response ILIKE $9 OR gb.response ILIKE $9)) \
-         SELECT *, count(*) OVER () AS total FROM r \
-         WHERE CASE $8::text \
-           WHEN 'a' THEN outcome = 1 WHEN 'b' THEN outcome = -1 WHEN 'ties' THEN outcome = 0 \
-           WHEN 'inconsistent' THEN b_first IS NOT NULL AND a_first <> b_first \
-           ELSE true END \
-         ORDER BY item_id LIMIT $10 OFFSET $11",
-    )
+             AND ($9::text IS NULL OR i.prompt ILIKE $9 OR ga.response ILIKE $9 OR gb.response ILIKE $9) \
+             AND CASE $8::text \
+               WHEN 'a' THEN o.outcome = (CASE WHEN $7 THEN 1 ELSE -1 END) \
+               WHEN 'b' THEN o.outcome = (CASE WHEN $7 THEN -1 ELSE 1 END) \
+               WHEN 'ties' THEN o.outcome = 0 \
+               WHEN 'inconsistent' THEN o.b_first IS NOT NULL AND o.a_first <> o.b_first \
+               ELSE true END";
+    let search = query.search.filter(|s| !s.is_empty()).map(like_pattern);
+    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {MATCHING}"))
+        .bind(query.dataset_id)
+        .bind(query.system_a)
+        .bind(query.system_b)
+        .bind(job)
+        .bind(stored_a)
+        .bind(stored_b)
+        .bind(forward)
+        .bind(query.filter.as_str())
+        .bind(&search)
+        .fetch_one(pool)
+        .await
+        .map_err(db("count items side by side"))?;
+    let rows: Vec<ReviewItem> = sqlx::query_as(&format!(
+        "SELECT i.id AS item_id, i.key, i.prompt, i.reference, \
+           ga.id AS generation_a, ga.response AS response_a, gb.id AS generation_b, gb.response AS response_b, \
+           CASE WHEN $7 THEN o.a_first WHEN o.b_first IS NULL THEN -o.a_first ELSE -o.b_first END AS a_first, \
+           CASE WHEN $7 THEN o.b_first WHEN o.b_first IS NULL THEN NULL ELSE -o.a_first END AS b_first, \
+           CASE WHEN $7 THEN o.outcome ELSE -o.outcome END AS outcome \
+         {MATCHING} ORDER BY i.id LIMIT $10 OFFSET $11"
+    ))
     .bind(query.dataset_id)
     .bind(query.system_a)
     .bind(query.system_b)
@@ -220,13 +259,12 @@ pub async fn items(pool: &PgPool, query: &ReviewQuery<'_>) -> Result<(i64, Vec<R
     .bind(stored_b)
     .bind(forward)
     .bind(query.filter.as_str())
-    .bind(query.search.filter(|s| !s.is_empty()).map(like_pattern))
+    .bind(&search)
     .bind(query.limit)
     .bind(query.offset)
     .fetch_all(pool)
     .await
     .map_err(db("read items side by side"))?;
-    let total = rows.first().map(|r| r.total).unwrap_or(0);
     Ok((total, rows))
 }
 

@@ -15,7 +15,6 @@ use web::views::{CompareItem, ComparePage, ScorePair, SelectOption, dataset_tabs
 
 use super::winrates::job_label;
 use super::{PageError, SignedIn, dataset, dataset_path, html};
-use crate::db::datasets;
 use crate::db::review::{self, Filter, ReviewQuery};
 
 /// Items per page.
@@ -46,15 +45,15 @@ pub(super) async fn page(
 ) -> Result<Response, PageError> {
     let dataset = dataset(&db, &team, name).await?;
     let base = dataset_path(&dataset.name);
-    let systems = datasets::systems_of(&db, dataset.id).await?;
+    let systems = review::dataset_systems(&db, dataset.id).await?;
     let find = |name: &str, default: usize| -> Result<Option<(i64, String)>, PageError> {
         if name.is_empty() {
-            return Ok(systems.get(default).map(|s| (s.id, s.name.clone())));
+            return Ok(systems.get(default).cloned());
         }
         systems
             .iter()
-            .find(|s| s.name == name)
-            .map(|s| Some((s.id, s.name.clone())))
+            .find(|s| s.1 == name)
+            .map(|s| Some(s.clone()))
             .ok_or_else(|| {
                 PageError::not_found(&team, format!("`{}` has no system `{name}`.", dataset.name))
             })
@@ -66,9 +65,9 @@ pub(super) async fn page(
         systems
             .iter()
             .map(|s| SelectOption {
-                value: s.name.clone(),
-                label: s.name.clone(),
-                selected: chosen.as_ref().is_some_and(|c| c.0 == s.id),
+                value: s.1.clone(),
+                label: s.1.clone(),
+                selected: chosen.as_ref().is_some_and(|c| c.0 == s.0),
             })
             .collect()
     };

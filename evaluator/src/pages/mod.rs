@@ -36,7 +36,7 @@ use web::Template;
 use web::views::{JobRow, MessagePage};
 
 use crate::api::{AppState, MAX_MODULE_BYTES};
-use crate::db::datasets::{self, DatasetRecord};
+use crate::db::datasets;
 use crate::db::sessions;
 use crate::db::teams::Team;
 use crate::jobs::JobRecord;
@@ -185,19 +185,31 @@ fn html<T: Template>(page: &T) -> Result<Response, PageError> {
         .into_response())
 }
 
-/// The team's dataset named in the path, or the 404 page.
+/// A dataset the signed-in team owns.
+#[derive(Debug, Clone)]
+struct Dataset {
+    id: i64,
+    name: String,
+}
+
+/// The team's dataset named in the path, or the 404 page. (By id alone: the
+/// counts of [`datasets::find`] cost a scan of the generations.)
 async fn dataset(
     db: &PgPool,
     team: &Team,
     name: Result<Path<String>, PathRejection>,
-) -> Result<DatasetRecord, PageError> {
+) -> Result<Dataset, PageError> {
     // A name PostgreSQL text cannot hold (U+0000) names nothing.
     let Some(name) = name.ok().map(|Path(n)| n).filter(|n| !n.contains('\0')) else {
         return Err(PageError::not_found(team, "No such dataset."));
     };
-    datasets::find(db, team.id, &name)
-        .await?
-        .ok_or_else(|| PageError::not_found(team, format!("Your team has no dataset `{name}`.")))
+    match datasets::find_id(db, team.id, &name).await? {
+        Some(id) => Ok(Dataset { id, name }),
+        None => Err(PageError::not_found(
+            team,
+            format!("Your team has no dataset `{name}`."),
+        )),
+    }
 }
 
 /// `/datasets/{dataset}` with the name encoded for a URL path.

@@ -14,11 +14,10 @@ use sqlx::PgPool;
 use web::format::{href, number, plus_minus};
 use web::views::{ResultCell, ResultColumn, ResultRow, ResultsPage, SelectOption, dataset_tabs};
 
-use super::{PageError, SignedIn, dataset, dataset_path, html};
-use crate::db::datasets::DatasetRecord;
-use crate::db::modules;
+use super::{Dataset, PageError, SignedIn, dataset, dataset_path, html};
 use crate::db::results::{self, DatasetResults};
 use crate::db::teams::Team;
+use crate::db::{modules, review};
 use crate::jobs::{self, CompareRequest, JobRefused, ScoreRequest};
 
 /// The z value of a two-sided 95% normal interval.
@@ -47,7 +46,7 @@ pub(super) fn metric_keys(results: &DatasetResults) -> BTreeMap<String, String> 
 async fn build(
     db: &PgPool,
     team: &Team,
-    dataset: &DatasetRecord,
+    dataset: &Dataset,
     sort: &SortQuery,
     error: Option<String>,
 ) -> Result<ResultsPage, PageError> {
@@ -181,8 +180,9 @@ async fn build(
         dataset: dataset.name.clone(),
         tabs: dataset_tabs(&dataset.name, "Results"),
         summary: format!(
-            "{} items, {} systems, {} generations",
-            dataset.items, dataset.systems, dataset.generations
+            "{} items, {} systems scored",
+            review::item_count(db, dataset.id).await?,
+            results.systems.len()
         ),
         columns,
         rows,
