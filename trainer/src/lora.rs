@@ -54,7 +54,8 @@ pub struct LoraLinear {
 }
 
 impl LoraLinear {
-    /// A plain projection from a `(out, in)` weight and optional bias.
+    /// A plain projection from a `(out, in)` weight and optional bias. A weight that is not
+    /// (derived from) a variable is frozen: its gradient is never computed.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self {
             weight,
@@ -100,7 +101,7 @@ impl LoraLinear {
         let rows: usize = out_dims.iter().product();
         out_dims.push(self.weight.dim(0)?);
         let x = x.reshape((rows, inp))?;
-        let mut y = x.matmul(&self.weight.t()?)?;
+        let mut y = matmul_t(&x, &self.weight)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
@@ -130,6 +131,61 @@ impl LoraLinear {
             y = (y + (delta * ad.scale)?)?;
         }
         y.reshape(out_dims)
+    }
+}
+
+/// `x Wᵀ` for `x (rows, in)` and `W (out, in)`. When `W` is frozen and `x` needs gradients
+/// (LoRA training), candle's matmul backward would also compute the unused weight gradient,
+/// a third of the FLOPs; a custom op computes only the input gradient instead (CPU).
+pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    if x.track_op() && !w.track_op() && x.device().is_cpu() && x.dtype() == DType::F32 {
+        x.contiguous()?.apply_op1(FrozenMatmul {
+            weight: w.to_dtype(DType::F32)?,
+        })
+    } else {
+        x.matmul(&w.t()?)
+    }
+}
+
+/// `x Wᵀ` for a frozen `W (out, in)` whose backward computes only the input gradient.
+struct FrozenMatmul {
+    weight: Tensor,
+}
+
+impl candle_core::CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("frozen-matmul expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("frozen-matmul expects a contiguous input")
+        };
+        let (rows, inp) = layout.shape().dims2()?;
+        // The tensor built here has no graph, so this matmul records nothing.
+        let x = Tensor::from_slice(&data[start..end], (rows, inp), &Device::Cpu)?;
+        let y = x.matmul(&self.weight.t()?)?;
+        let out = y.dim(1)?;
+        Ok((
+            candle_core::CpuStorage::F32(y.flatten_all()?.to_vec1::<f32>()?),
+            candle_core::Shape::from((rows, out)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.matmul(&self.weight)?))
     }
 }
 
@@ -327,4 +383,45 @@ pub fn combine(parts: &[(f64, HashMap<String, Tensor>)]) -> Result<HashMap<Strin
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frozen_projection_passes_the_same_input_gradient_and_keeps_no_weight_gradient()
+    -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::new(&[[0.5f32, -1.0, 2.0], [0.25, 0.0, -0.5]], &dev)?;
+        let b = Tensor::new(&[0.1f32, -0.2], &dev)?;
+        let x = Var::from_tensor(&Tensor::new(
+            &[[[1.0f32, 2.0, -3.0], [0.5, 0.0, 1.0]]],
+            &dev,
+        )?)?;
+        let frozen = LoraLinear::new(w.clone(), Some(b.clone()));
+        let y = frozen.forward(x.as_tensor())?;
+        let g_frozen = y
+            .sqr()?
+            .sum_all()?
+            .backward()?
+            .get(&x)
+            .cloned()
+            .expect("grad");
+        // Reference: the same weight as a variable (plain matmul path).
+        let wv = Var::from_tensor(&w)?;
+        let plain = LoraLinear::new(wv.as_tensor().clone(), Some(b));
+        let y2 = plain.forward(x.as_tensor())?;
+        let grads = y2.sqr()?.sum_all()?.backward()?;
+        assert_eq!(y.to_vec3::<f32>()?, y2.to_vec3::<f32>()?);
+        assert_eq!(
+            g_frozen.to_vec3::<f32>()?,
+            grads.get(&x).expect("grad").to_vec3::<f32>()?
+        );
+        assert!(
+            grads.get(&wv).is_some(),
+            "the variable weight does get a gradient"
+        );
+        Ok(())
+    }
 }

@@ -315,10 +315,7 @@ impl Model {
     pub fn lm_logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let w = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
         let (b, t, d) = hidden.dims3()?;
-        hidden
-            .reshape((b * t, d))?
-            .matmul(&w.t()?)?
-            .reshape((b, t, ()))
+        crate::lora::matmul_t(&hidden.reshape((b * t, d))?, w)?.reshape((b, t, ()))
     }
 
     /// Every projection with its checkpoint name.
