@@ -13,7 +13,25 @@
 //! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, loop, checkpoints.
 //! - [`error`]: the one error type.
 //!
-//! Everything runs on the CPU by default; the `cuda` feature enables candle's CUDA backend.
+//! Everything runs on the CPU by default; the `cuda` feature enables candle's CUDA backend
+//! (`device = "cuda"`); the fused CPU ops fall back to composed tensor ops there.
+//!
+//! # Command line
+//! - `trainer generate --model PATH --prompt TEXT [--chat] [--max-new-tokens N]
+//!   [--temperature T] [--top-k K] [--top-p P] [--stop TEXT] [--seed S]`; `PATH` is an HF
+//!   directory or a `.gguf` file.
+//! - `trainer sft --config run.toml [--KEY VALUE ...]`: keys are the fields of
+//!   [`sft::SftConfig`]; every key is also a flag and flags win. A run directory holds
+//!   `config.toml` (the resolved config), `metrics.jsonl` (one line per step: loss, lr,
+//!   grad norm, tokens/s; eval lines with `eval_loss`), `checkpoints/step-N/` (the newest
+//!   `keep_last`) and `final/` (an HF directory, or the LoRA adapter). Re-running the same
+//!   command after a kill resumes from the newest checkpoint.
+//!
+//! # Data formats (SFT)
+//! - JSONL `{"prompt": .., "completion": ..}`: loss on the completion (+ EOS) only.
+//! - JSONL `{"messages": [{"role": .., "content": ..}, ..]}`: loss on the last assistant turn.
+//! - MaRio's one-object JSON `{"0": {question, gold_label, predicted_label,
+//!   predicted_rationale}, ..}`: completion `"<rationale> So the answer is <label>."`.
 
 pub mod error;
 pub mod generate;

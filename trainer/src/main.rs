@@ -58,6 +58,9 @@ struct GenerateArgs {
     /// cpu, or cuda / cuda:N (builds with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Stop once the output contains this text (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
 }
 
 /// `trainer sft`: a TOML file and/or flags, one flag per config key.
@@ -256,6 +259,7 @@ fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
         top_k: a.top_k,
         top_p: a.top_p,
         seed: a.seed,
+        stop_strings: a.stop.clone(),
         ..GenerationConfig::default()
     };
     let start = std::time::Instant::now();

@@ -1,5 +1,5 @@
 //! Supervised fine-tuning: data formats ([`data`]), the run configuration ([`config`]) and
-//! the training loop with checkpoints and resumption ([`train`]).
+//! the training loop with checkpoints and resumption ([`mod@train`]).
 
 pub mod config;
 pub mod data;
