@@ -145,6 +145,15 @@ pub fn generate(
             "every prompt needs at least one token".into(),
         ));
     }
+    let longest_prompt = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if let Some(n) = model.max_positions()
+        && longest_prompt + cfg.max_new_tokens > n
+    {
+        return Err(Error::InvalidArgument(format!(
+            "prompt ({longest_prompt} tokens) + max_new_tokens ({}) exceeds the model's {n} positions",
+            cfg.max_new_tokens
+        )));
+    }
     let dev = model.device().clone();
     let mut stop_ids = cfg.stop_ids.clone();
     if let Some(t) = tokenizer {

@@ -171,3 +171,40 @@ fn stop_ids_and_stop_strings_end_rows_early() {
             .all(|g| g.finish == FinishReason::Length && g.tokens.len() == 8)
     );
 }
+
+#[test]
+fn returned_logprobs_are_the_models_log_softmax_at_each_step() {
+    let (_d, l) = tiny(&common::tiny_qwen2_json());
+    let cfg = GenerationConfig {
+        max_new_tokens: 6,
+        temperature: 1.0,
+        seed: 11,
+        ..GenerationConfig::default()
+    };
+    let prompt = vec![40u32, 41, 42];
+    let out = generate(&l.model, std::slice::from_ref(&prompt), &cfg, 0, None).expect("gen");
+    let full: Vec<u32> = prompt.iter().chain(&out[0].tokens).copied().collect();
+    let ids =
+        candle_core::Tensor::from_vec(full.clone(), (1, full.len()), &Device::Cpu).expect("ids");
+    let logits = l
+        .model
+        .forward(&trainer::models::Inputs::new(ids, 0).expect("in"), None)
+        .expect("fwd");
+    let logp = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1).expect("ls");
+    let logp: Vec<Vec<f32>> = logp.squeeze(0).expect("sq").to_vec2().expect("v");
+    for (k, (&tok, &lp)) in out[0].tokens.iter().zip(&out[0].logprobs).enumerate() {
+        let want = logp[prompt.len() - 1 + k][tok as usize];
+        assert!((want - lp).abs() < 1e-4, "step {k}: {lp} vs {want}");
+    }
+}
+
+#[test]
+fn gpt2_refuses_to_generate_past_its_positions() {
+    let (_d, l) = tiny(&common::tiny_gpt2_json()); // 64 positions
+    let cfg = GenerationConfig {
+        max_new_tokens: 62,
+        ..GenerationConfig::default()
+    };
+    let err = generate(&l.model, &[vec![1, 2, 3]], &cfg, 0, None).expect_err("too long");
+    assert!(err.to_string().contains("64 positions"), "{err}");
+}

@@ -70,6 +70,17 @@ fn full_fine_tuning_learns_the_completions_and_writes_a_loadable_model() {
             .filter(|v| v["loss"].is_number())
             .all(|v| v["tokens_per_s"].as_f64().is_some_and(|t| t > 0.0))
     );
+    let data: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cfg.output_dir.join("data.json")).expect("data.json"),
+    )
+    .expect("json");
+    assert_eq!(data["train"]["examples"], 12);
+    assert_eq!(data["eval"]["examples"], 4);
+    assert_eq!(
+        data["train"]["completion_tokens"],
+        12 * 11,
+        "\"answer ddd\" + EOS per example"
+    );
     // The resolved config is saved and reads back identically.
     let saved = SftConfig::load(&cfg.output_dir.join("config.toml")).expect("saved config");
     assert_eq!(saved, cfg);

@@ -253,15 +253,49 @@ fn setup(cfg: &SftConfig, device: &Device) -> Result<Setup> {
     })
 }
 
-fn tokenize_all(path: &Path, cfg: &SftConfig, tok: &Tokenizer) -> Result<Vec<Tokenized>> {
-    data::read(path)?
+/// What happened to a data file's records, written to `<run>/data.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Examples used.
+    pub examples: usize,
+    /// MaRio records skipped for an empty label or rationale.
+    pub skipped_empty: usize,
+    /// Examples dropped because `max_len` left no completion token.
+    pub dropped_no_completion: usize,
+    /// Completion tokens over all examples.
+    pub completion_tokens: usize,
+}
+
+fn tokenize_all(
+    path: &Path,
+    cfg: &SftConfig,
+    tok: &Tokenizer,
+) -> Result<(Vec<Tokenized>, DataReport)> {
+    let (examples, skipped_empty) = data::read_counting_skipped(path)?;
+    let mut out = Vec::with_capacity(examples.len());
+    let mut dropped = 0;
+    for e in &examples {
+        let t = data::tokenize(e, tok, cfg.chat, cfg.max_len)?;
+        if t.loss_mask.iter().skip(1).any(|&m| m == 1) {
+            out.push(t);
+        } else {
+            dropped += 1;
+        }
+    }
+    let completion_tokens = out
         .iter()
-        .map(|e| data::tokenize(e, tok, cfg.chat, cfg.max_len))
-        .filter(|t| {
-            t.as_ref()
-                .map_or(true, |t| t.loss_mask.iter().skip(1).any(|&m| m == 1))
-        })
-        .collect()
+        .map(|t| t.loss_mask.iter().filter(|&&m| m == 1).count())
+        .sum();
+    let report = DataReport {
+        path: path.to_path_buf(),
+        examples: out.len(),
+        skipped_empty,
+        dropped_no_completion: dropped,
+        completion_tokens,
+    };
+    Ok((out, report))
 }
 
 fn eval_loss(
@@ -315,7 +349,7 @@ pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
         lora,
         full,
     } = setup(cfg, &device)?;
-    let train_set = tokenize_all(&cfg.train_data, cfg, &tokenizer)?;
+    let (train_set, train_report) = tokenize_all(&cfg.train_data, cfg, &tokenizer)?;
     if train_set.is_empty() {
         return Err(Error::Data {
             path: cfg.train_data.clone(),
@@ -323,10 +357,16 @@ pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
             message: "no example has completion tokens".into(),
         });
     }
-    let eval_set = match &cfg.eval_data {
-        Some(p) => Some(tokenize_all(p, cfg, &tokenizer)?),
-        None => None,
+    let (eval_set, eval_report) = match &cfg.eval_data {
+        Some(p) => {
+            let (set, report) = tokenize_all(p, cfg, &tokenizer)?;
+            (Some(set), Some(report))
+        }
+        None => (None, None),
     };
+    let report = serde_json::json!({"train": train_report, "eval": eval_report});
+    std::fs::write(out.join("data.json"), report.to_string())
+        .map_err(|e| Error::io(out.join("data.json"), e))?;
     let params = AdamWParams {
         lr: cfg.lr,
         beta1: cfg.beta1,
