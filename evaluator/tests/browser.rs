@@ -296,6 +296,10 @@ async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
     .await;
     let score = wait_for_job(&db, &token, score["id"].as_i64().unwrap()).await;
     assert_eq!(score["state"], "succeeded", "{score}");
+    // No workers while the browser starts the comparison, so that its page
+    // shows the job queued and polling; they start when the browser says so.
+    workers.stop().await;
+    let (queued_seen, queued) = tokio::sync::oneshot::channel::<()>();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let site = format!("http://{}", listener.local_addr().unwrap());
@@ -312,7 +316,7 @@ async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
     // WebDriver calls block: on a blocking thread, with the server and the
     // workers running on the runtime's others.
     let token_for_browser = token.clone();
-    tokio::task::spawn_blocking(move || {
+    let browsing = tokio::task::spawn_blocking(move || {
         let driver = Driver::start();
         let browser = Browser::open(&driver);
         browser.resize(1280, 900);
@@ -374,6 +378,13 @@ async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
             "the win-rate page",
             Duration::from_secs(10),
         );
+        assert_eq!(
+            browser.script("return document.querySelector('#jobs[hx-get] tr.job').dataset.state;"),
+            "queued",
+            "the queued job's progress polls"
+        );
+        browser.screenshot(&dir, "progress", 1280);
+        queued_seen.send(()).unwrap();
         browser.wait_for(
             "return !!document.querySelector('#leaderboard');",
             "the finished comparison",
@@ -462,9 +473,16 @@ async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
         let errors = browser.errors();
         assert!(errors.is_empty(), "browser errors: {errors:#?}");
         browser.close();
-    })
-    .await
-    .unwrap();
+    });
+    if queued.await.is_err() {
+        // The browser side failed first: its panic is the message to show.
+        match browsing.await {
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            other => panic!("the browser stopped early: {other:?}"),
+        }
+    }
+    let workers = start_workers(&db, 2);
+    browsing.await.unwrap();
     server.abort();
     workers.stop().await;
     db.finish().await;

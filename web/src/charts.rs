@@ -102,14 +102,17 @@ pub fn heatmap_svg(map: &Heatmap) -> String {
         .unwrap_or(4) as f64;
     let left = 12.0 + longest * 7.2;
     let top = 12.0 + longest * 5.4;
-    let width = left + n as f64 * CELL + 8.0;
+    // The last column's label, rotated, reaches past the grid on the right.
+    let width = left + n as f64 * CELL + (longest * 5.6 - CELL / 2.0).max(8.0);
     let height = top + n as f64 * CELL + 8.0;
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="heatmap" viewBox="0 0 {w} {h}" width="{w}" role="img" aria-labelledby="heatmap-title" xmlns="http://www.w3.org/2000/svg"><title id="heatmap-title">Pairwise win rates: row system against column system</title>"#,
+        r#"<svg class="heatmap" viewBox="0 0 {w} {h}" style="max-width: {max}px" role="img" aria-labelledby="heatmap-title" xmlns="http://www.w3.org/2000/svg"><title id="heatmap-title">Pairwise win rates: row system against column system</title>"#,
         w = fixed(width, 0),
-        h = fixed(height, 0)
+        h = fixed(height, 0),
+        // Up to 1.4 times its natural size: readable, never wider than the page.
+        max = fixed(width * 1.4, 0),
     );
     for (i, name) in map.systems.iter().enumerate() {
         let y = top + (i as f64 + 0.5) * CELL;
@@ -227,7 +230,7 @@ pub struct Scatter {
 const W: f64 = 640.0;
 const H: f64 = 440.0;
 const PAD_L: f64 = 64.0;
-const PAD_R: f64 = 24.0;
+const PAD_R: f64 = 64.0;
 const PAD_T: f64 = 20.0;
 const PAD_B: f64 = 56.0;
 
