@@ -347,6 +347,28 @@ async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
             "the session cookie is HttpOnly"
         );
 
+        // A file dropped on the drop zone becomes the form's file; one the
+        // sandbox refuses is reported beside the form.
+        browser.go(&format!("{site}/modules"));
+        browser.script(
+            "const dt = new DataTransfer(); \
+             dt.items.add(new File([new Uint8Array([0, 97, 115, 109, 9, 9])], 'broken.wasm')); \
+             document.querySelector('#dropzone').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));",
+        );
+        assert_eq!(
+            browser.script("return document.querySelector('#chosen').textContent;"),
+            "broken.wasm"
+        );
+        browser.click("#upload-form button[type=submit]");
+        browser.wait_for(
+            "return !!document.querySelector('#upload-error');",
+            "the refusal",
+            Duration::from_secs(30),
+        );
+        browser.screenshot(&dir, "modules-refused", 1280);
+        // The refusal answers 422, which the browser logs as a failed load.
+        let refused = browser.errors();
+        assert!(refused.iter().all(|e| e.contains("422")), "{refused:?}");
         // A module through the upload form.
         browser.go(&format!("{site}/modules"));
         browser.type_into("#module-file", &wasm_path);
@@ -472,6 +494,16 @@ async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
         }
         let errors = browser.errors();
         assert!(errors.is_empty(), "browser errors: {errors:#?}");
+
+        // Signing out ends the session: pages lead to the form again.
+        browser.click(".signout button");
+        browser.wait_for(
+            "return location.pathname === '/login';",
+            "the sign-in form",
+            Duration::from_secs(10),
+        );
+        browser.go(&format!("{site}/datasets/river"));
+        assert!(browser.url().ends_with("/login"), "{}", browser.url());
         browser.close();
     });
     if queued.await.is_err() {
