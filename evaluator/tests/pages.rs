@@ -625,3 +625,59 @@ async fn the_modules_form_stores_valid_uploads_and_shows_refusals_inline() {
     assert!(again.body.contains("was already stored"));
     db.finish().await;
 }
+
+#[tokio::test]
+async fn the_overview_shows_failures_with_their_cause_and_polls_only_while_jobs_run() {
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "faults").await.unwrap();
+    let lines: Vec<String> = ["panic", "b"]
+        .iter()
+        .map(|p| serde_json::json!({"prompt": p, "response": "r"}).to_string())
+        .collect();
+    push(&db, &token, "faulty", "sys", "canonical", &lines.join("\n")).await;
+    let hostile = upload(&db, &token, test_module("hostile").unwrap().wasm).await;
+    let cookie = sign_in(&db, &token).await;
+    let (_, job) = post_json(
+        &db,
+        "/api/v1/jobs/score",
+        &token,
+        serde_json::json!({"dataset": "faulty", "modules": [hostile.to_string()]}),
+    )
+    .await;
+    let id = job["id"].as_i64().unwrap();
+
+    // Queued: the jobs table polls its fragment, which answers the table alone.
+    let overview = page(&db, "/", Some(&cookie)).await.body;
+    assert!(
+        overview.contains(r#"hx-get="/fragments/jobs""#),
+        "{overview}"
+    );
+    let fragment = page(&db, &format!("/fragments/jobs?job={id}"), Some(&cookie)).await;
+    assert!(
+        fragment
+            .body
+            .trim_start()
+            .starts_with(r#"<section id="jobs""#)
+    );
+    assert!(fragment.body.contains(r#"data-state="queued""#));
+    assert!(fragment.headers.get("hx-refresh").is_none());
+
+    let workers = start_workers(&db, 1);
+    assert_eq!(wait_for_job(&db, &token, id).await["state"], "failed");
+    workers.stop().await;
+
+    // Finished: no more polling, the followed job's page reloads, and the
+    // failure is listed with its cause.
+    let fragment = page(&db, &format!("/fragments/jobs?job={id}"), Some(&cookie)).await;
+    assert!(!fragment.body.contains("hx-get"));
+    assert_eq!(fragment.headers["hx-refresh"], "true");
+    let overview = page(&db, "/", Some(&cookie)).await.body;
+    assert!(!overview.contains("hx-get"));
+    let failures = overview
+        .split(r#"id="failures-h""#)
+        .nth(1)
+        .expect("a failures section");
+    assert!(failures.contains("guest_panic"), "{failures}");
+    assert!(failures.contains("hostile"), "{failures}");
+    db.finish().await;
+}
