@@ -575,7 +575,10 @@ fn validate_info(kind: Kind, info: &Info) -> Result<()> {
         .into_iter()
         .chain(info.metrics.iter().flat_map(|m| [&m.name, &m.description]));
     for text in texts {
-        if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        if text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
             return invalid(format!("{text:?} contains a control character"));
         }
     }
