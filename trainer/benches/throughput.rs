@@ -2,6 +2,8 @@
 //!
 //! GPT-2 style model: 4 layers, d 256, 4 heads, context 256, batch 8, vocab 8192, float32.
 //! - training: forward + completion loss (every position) + backward + AdamW, tokens/s;
+//! - LoRA training: the same step with the base frozen and rank-8 adapters (alpha 16) on every
+//!   `c_attn` and `c_fc`, AdamW on the adapters only;
 //! - generation: batch 8, 16-token prompts, 128 new tokens, greedy, KV cache, tokens/s.
 //!
 //! Repeats alternate trainer and PyTorch (`trainer/reference/bench_torch.py`) and report
@@ -73,7 +75,7 @@ fn gen_tok_s(model: &CausalLm) -> f64 {
     n as f64 / t0.elapsed().as_secs_f64()
 }
 
-fn torch(steps: usize) -> Option<(f64, f64)> {
+fn torch(steps: usize) -> Option<(f64, f64, f64)> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/reference/bench_torch.py");
     let out = Command::new("python3")
         .arg(script)
@@ -89,7 +91,11 @@ fn torch(steps: usize) -> Option<(f64, f64)> {
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii()).ok()?;
-    Some((v["train_tok_s"].as_f64()?, v["gen_tok_s"].as_f64()?))
+    Some((
+        v["train_tok_s"].as_f64()?,
+        v["lora_tok_s"].as_f64()?,
+        v["gen_tok_s"].as_f64()?,
+    ))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -168,22 +174,62 @@ fn main() {
         },
     )
     .expect("opt");
-    let (mut ct, mut cg, mut tt, mut tg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The LoRA copy: the same weights frozen, adapters on c_attn and c_fc.
+    let tensors = trainer::load::hf::varmap_tensors(&varmap).expect("tensors");
+    let (mut frozen, _) = trainer::load::hf::model_from_tensors(
+        &cfg,
+        tensors,
+        false,
+        &Device::Cpu,
+        std::path::Path::new("bench"),
+    )
+    .expect("frozen");
+    let lora_vars = candle_nn::VarMap::new();
+    let lora_cfg = trainer::lora::LoraConfig {
+        rank: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        targets: vec!["c_attn".into(), "c_fc".into()],
+        seed: 0,
+    };
+    trainer::lora::attach(&mut frozen, &lora_cfg, &lora_vars).expect("attach");
+    let named: Vec<_> = lora_vars
+        .data()
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut lora_opt = AdamW::new(
+        named,
+        AdamWParams {
+            lr: 1e-4,
+            weight_decay: 0.0,
+            ..AdamWParams::default()
+        },
+    )
+    .expect("opt");
+
+    let (mut ct, mut cl, mut cg) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut tt, mut tl, mut tg) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..repeats {
         ct.push(train_tok_s(&model, &mut opt, steps));
+        cl.push(train_tok_s(&frozen, &mut lora_opt, steps));
         cg.push(gen_tok_s(&model));
         let torch_now = if with_torch { torch(steps) } else { None };
-        if let Some((a, b)) = torch_now {
+        if let Some((a, b, c)) = torch_now {
             tt.push(a);
-            tg.push(b);
+            tl.push(b);
+            tg.push(c);
         }
         eprintln!(
-            "repeat {}: trainer train {:.0} tok/s, gen {:.0} tok/s; torch {}",
+            "repeat {}: trainer train {:.0}, LoRA {:.0}, gen {:.0} tok/s; torch {}",
             r + 1,
             ct[r],
+            cl[r],
             cg[r],
-            torch_now.map_or("-".into(), |(a, b)| format!(
-                "train {a:.0} tok/s, gen {b:.0} tok/s"
+            torch_now.map_or("-".into(), |(a, b, c)| format!(
+                "train {a:.0}, LoRA {b:.0}, gen {c:.0} tok/s"
             ))
         );
     }
@@ -199,6 +245,11 @@ fn main() {
         }
     };
     row(&format!("training step, batch {B} × {T}"), &ct, &tt);
+    row(
+        &format!("LoRA training step (r 8, c_attn + c_fc), batch {B} × {T}"),
+        &cl,
+        &tl,
+    );
     row(
         &format!("generation, KV cache, batch {B}, {NEW} new tokens"),
         &cg,

@@ -2,7 +2,8 @@
 
 Same shapes as trainer/benches/throughput.rs: GPT-2 style, 4 layers, d 256, 4 heads,
 context 256, batch 8, vocab 8192, float32, AdamW. Prints one JSON line:
-{"train_tok_s": x, "gen_tok_s": y}. Usage: bench_torch.py STEPS GEN_NEW_TOKENS
+{"train_tok_s": x, "lora_tok_s": z, "gen_tok_s": y}. Usage: bench_torch.py STEPS GEN_NEW_TOKENS
+LoRA: frozen base, rank-8 adapters (alpha 16) on every c_attn and c_fc, AdamW on the adapters.
 """
 
 import json
@@ -41,6 +42,26 @@ for _ in range(STEPS):
     step()
 train = STEPS * B * T / (time.perf_counter() - t0)
 
+# LoRA: the same model frozen, adapters added to c_attn / c_fc (GPT-2 Conv1D: y = x W + b).
+for p in model.parameters():
+    p.requires_grad_(False)
+adapters, hooks = [], []
+for block in model.transformer.h:
+    for conv in (block.attn.c_attn, block.mlp.c_fc):
+        n_in, n_out = conv.weight.shape
+        a = torch.nn.Parameter(torch.randn(8, n_in) / n_in ** 0.5)
+        b = torch.nn.Parameter(torch.zeros(n_out, 8))
+        adapters += [a, b]
+        hooks.append(conv.register_forward_hook(lambda m, inp, out, a=a, b=b: out + (inp[0] @ a.t() @ b.t()) * 2.0))
+opt = torch.optim.AdamW(adapters, lr=1e-4, weight_decay=0.0)
+step()
+t0 = time.perf_counter()
+for _ in range(STEPS):
+    step()
+lora = STEPS * B * T / (time.perf_counter() - t0)
+for h in hooks:
+    h.remove()
+
 model.eval()
 prompt = torch.randint(0, V, (B, 16))
 
@@ -58,4 +79,4 @@ generate()  # warm-up
 t0 = time.perf_counter()
 generate()
 gen = B * NEW / (time.perf_counter() - t0)
-print(json.dumps({"train_tok_s": train, "gen_tok_s": gen}))
+print(json.dumps({"train_tok_s": train, "lora_tok_s": lora, "gen_tok_s": gen}))

@@ -141,6 +141,16 @@ fn a_killed_lora_run_resumes_to_the_same_weights_and_keeps_the_last_checkpoints(
     .expect("first half");
     assert_eq!(first.steps, 5);
     assert!(first.final_dir.is_none());
+    // A kill during a checkpoint write leaves a temporary directory (or, at worst, a directory
+    // without state.json); neither is taken for a checkpoint.
+    let ckpts = cfg.output_dir.join("checkpoints");
+    std::fs::create_dir_all(ckpts.join(".tmp-step-00000006")).expect("tmp");
+    std::fs::write(
+        ckpts.join(".tmp-step-00000006/trainable.safetensors"),
+        b"partial",
+    )
+    .expect("w");
+    std::fs::create_dir_all(ckpts.join("step-00000007")).expect("incomplete");
     let second = train(&cfg, &TrainOptions::default()).expect("resumed");
     assert_eq!(second.resumed_from, 4, "resumes from the newest checkpoint");
     let resumed = final_adapter(&cfg.output_dir);
