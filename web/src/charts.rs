@@ -108,11 +108,14 @@ pub fn heatmap_svg(map: &Heatmap) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="heatmap" viewBox="0 0 {w} {h}" style="max-width: {max}px" role="img" aria-labelledby="heatmap-title" xmlns="http://www.w3.org/2000/svg"><title id="heatmap-title">Pairwise win rates: row system against column system</title>"#,
+        r#"<svg class="heatmap" viewBox="0 0 {w} {h}" style="max-width: {max}px; min-width: {min}px" role="img" aria-labelledby="heatmap-title" xmlns="http://www.w3.org/2000/svg"><title id="heatmap-title">Pairwise win rates: row system against column system</title>"#,
         w = fixed(width, 0),
         h = fixed(height, 0),
         // Up to 1.4 times its natural size: readable, never wider than the page.
         max = fixed(width * 1.4, 0),
+        // On a phone a large matrix scrolls sideways rather than shrinking
+        // its numbers below legibility.
+        min = fixed(width * 0.7, 0),
     );
     for (i, name) in map.systems.iter().enumerate() {
         let y = top + (i as f64 + 0.5) * CELL;
