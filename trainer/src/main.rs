@@ -2,7 +2,7 @@
 //!
 //! - `trainer sft --config FILE.toml [--KEY VALUE ...]`: every key of the TOML file is also a
 //!   flag (`lr` ↔ `--lr`); flags override the file.
-//! - `trainer generate --model PATH --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T]`
+//! - `trainer generate --model PATH [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T]`
 
 use std::path::PathBuf;
 
@@ -58,6 +58,9 @@ struct GenerateArgs {
     /// cpu, or cuda / cuda:N (builds with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// A LoRA adapter directory (from `trainer sft` with `lora_rank > 0`) to apply to the model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Stop once the output contains this text (repeatable).
     #[arg(long)]
     stop: Vec<String>,
@@ -242,8 +245,13 @@ fn run_sft(a: &SftArgs) -> anyhow::Result<()> {
 }
 
 fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
-    let loaded = trainer::load::load(&a.model, false, &trainer::device(&a.device)?)
+    let mut loaded = trainer::load::load(&a.model, false, &trainer::device(&a.device)?)
         .with_context(|| format!("loading {}", a.model.display()))?;
+    if let Some(dir) = &a.adapter {
+        let vars = candle_nn::VarMap::new();
+        trainer::lora::load(&mut loaded.model, dir, &vars)
+            .with_context(|| format!("loading adapter {}", dir.display()))?;
+    }
     let Some(tok) = loaded.tokenizer else {
         bail!("{} has no tokenizer", a.model.display())
     };

@@ -93,3 +93,127 @@ fn a_config_error_names_the_key() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `trainer sft` in `run` with LoRA, optionally killing it (SIGKILL) once `kill_after`
+/// checkpoints exist; returns the final adapter tensors of a completed run.
+fn lora_sft(
+    d: &std::path::Path,
+    run: &str,
+    kill_after: Option<usize>,
+) -> Option<std::collections::HashMap<String, candle_core::Tensor>> {
+    let mut cmd = trainer();
+    cmd.args(["sft", "--no-progress", "--model"])
+        .arg(d.join("model"))
+        .arg("--train-data")
+        .arg(d.join("train.jsonl"))
+        .arg("--output-dir")
+        .arg(d.join(run))
+        .args([
+            "--lora-rank",
+            "4",
+            "--lora-targets",
+            "c_attn",
+            "--max-steps",
+            "40",
+            "--batch-size",
+            "2",
+        ])
+        .args([
+            "--save-every",
+            "1",
+            "--keep-last",
+            "2",
+            "--lr",
+            "0.01",
+            "--warmup-steps",
+            "0",
+        ]);
+    match kill_after {
+        None => {
+            let out = cmd.output().expect("run");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(
+                candle_core::safetensors::load(
+                    d.join(run).join("final/adapter_model.safetensors"),
+                    &candle_core::Device::Cpu,
+                )
+                .expect("adapter"),
+            )
+        }
+        Some(n) => {
+            let mut child = cmd
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn");
+            let marker = d
+                .join(run)
+                .join(format!("checkpoints/step-{n:08}/state.json"));
+            let start = std::time::Instant::now();
+            while !marker.exists() && start.elapsed().as_secs() < 120 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+            assert!(marker.exists(), "no checkpoint appeared");
+            assert!(
+                !d.join(run).join("final").exists(),
+                "the run was killed before finishing"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_weights_of_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    common::write_tiny(&d.join("model"), &common::tiny_gpt2_json(), 2);
+    let mut f = std::fs::File::create(d.join("train.jsonl")).expect("f");
+    for i in 0..10 {
+        writeln!(f, r#"{{"prompt": "x{i}", "completion": "y{i}"}}"#).expect("w");
+    }
+    let reference = lora_sft(d, "straight", None).expect("reference");
+    lora_sft(d, "killed", Some(5));
+    let resumed = lora_sft(d, "killed", None).expect("resumed");
+    for (k, t) in &reference {
+        let diff = (t - &resumed[k])
+            .expect("d")
+            .abs()
+            .expect("a")
+            .flatten_all()
+            .expect("f")
+            .max(0)
+            .expect("m");
+        assert_eq!(
+            diff.to_scalar::<f32>().expect("s"),
+            0.0,
+            "{k} differs after kill + resume"
+        );
+    }
+    // The adapter is usable by `trainer generate --adapter`.
+    let out = trainer()
+        .args([
+            "generate",
+            "--max-new-tokens",
+            "3",
+            "--prompt",
+            "x1",
+            "--model",
+        ])
+        .arg(d.join("model"))
+        .arg("--adapter")
+        .arg(d.join("killed/final"))
+        .output()
+        .expect("generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
