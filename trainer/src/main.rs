@@ -132,6 +132,9 @@ struct SftArgs {
     /// Seed.
     #[arg(long)]
     seed: Option<i64>,
+    /// Use only the first N eval examples (0: all).
+    #[arg(long)]
+    eval_limit: Option<i64>,
     /// Eval every N steps.
     #[arg(long)]
     eval_every: Option<i64>,
@@ -199,6 +202,7 @@ impl SftArgs {
             ("eps", float(self.eps)),
             ("grad_clip", float(self.grad_clip)),
             ("seed", int(self.seed)),
+            ("eval_limit", int(self.eval_limit)),
             ("eval_every", int(self.eval_every)),
             ("save_every", int(self.save_every)),
             ("keep_last", int(self.keep_last)),

@@ -115,6 +115,9 @@ pub struct SftConfig {
     /// Seed for data order, LoRA init and dropout.
     #[serde(default)]
     pub seed: u64,
+    /// Use only the first N eval examples (0: all); a CPU eval pass over thousands is slow.
+    #[serde(default)]
+    pub eval_limit: usize,
     /// Eval loss every this many steps (needs `eval_data`).
     #[serde(default = "d_every")]
     pub eval_every: usize,

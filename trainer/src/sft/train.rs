@@ -359,7 +359,10 @@ pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
     }
     let (eval_set, eval_report) = match &cfg.eval_data {
         Some(p) => {
-            let (set, report) = tokenize_all(p, cfg, &tokenizer)?;
+            let (mut set, report) = tokenize_all(p, cfg, &tokenizer)?;
+            if cfg.eval_limit > 0 {
+                set.truncate(cfg.eval_limit);
+            }
             (Some(set), Some(report))
         }
         None => (None, None),
