@@ -519,3 +519,207 @@ async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
     workers.stop().await;
     db.finish().await;
 }
+
+/// MaRio's six StrategyQA systems as their files give them: question →
+/// (response, gold label), read here independently of the importer.
+fn mario_system(path: &Path) -> std::collections::HashMap<String, (String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    if path.to_string_lossy().contains("/llama/") {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let v: Value = serde_json::from_str(line).unwrap();
+                let field = |k: &str| v[k].as_str().unwrap().to_string();
+                (field("question"), (field("trunc_output"), field("answer")))
+            })
+            .collect()
+    } else {
+        let v: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+        v.values()
+            .map(|e| {
+                let field = |k: &str| e[k].as_str().unwrap().to_string();
+                let response = format!(
+                    "{} So the answer is {}.",
+                    field("predicted_rationale").trim_end(),
+                    field("predicted_label")
+                );
+                (field("question"), (response, field("gold_label")))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn six_mario_systems_in_the_browser_match_an_independent_computation() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mario/strategyqa");
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        println!("SKIPPED: {CHROMIUM} or {CHROMEDRIVER} missing (scripts/setup installs them)");
+        return;
+    }
+    if !data.is_dir() {
+        println!("SKIPPED: {} is absent (MaRio's data)", data.display());
+        return;
+    }
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "mario").await.unwrap();
+    let files = [
+        ("gpt3", "gpt3/test_gpt3_responses.jsonl"),
+        ("flant5-large", "flant5/test_flant5large_responses.jsonl"),
+        ("flant5-xl", "flant5/test_flant5xl_responses.jsonl"),
+        ("flant5-xxl", "flant5/test_flant5xxl_responses.jsonl"),
+        ("llama-7b", "llama/llama-7b_strategyqa_test_output.jsonl"),
+        ("llama-65b", "llama/llama-65b_strategyqa_test_output.jsonl"),
+    ];
+    // The independent computation: native metric functions on the files.
+    let mut accuracy: Vec<(&str, std::collections::HashMap<String, f64>)> = Vec::new();
+    let mut words: Vec<(&str, f64)> = Vec::new();
+    for (system, file) in files {
+        let body = std::fs::read_to_string(data.join(file)).unwrap();
+        let (status, summary) = push(&db, &token, "strategyqa", system, "mario", &body).await;
+        assert_eq!(status, StatusCode::CREATED, "{summary}");
+        let rows = mario_system(&data.join(file));
+        let n = rows.len() as f64;
+        words.push((
+            system,
+            rows.values()
+                .map(|(r, _)| r.split_whitespace().count() as f64)
+                .sum::<f64>()
+                / n,
+        ));
+        accuracy.push((
+            system,
+            rows.into_iter()
+                .map(|(q, (r, gold))| {
+                    let value = reward_metrics::accuracy::accuracy(&r, &gold);
+                    (q, value)
+                })
+                .collect(),
+        ));
+    }
+    upload(&db, &token, builtin("accuracy").unwrap().wasm).await;
+    upload(&db, &token, builtin("length").unwrap().wasm).await;
+    let workers = start_workers(&db, 2);
+    for (path, body) in [
+        (
+            "/api/v1/jobs/score",
+            json!({"dataset": "strategyqa", "modules": ["accuracy", "length"]}),
+        ),
+        (
+            "/api/v1/jobs/compare",
+            json!({"dataset": "strategyqa", "judge": "accuracy"}),
+        ),
+    ] {
+        let (_, job) = post_json(&db, path, &token, body).await;
+        let job = wait_for_job(&db, &token, job["id"].as_i64().unwrap()).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+    }
+    workers.stop().await;
+
+    // Expected heatmap: the row system's win rate (ties half) against the column's.
+    let mut expected_rates = std::collections::HashMap::new();
+    for (a, sa) in &accuracy {
+        for (b, sb) in &accuracy {
+            if a == b {
+                continue;
+            }
+            let total: f64 = sa
+                .iter()
+                .map(|(q, x)| match x.partial_cmp(&sb[q]).unwrap() {
+                    std::cmp::Ordering::Greater => 1.0,
+                    std::cmp::Ordering::Equal => 0.5,
+                    std::cmp::Ordering::Less => 0.0,
+                })
+                .sum();
+            expected_rates.insert(format!("{a}|{b}"), total / sa.len() as f64);
+        }
+    }
+    // Expected front: higher accuracy, fewer words; a system is on it unless
+    // another is at least as good on both and better on one.
+    let means: Vec<(&str, f64, f64)> = accuracy
+        .iter()
+        .zip(&words)
+        .map(|((s, acc), (_, w))| (*s, acc.values().sum::<f64>() / acc.len() as f64, *w))
+        .collect();
+    let mut expected_front: Vec<&str> = means
+        .iter()
+        .filter(|(_, acc, w)| {
+            !means
+                .iter()
+                .any(|(_, a2, w2)| a2 >= acc && w2 <= w && (a2 > acc || w2 < w))
+        })
+        .map(|(s, _, _)| *s)
+        .collect();
+    expected_front.sort_unstable();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(AppState {
+        db: db.pool.clone(),
+        host: db.host.clone(),
+    });
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let dir = artifacts();
+    tokio::task::spawn_blocking(move || {
+        let driver = Driver::start();
+        let browser = Browser::open(&driver);
+        browser.resize(1280, 900);
+        browser.go(&format!("{site}/login"));
+        browser.type_into("#token", &token);
+        browser.click("form button[type=submit]");
+        browser.wait_for(
+            "return location.pathname === '/';",
+            "the overview",
+            Duration::from_secs(10),
+        );
+
+        browser.go(&format!("{site}/datasets/strategyqa/winrates"));
+        let cells = browser.script(
+            "return [...document.querySelectorAll('g.cell')] \
+             .filter(c => c.dataset.row !== c.dataset.col) \
+             .map(c => [c.dataset.row, c.dataset.col, Number(c.dataset.value)]);",
+        );
+        let cells = cells.as_array().unwrap();
+        assert_eq!(cells.len(), 30, "6 × 5 off-diagonal cells");
+        for cell in cells {
+            let key = format!("{}|{}", cell[0].as_str().unwrap(), cell[1].as_str().unwrap());
+            let shown = cell[2].as_f64().unwrap();
+            assert!(
+                (shown - expected_rates[&key]).abs() < 1e-12,
+                "{key}: page {shown}, computed {}",
+                expected_rates[&key]
+            );
+        }
+        let leaderboard_rows = browser
+            .script("return document.querySelectorAll('#leaderboard tbody tr').length;");
+        assert_eq!(leaderboard_rows, 6, "the leaderboard lists the six systems");
+        browser.screenshot(&dir, "mario-winrates", 1280);
+
+        browser.go(&format!(
+            "{site}/datasets/strategyqa/pareto?x=accuracy/accuracy&y=length/words"
+        ));
+        let front = browser.script(
+            "return [...document.querySelectorAll('a.point.front')].map(p => p.dataset.system).sort();",
+        );
+        assert_eq!(front, json!(expected_front), "the Pareto front");
+        let points = browser.script("return document.querySelectorAll('a.point').length;");
+        assert_eq!(points, 6);
+        browser.screenshot(&dir, "mario-pareto", 1280);
+
+        browser.go(&format!(
+            "{site}/datasets/strategyqa/compare?a=gpt3&b=llama-65b"
+        ));
+        let shown = browser
+            .script("return document.querySelectorAll('article.item').length;")
+            .as_u64()
+            .unwrap();
+        assert_eq!(shown, 50, "the first page of 458 items");
+        browser.screenshot(&dir, "mario-compare", 1280);
+        let errors = browser.errors();
+        assert!(errors.is_empty(), "browser errors: {errors:#?}");
+        browser.close();
+    })
+    .await
+    .unwrap();
+    server.abort();
+    db.finish().await;
+}
