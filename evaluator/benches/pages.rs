@@ -12,12 +12,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evaluator::db::{self, datasets, modules, sessions, teams};
+mod common;
+
+use common::{BenchDb, load, percentile, wait_for_job};
+use evaluator::db::{datasets, modules, sessions, teams};
 use evaluator::import::Row;
 use evaluator::jobs::{self, worker};
 use reward_host::{Host, HostConfig};
-
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -56,39 +57,10 @@ fn response(item: usize, system: usize) -> String {
     format!("{}. So the answer is {answer}.", body.join(" "))
 }
 
-async fn fresh_database() -> (sqlx::PgPool, String, String) {
-    let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
-    let admin = sqlx::PgPool::connect(&server)
-        .await
-        .unwrap_or_else(|e| panic!("the benchmark needs PostgreSQL at {server}: {e}"));
-    let name = format!("evaluator_pages_bench_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let url = format!("{}/{name}", &server[..server.rfind('/').unwrap()]);
-    (db::connect(&url).await.unwrap(), server, name)
-}
-
-async fn wait(pool: &sqlx::PgPool, team: i64, id: i64) {
-    loop {
-        let job = jobs::get(pool, team, id).await.unwrap().unwrap();
-        if job.is_finished() {
-            assert_eq!(job.state, "succeeded", "{job:?}");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn run(quick: bool) {
     let (systems, items) = if quick { (4, 1_000) } else { (10, 5_000) };
-    let (pool, server, name) = fresh_database().await;
+    let database = BenchDb::fresh("evaluator_pages_bench").await;
+    let pool = database.pool.clone();
     let host = Arc::new(Host::new(HostConfig::default()).unwrap());
     let token = teams::create_team(&pool, "bench").await.unwrap();
     let team = teams::authenticate(&pool, &token).await.unwrap().unwrap();
@@ -145,7 +117,7 @@ async fn run(quick: bool) {
     )
     .await
     .unwrap();
-    wait(&pool, team.id, score.id).await;
+    wait_for_job(&pool, team.id, score.id, Duration::from_millis(50)).await;
     let compare = jobs::create_compare_job(
         &pool,
         team.id,
@@ -158,7 +130,7 @@ async fn run(quick: bool) {
     )
     .await
     .unwrap();
-    wait(&pool, team.id, compare.id).await;
+    wait_for_job(&pool, team.id, compare.id, Duration::from_millis(50)).await;
     let _ = stop.send(true);
     workers.await.unwrap().unwrap();
     // The steady state: autovacuum analyzes freshly imported tables within a
@@ -192,8 +164,17 @@ async fn run(quick: bool) {
         "/datasets/bench/results.csv".to_string(),
     ] {
         let url = format!("http://{addr}{path}");
-        let cookie = cookie.clone();
-        let latencies = tokio::task::spawn_blocking(move || load(&url, &cookie, 8, requests))
+        // Signed in: a page, not the sign-in form.
+        let page = ureq::get(&url)
+            .header("Cookie", &cookie)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        assert!(!page.contains("/login\""), "{path}: not signed in");
+        let header = ("Cookie", cookie.clone());
+        let latencies = tokio::task::spawn_blocking(move || load(&url, header, 8, requests, true))
             .await
             .unwrap();
         let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
@@ -204,45 +185,5 @@ async fn run(quick: bool) {
         );
     }
     server_task.abort();
-    pool.close().await;
-    let admin = sqlx::PgPool::connect(&server).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-}
-
-/// `clients` threads each sending `requests` GETs (after one warm-up each);
-/// every latency in seconds.
-fn load(url: &str, cookie: &str, clients: usize, requests: usize) -> Vec<f64> {
-    let handles: Vec<_> = (0..clients)
-        .map(|_| {
-            let url = url.to_string();
-            let cookie = cookie.to_string();
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-                let fetch = || {
-                    let start = Instant::now();
-                    let mut response = agent.get(&url).header("Cookie", &cookie).call().unwrap();
-                    let body = response.body_mut().read_to_string().unwrap();
-                    assert!(response.status().is_success(), "{body}");
-                    assert!(!body.contains("/login\""), "signed in");
-                    start.elapsed().as_secs_f64()
-                };
-                fetch();
-                (0..requests).map(|_| fetch()).collect::<Vec<f64>>()
-            })
-        })
-        .collect();
-    handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect()
-}
-
-fn percentile(values: &[f64], q: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[rank]
+    database.drop_database().await;
 }

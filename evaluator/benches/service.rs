@@ -14,12 +14,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evaluator::db::{self, datasets, modules, teams};
+mod common;
+
+use common::{BenchDb, load, percentile, wait_for_job};
+use evaluator::db::{datasets, modules, teams};
 use evaluator::import::Row;
 use evaluator::jobs::{self, worker};
 use reward_host::{Host, HostConfig, Limits, Sample};
-
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -62,28 +63,10 @@ fn response(item: usize, system: usize) -> String {
     format!("{}. So the answer is {answer}.", body.join(" "))
 }
 
-async fn fresh_database() -> (sqlx::PgPool, String, String) {
-    let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
-    let admin = sqlx::PgPool::connect(&server)
-        .await
-        .unwrap_or_else(|e| panic!("the benchmark needs PostgreSQL at {server}: {e}"));
-    let name = format!("evaluator_bench_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let url = format!("{}/{name}", &server[..server.rfind('/').unwrap()]);
-    (db::connect(&url).await.unwrap(), server, name)
-}
-
 async fn run(quick: bool) {
     let (systems, items) = if quick { (4, 1_000) } else { (10, 5_000) };
-    let (pool, server, name) = fresh_database().await;
+    let database = BenchDb::fresh("evaluator_bench").await;
+    let pool = database.pool.clone();
     let host = Arc::new(Host::new(HostConfig::default()).unwrap());
     let token = teams::create_team(&pool, "bench").await.unwrap();
     let team = teams::authenticate(&pool, &token).await.unwrap().unwrap();
@@ -158,14 +141,7 @@ async fn run(quick: bool) {
             )
             .await
             .unwrap();
-            loop {
-                let job = jobs::get(&pool, team.id, job.id).await.unwrap().unwrap();
-                if job.is_finished() {
-                    assert_eq!(job.state, "succeeded", "{job:?}");
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            wait_for_job(&pool, team.id, job.id, Duration::from_millis(5)).await;
             best = best.min(start.elapsed().as_secs_f64());
         }
         let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM scores WHERE module_id = $1")
@@ -210,17 +186,7 @@ async fn run(quick: bool) {
     )
     .await
     .unwrap();
-    loop {
-        let job = jobs::get(&pool, team.id, compare.id)
-            .await
-            .unwrap()
-            .unwrap();
-        if job.is_finished() {
-            assert_eq!(job.state, "succeeded", "{job:?}");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_job(&pool, team.id, compare.id, Duration::from_millis(20)).await;
     let _ = stop.send(true);
     workers.await.unwrap().unwrap();
 
@@ -239,8 +205,8 @@ async fn run(quick: bool) {
         format!("/api/v1/jobs/{}/pairs", compare.id),
     ] {
         let url = format!("http://{addr}{path}");
-        let token = token.clone();
-        let latencies = tokio::task::spawn_blocking(move || load(&url, &token, 8, requests))
+        let header = ("Authorization", format!("Bearer {token}"));
+        let latencies = tokio::task::spawn_blocking(move || load(&url, header, 8, requests, false))
             .await
             .unwrap();
         let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
@@ -252,47 +218,5 @@ async fn run(quick: bool) {
         );
     }
     server_task.abort();
-    pool.close().await;
-    let admin = sqlx::PgPool::connect(&server).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-}
-
-/// `clients` threads each sending `requests` GETs; every latency in seconds.
-fn load(url: &str, token: &str, clients: usize, requests: usize) -> Vec<f64> {
-    let handles: Vec<_> = (0..clients)
-        .map(|_| {
-            let url = url.to_string();
-            let auth = format!("Bearer {token}");
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-                (0..requests)
-                    .map(|_| {
-                        let start = Instant::now();
-                        let mut response = agent
-                            .get(&url)
-                            .header("Authorization", &auth)
-                            .call()
-                            .unwrap();
-                        let body = response.body_mut().read_to_string().unwrap();
-                        assert!(response.status().is_success(), "{body}");
-                        start.elapsed().as_secs_f64()
-                    })
-                    .collect::<Vec<f64>>()
-            })
-        })
-        .collect();
-    handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect()
-}
-
-fn percentile(values: &[f64], q: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[rank]
+    database.drop_database().await;
 }

@@ -520,35 +520,6 @@ async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
     db.finish().await;
 }
 
-/// MaRio's six StrategyQA systems as their files give them: question →
-/// (response, gold label), read here independently of the importer.
-fn mario_system(path: &Path) -> std::collections::HashMap<String, (String, String)> {
-    let text = std::fs::read_to_string(path).unwrap();
-    if path.to_string_lossy().contains("/llama/") {
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                let v: Value = serde_json::from_str(line).unwrap();
-                let field = |k: &str| v[k].as_str().unwrap().to_string();
-                (field("question"), (field("trunc_output"), field("answer")))
-            })
-            .collect()
-    } else {
-        let v: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
-        v.values()
-            .map(|e| {
-                let field = |k: &str| e[k].as_str().unwrap().to_string();
-                let response = format!(
-                    "{} So the answer is {}.",
-                    field("predicted_rationale").trim_end(),
-                    field("predicted_label")
-                );
-                (field("question"), (response, field("gold_label")))
-            })
-            .collect()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn six_mario_systems_in_the_browser_match_an_independent_computation() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mario/strategyqa");
@@ -577,7 +548,7 @@ async fn six_mario_systems_in_the_browser_match_an_independent_computation() {
         let body = std::fs::read_to_string(data.join(file)).unwrap();
         let (status, summary) = push(&db, &token, "strategyqa", system, "mario", &body).await;
         assert_eq!(status, StatusCode::CREATED, "{summary}");
-        let rows = mario_system(&data.join(file));
+        let rows = common::mario_answers(&data.join(file));
         let n = rows.len() as f64;
         words.push((
             system,

@@ -48,50 +48,12 @@ const SYSTEMS: [(&str, &str); 6] = [
     ),
 ];
 
-/// question → (response, reference).
-type Answers = HashMap<String, (String, String)>;
-
-/// A system's file, read independently of the importer.
-fn read_system(path: &std::path::Path) -> Answers {
-    let text = std::fs::read_to_string(path).unwrap();
-    if path.to_string_lossy().contains("/llama/") {
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                (
-                    v["question"].as_str().unwrap().to_string(),
-                    (
-                        v["trunc_output"].as_str().unwrap().to_string(),
-                        v["answer"].as_str().unwrap().to_string(),
-                    ),
-                )
-            })
-            .collect()
-    } else {
-        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
-        v.values()
-            .map(|e| {
-                let response = format!(
-                    "{} So the answer is {}.",
-                    e["predicted_rationale"].as_str().unwrap().trim_end(),
-                    e["predicted_label"].as_str().unwrap()
-                );
-                (
-                    e["question"].as_str().unwrap().to_string(),
-                    (response, e["gold_label"].as_str().unwrap().to_string()),
-                )
-            })
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn six_mario_systems_are_imported_scored_and_compared_as_computed_independently() {
     let Some(dir) = data() else { return };
     let db = TestDb::new().await;
     let token = teams::create_team(&db.pool, "mario").await.unwrap();
-    let mut expected: Vec<(&str, Answers)> = Vec::new();
+    let mut expected: Vec<(&str, common::Answers)> = Vec::new();
     for (system, file) in SYSTEMS {
         let path = dir.join(file);
         let body = std::fs::read_to_string(&path).unwrap();
@@ -99,7 +61,7 @@ async fn six_mario_systems_are_imported_scored_and_compared_as_computed_independ
         assert_eq!(status, StatusCode::CREATED, "{system}: {summary}");
         assert_eq!(summary["generations_created"], 458, "{summary}");
         assert_eq!(summary["reference_mismatches"], 0, "{summary}");
-        expected.push((system, read_system(&path)));
+        expected.push((system, common::mario_answers(&path)));
     }
     let (_, dataset) = get(&db, "/api/v1/datasets/strategyqa", Some(&token)).await;
     assert_eq!(

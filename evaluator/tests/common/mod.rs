@@ -200,3 +200,38 @@ pub async fn push(
     )
     .await
 }
+
+/// Question → (response, gold label).
+pub type Answers = std::collections::HashMap<String, (String, String)>;
+
+/// A MaRio system's file read independently of the importer: question →
+/// (response, gold label). LLaMA files are JSON Lines with `trunc_output`;
+/// the others one JSON object whose response is "<rationale> So the answer is <label>.".
+pub fn mario_answers(
+    path: &std::path::Path,
+) -> std::collections::HashMap<String, (String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    if path.to_string_lossy().contains("/llama/") {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let field = |k: &str| v[k].as_str().unwrap().to_string();
+                (field("question"), (field("trunc_output"), field("answer")))
+            })
+            .collect()
+    } else {
+        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+        v.values()
+            .map(|e| {
+                let field = |k: &str| e[k].as_str().unwrap().to_string();
+                let response = format!(
+                    "{} So the answer is {}.",
+                    field("predicted_rationale").trim_end(),
+                    field("predicted_label")
+                );
+                (field("question"), (response, field("gold_label")))
+            })
+            .collect()
+    }
+}

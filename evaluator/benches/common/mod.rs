@@ -1,0 +1,106 @@
+//! What the bench binaries share: a database of their own, waiting for a job,
+//! and a loopback load generator with percentiles.
+
+use std::time::{Duration, Instant};
+
+use evaluator::db;
+use evaluator::jobs;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh, migrated database on `DATABASE_URL` (default: the local server).
+pub(crate) struct BenchDb {
+    /// Connected to the fresh database.
+    pub(crate) pool: sqlx::PgPool,
+    server: String,
+    name: String,
+}
+
+impl BenchDb {
+    /// Creates `<prefix>_<pid>`, replacing a leftover of the same name.
+    pub(crate) async fn fresh(prefix: &str) -> BenchDb {
+        let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+        let admin = sqlx::PgPool::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("the benchmark needs PostgreSQL at {server}: {e}"));
+        let name = format!("{prefix}_{}", std::process::id());
+        for statement in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::query(&statement).execute(&admin).await.unwrap();
+        }
+        admin.close().await;
+        let url = format!("{}/{name}", &server[..server.rfind('/').unwrap()]);
+        BenchDb {
+            pool: db::connect(&url).await.unwrap(),
+            server,
+            name,
+        }
+    }
+
+    /// Closes the pool and drops the database.
+    pub(crate) async fn drop_database(self) {
+        self.pool.close().await;
+        let admin = sqlx::PgPool::connect(&self.server).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+}
+
+/// Polls a job until it finishes; it must succeed.
+pub(crate) async fn wait_for_job(pool: &sqlx::PgPool, team: i64, id: i64, poll: Duration) {
+    loop {
+        let job = jobs::get(pool, team, id).await.unwrap().unwrap();
+        if job.is_finished() {
+            assert_eq!(job.state, "succeeded", "{job:?}");
+            return;
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// `clients` threads each sending `requests` GETs with one header (after one
+/// unmeasured warm-up request each when `warm_up`); every latency in seconds.
+pub(crate) fn load(
+    url: &str,
+    header: (&'static str, String),
+    clients: usize,
+    requests: usize,
+    warm_up: bool,
+) -> Vec<f64> {
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let url = url.to_string();
+            let (name, value) = header.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+                let fetch = || {
+                    let start = Instant::now();
+                    let mut response = agent.get(&url).header(name, &value).call().unwrap();
+                    let body = response.body_mut().read_to_string().unwrap();
+                    assert!(response.status().is_success(), "{body}");
+                    start.elapsed().as_secs_f64()
+                };
+                if warm_up {
+                    fetch();
+                }
+                (0..requests).map(|_| fetch()).collect::<Vec<f64>>()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect()
+}
+
+/// The `q` quantile (nearest rank).
+pub(crate) fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[rank]
+}
