@@ -275,6 +275,43 @@ async fn generations_are_scored_and_compared_by_item_with_exact_aggregates() {
         (&serde_json::json!(4), &serde_json::json!(0))
     );
 
+    // The rebuild of the summaries from the rows (a migration) agrees with the
+    // chunk-by-chunk merge.
+    let (_, results_before) = get(&db, "/api/v1/datasets/toy/results", Some(&token)).await;
+    let (_, pairs_before) = get(&db, &format!("/api/v1/jobs/{id}/pairs"), Some(&token)).await;
+    let rebuild = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../migrations/20261122000008_rebuild_summaries.sql"
+    ))
+    .unwrap();
+    sqlx::raw_sql(&rebuild).execute(&db.pool).await.unwrap();
+    let (_, results_after) = get(&db, "/api/v1/datasets/toy/results", Some(&token)).await;
+    let (_, pairs_after) = get(&db, &format!("/api/v1/jobs/{id}/pairs"), Some(&token)).await;
+    for (system_before, system_after) in results_before["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(results_after["systems"].as_array().unwrap())
+    {
+        for (key, before) in system_before["metrics"].as_object().unwrap() {
+            let after = &system_after["metrics"][key];
+            assert_eq!(before["n"], after["n"], "{key}");
+            for field in ["mean", "stderr"] {
+                let (x, y) = (
+                    before[field].as_f64().unwrap(),
+                    after[field].as_f64().unwrap(),
+                );
+                assert!((x - y).abs() < 1e-12, "{key} {field}: {x} vs {y}");
+            }
+        }
+    }
+    for field in ["wins", "losses", "ties", "inconsistent"] {
+        assert_eq!(
+            pairs_before["pairs"][0][field],
+            pairs_after["pairs"][0][field]
+        );
+    }
+
     workers.stop().await;
     db.finish().await;
 }
