@@ -224,6 +224,34 @@ fn is_target(name: &str, targets: &[String]) -> bool {
         .any(|t| name == t || name.ends_with(&format!(".{t}")))
 }
 
+/// Registers an adapter's matrices as trainable variables under PEFT's names
+/// and puts the adapter on `lin`, with its own seeded dropout generator.
+fn install(
+    varmap: &VarMap,
+    name: &str,
+    lin: &mut LoraLinear,
+    a: Var,
+    b: Var,
+    cfg: &LoraConfig,
+    dropout_seed: u64,
+) -> Result<()> {
+    let mut data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?;
+    data.insert(format!("{name}.lora_A.weight"), a.clone());
+    data.insert(format!("{name}.lora_B.weight"), b.clone());
+    drop(data);
+    lin.adapter = Some(Adapter {
+        a: a.as_tensor().clone(),
+        b: b.as_tensor().clone(),
+        scale: cfg.scale(),
+        dropout: cfg.dropout,
+        rng: Mutex::new(StdRng::seed_from_u64(dropout_seed)),
+    });
+    Ok(())
+}
+
 /// Attaches fresh adapters to the target projections of `model`, creating their
 /// trainable variables in `varmap`. Returns how many projections got one.
 pub fn attach(model: &mut impl LoraTarget, cfg: &LoraConfig, varmap: &VarMap) -> Result<usize> {
@@ -245,20 +273,7 @@ pub fn attach(model: &mut impl LoraTarget, cfg: &LoraConfig, varmap: &VarMap) ->
             .collect();
         let a = Var::from_tensor(&Tensor::from_vec(a, (cfg.rank, inp), &dev)?)?;
         let b = Var::zeros((out, cfg.rank), DType::F32, &dev)?;
-        let mut data = varmap
-            .data()
-            .lock()
-            .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?;
-        data.insert(format!("{name}.lora_A.weight"), a.clone());
-        data.insert(format!("{name}.lora_B.weight"), b.clone());
-        drop(data);
-        lin.adapter = Some(Adapter {
-            a: a.as_tensor().clone(),
-            b: b.as_tensor().clone(),
-            scale: cfg.scale(),
-            dropout: cfg.dropout,
-            rng: Mutex::new(StdRng::seed_from_u64(rng.random())),
-        });
+        install(varmap, &name, lin, a, b, cfg, rng.random())?;
         count += 1;
     }
     if count == 0 {
@@ -305,22 +320,8 @@ pub fn load(model: &mut impl LoraTarget, dir: &Path, varmap: &VarMap) -> Result<
         ) else {
             continue;
         };
-        let a = Var::from_tensor(a)?;
-        let b = Var::from_tensor(b)?;
-        let mut data = varmap
-            .data()
-            .lock()
-            .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?;
-        data.insert(format!("{name}.lora_A.weight"), a.clone());
-        data.insert(format!("{name}.lora_B.weight"), b.clone());
-        drop(data);
-        lin.adapter = Some(Adapter {
-            a: a.as_tensor().clone(),
-            b: b.as_tensor().clone(),
-            scale: cfg.scale(),
-            dropout: cfg.dropout,
-            rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ used as u64)),
-        });
+        let (a, b) = (Var::from_tensor(a)?, Var::from_tensor(b)?);
+        install(varmap, &name, lin, a, b, &cfg, cfg.seed ^ used as u64)?;
         used += 2;
     }
     if used != tensors.len() {
