@@ -24,6 +24,27 @@ pub enum Error {
         last_checkpoint: Option<PathBuf>,
     },
 
+    // === Resources ===
+    /// Training needs more memory than it may use. Raised before the system's OOM killer
+    /// would end the process without a word: by the pre-flight estimate, by the measured peak
+    /// resident memory against `memory_limit_mib`, or by a device's allocation failure.
+    #[error("{}", out_of_memory_message(*.step, *.check, *.used_mib, *.limit_mib, .last_checkpoint.as_deref(), .hint))]
+    OutOfMemory {
+        /// The optimizer step (1-based) that was running, was about to run (pre-flight), or
+        /// had just finished ([`MemoryCheck::AfterStep`]) when memory ran out.
+        step: usize,
+        /// Which check found it.
+        check: MemoryCheck,
+        /// Memory measured or estimated, in MiB (`None` when a device only reported failure).
+        used_mib: Option<u64>,
+        /// The limit it was compared with, in MiB.
+        limit_mib: Option<u64>,
+        /// The newest usable checkpoint, from which re-running the same command resumes.
+        last_checkpoint: Option<PathBuf>,
+        /// What to lower (or raise) so the run fits.
+        hint: String,
+    },
+
     // === Files and formats ===
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
@@ -106,6 +127,59 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+/// Which memory check stopped a run ([`Error::OutOfMemory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryCheck {
+    /// The estimate made before the first step: the run did not start.
+    Estimate,
+    /// Peak resident memory after the first forward pass of the run.
+    FirstForward,
+    /// Peak resident memory after an optimizer step.
+    AfterStep,
+    /// The accelerator reported an allocation failure (CUDA_ERROR_OUT_OF_MEMORY).
+    Device,
+}
+
+fn out_of_memory_message(
+    step: usize,
+    check: MemoryCheck,
+    used_mib: Option<u64>,
+    limit_mib: Option<u64>,
+    last_checkpoint: Option<&std::path::Path>,
+    hint: &str,
+) -> String {
+    let mib = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |v| format!("{v} MiB"));
+    let (used, limit) = (mib(used_mib), mib(limit_mib));
+    let what = match check {
+        MemoryCheck::Estimate => format!(
+            "out of memory: training needs an estimated {used}, over the limit of {limit} \
+             (`memory_limit_mib`); step {step} did not start"
+        ),
+        MemoryCheck::FirstForward => format!(
+            "out of memory: peak resident memory {used} after the first forward pass of step \
+             {step} is over the limit of {limit} (`memory_limit_mib`); training stopped before \
+             the system would kill it"
+        ),
+        MemoryCheck::AfterStep => format!(
+            "out of memory: peak resident memory {used} after step {step} is over the limit of \
+             {limit} (`memory_limit_mib`); training stopped before the system would kill it"
+        ),
+        MemoryCheck::Device => {
+            format!("out of memory: the device could not allocate during step {step}")
+        }
+    };
+    let ckpt = last_checkpoint.map_or_else(
+        || "No usable checkpoint exists yet.".to_string(),
+        |p| {
+            format!(
+                "The last usable checkpoint is {}; re-running the same command resumes from it.",
+                p.display()
+            )
+        },
+    );
+    format!("{what}. {ckpt} To fit, {hint}.")
 }
 
 /// The library's result type.

@@ -10,7 +10,8 @@
 //! - [`generate`]: batched decoding with left padding, KV cache, sampling and log-probs.
 //! - [`loss`]: the completion-only next-token loss (fused on the CPU).
 //! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.
-//! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, loop, checkpoints.
+//! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, loop, checkpoints,
+//!   the memory guard.
 //! - [`error`]: the one error type.
 //!
 //! Everything runs on the CPU by default; the `cuda` feature enables candle's CUDA backend
@@ -23,9 +24,11 @@
 //! - `trainer sft --config run.toml [--KEY VALUE ...]`: keys are the fields of
 //!   [`sft::SftConfig`]; every key is also a flag and flags win. A run directory holds
 //!   `config.toml` (the resolved config), `metrics.jsonl` (one line per step: loss, lr,
-//!   grad norm, tokens/s; eval lines with `eval_loss`), `checkpoints/step-N/` (the newest
-//!   `keep_last`) and `final/` (an HF directory, or the LoRA adapter). Re-running the same
-//!   command after a kill resumes from the newest checkpoint.
+//!   grad norm, tokens/s, peak resident memory; eval lines with `eval_loss`),
+//!   `checkpoints/step-N/` (the newest `keep_last`) and `final/` (an HF directory, or the
+//!   LoRA adapter). Re-running the same command after a kill resumes from the newest
+//!   checkpoint, bit-identically (LoRA dropout included). A run that outgrows
+//!   `memory_limit_mib` stops with a checkpoint and an error naming it (exit status 1).
 //!
 //! # Data formats (SFT)
 //! - JSONL `{"prompt": .., "completion": ..}`: loss on the completion (+ EOS) only.

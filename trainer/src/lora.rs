@@ -14,6 +14,10 @@
 //! tensor names (Rewarded Soups' weight interpolation; for adapters this interpolates
 //! A and B separately, as Rewarded Soups does, which is not the same as interpolating the
 //! products B·A).
+//!
+//! Dropout masks are drawn on the CPU from a seeded generator per adapter (candle's own
+//! RNG cannot be seeded). [`reseed_dropout`] restarts those generators from (seed, adapter,
+//! step, micro-batch), which is what makes a resumed SFT run with dropout exact.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,6 +42,9 @@ struct Adapter {
     scale: f64,
     /// Probability of dropping an input element in training mode.
     dropout: f32,
+    /// This adapter's share of the run's seed; [`reseed_dropout`] mixes it with the step
+    /// and micro-batch so that every adapter draws its own masks.
+    dropout_key: u64,
     /// Seeded source of dropout masks (candle's CPU RNG cannot be seeded).
     rng: Mutex<StdRng>,
 }
@@ -247,9 +254,42 @@ fn install(
         b: b.as_tensor().clone(),
         scale: cfg.scale(),
         dropout: cfg.dropout,
+        dropout_key: dropout_seed,
         rng: Mutex::new(StdRng::seed_from_u64(dropout_seed)),
     });
     Ok(())
+}
+
+/// Restarts every adapter's dropout masks at a point named by `(step, micro_batch)`.
+///
+/// The SFT loop calls this before each micro-batch's forward, so the masks of a step are a
+/// pure function of (run seed, adapter, optimizer step, micro-batch), like its data. A run
+/// resumed from a checkpoint therefore draws exactly the masks the uninterrupted run drew,
+/// and checkpoints need no RNG state: saving the generators instead would tie checkpoints
+/// to `StdRng`'s internal layout, and would still be wrong whenever the number of forwards
+/// before a checkpoint differs between runs. Without calls to this, each adapter keeps one
+/// seeded stream (what a caller outside the loop gets).
+pub fn reseed_dropout(model: &mut impl LoraTarget, step: u64, micro_batch: u64) -> Result<()> {
+    for (_, lin) in model.linears_mut() {
+        if let Some(ad) = &lin.adapter {
+            let seed = mix(mix(ad.dropout_key, step), micro_batch);
+            *ad.rng
+                .lock()
+                .map_err(|_| Error::InvalidArgument("poisoned dropout rng".into()))? =
+                StdRng::seed_from_u64(seed);
+        }
+    }
+    Ok(())
+}
+
+/// SplitMix64's finaliser over `a` and `b`: nearby inputs (steps 4 and 5) give unrelated seeds.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b
+        .wrapping_add(0x9E37_79B9_7F4A_7C15)
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Attaches fresh adapters to the target projections of `model`, creating their

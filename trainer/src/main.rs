@@ -1,7 +1,8 @@
 //! `trainer`: the command line over the `trainer` library.
 //!
 //! - `trainer sft --config FILE.toml [--KEY VALUE ...]`: every key of the TOML file is also a
-//!   flag (`lr` ↔ `--lr`); flags override the file.
+//!   flag (`lr` ↔ `--lr`); flags override the file. A run stopped by the memory guard (or a
+//!   non-finite loss) prints the error, which names the last usable checkpoint, and exits 1.
 //! - `trainer generate --model PATH [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T]`
 
 use std::path::PathBuf;
@@ -162,6 +163,10 @@ struct SftArgs {
     /// Resume from the newest checkpoint in the run directory.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     resume: Option<bool>,
+    /// Stop with a checkpoint once peak resident memory exceeds this many MiB (default: 90% of
+    /// the smaller of the cgroup limit and the memory available at start).
+    #[arg(long)]
+    memory_limit_mib: Option<i64>,
 }
 
 impl SftArgs {
@@ -217,6 +222,7 @@ impl SftArgs {
             ),
             ("device", self.device.clone().map(Value::String)),
             ("resume", self.resume.map(Value::Boolean)),
+            ("memory_limit_mib", int(self.memory_limit_mib)),
         ];
         for (k, v) in flags {
             if let Some(v) = v {

@@ -92,6 +92,76 @@ fn a_config_error_names_the_key() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    for bad in ["0", "-5"] {
+        let out = trainer()
+            .args(["sft", "--model", "m", "--train-data", "t", "--output-dir"])
+            .arg(dir.path())
+            .arg(format!("--memory-limit-mib={bad}"))
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("key `memory_limit_mib`"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_run_over_its_memory_limit_prints_why_and_the_checkpoint_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    common::write_tiny(&d.join("model"), &common::tiny_gpt2_json(), 3);
+    let mut f = std::fs::File::create(d.join("train.jsonl")).expect("f");
+    for i in 0..6 {
+        writeln!(f, r#"{{"prompt": "p{i}", "completion": "c{i}"}}"#).expect("w");
+    }
+    let toml = format!(
+        "model = {:?}\ntrain_data = {:?}\noutput_dir = {:?}\nbatch_size = 2\nlr = 0.01\n\
+         lora_rank = 4\nlora_targets = [\"c_attn\"]\nsave_every = 1\n",
+        d.join("model"),
+        d.join("train.jsonl"),
+        d.join("run")
+    );
+    std::fs::write(d.join("run.toml"), &toml).expect("toml");
+    let sft = |extra: &[&str]| {
+        trainer()
+            .args(["sft", "--no-progress", "--config"])
+            .arg(d.join("run.toml"))
+            .args(extra)
+            .output()
+            .expect("run")
+    };
+    let out = sft(&["--max-steps", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The key in the TOML file: any process is over 1 MiB, so the first forward pass of the
+    // resumed run stops it.
+    std::fs::write(d.join("run.toml"), format!("{toml}memory_limit_mib = 1\n")).expect("toml");
+    let out = sft(&["--max-steps", "4"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let ckpt = d.join("run/checkpoints/step-00000002");
+    for needle in [
+        "out of memory",
+        "limit of 1 MiB",
+        "step 3",
+        &ckpt.display().to_string(),
+        "lower batch_size",
+    ] {
+        assert!(err.contains(needle), "`{needle}` missing from: {err}");
+    }
+    assert!(ckpt.join("trainable.safetensors").exists());
+    // The flag wins over the file, and the run resumes from the named checkpoint.
+    let out = sft(&["--max-steps", "4", "--memory-limit-mib", "100000"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("done: 4 steps (resumed from 2)"),
+        "{err}"
+    );
 }
 
 /// Runs `trainer sft` in `run` with LoRA, optionally killing it (SIGKILL) once `kill_after`

@@ -238,3 +238,37 @@ fn dropout_is_seeded_and_only_active_in_training() {
     );
     assert_eq!(max_abs_diff(&run(false), &run(false)), 0.0);
 }
+
+#[test]
+fn reseeding_dropout_replays_the_masks_of_a_step_and_micro_batch() {
+    let dir = tempfile::tempdir().expect("tmp");
+    common::write_tiny(dir.path(), &common::tiny_llama_json(), 4);
+    let mut model = load(dir.path(), false, &Device::Cpu).expect("load").model;
+    let vm = VarMap::new();
+    lora::attach(&mut model, &cfg(&["q_proj", "v_proj"], 0.5), &vm).expect("attach");
+    for (k, v) in vm.data().lock().expect("lock").iter() {
+        if k.contains("lora_B") {
+            v.set(&v.ones_like().expect("ones")).expect("set");
+        }
+    }
+    model.set_training(true);
+    let (x, _) = batch();
+    let fwd = |model: &mut CausalLm, at: Option<(u64, u64)>| {
+        if let Some((step, micro)) = at {
+            lora::reseed_dropout(model, step, micro).expect("reseed");
+        }
+        model.forward(&x, None).expect("fwd")
+    };
+    let first = fwd(&mut model, Some((3, 1)));
+    let next = fwd(&mut model, None);
+    assert!(
+        max_abs_diff(&first, &next) > 1e-4,
+        "the stream moves on between forwards"
+    );
+    let again = fwd(&mut model, Some((3, 1)));
+    assert_eq!(max_abs_diff(&first, &again), 0.0, "same step, same masks");
+    for other in [(4, 1), (3, 0)] {
+        let y = fwd(&mut model, Some(other));
+        assert!(max_abs_diff(&first, &y) > 1e-4, "{other:?} draws new masks");
+    }
+}

@@ -257,3 +257,191 @@ fn the_mario_strategyqa_file_reads_as_rationale_then_answer() {
         );
     }
 }
+
+/// Every tensor of `a` equals the one of the same name in `b`, bit for bit.
+fn assert_bit_identical(
+    a: &std::collections::HashMap<String, Tensor>,
+    b: &std::collections::HashMap<String, Tensor>,
+    what: &str,
+) {
+    assert_eq!(a.len(), b.len(), "{what}: tensor count");
+    for (k, t) in a {
+        let x = t.flatten_all().expect("f").to_vec1::<f32>().expect("v");
+        let y = b[k].flatten_all().expect("f").to_vec1::<f32>().expect("v");
+        assert!(
+            x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{what}: {k} differs"
+        );
+    }
+}
+
+#[test]
+fn a_lora_run_with_dropout_resumed_from_a_checkpoint_ends_bit_identical() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path(), &common::tiny_gpt2_json());
+    cfg.lora_rank = 4;
+    cfg.lora_targets = vec!["c_attn".into(), "c_fc".into()];
+    cfg.lora_dropout = 0.1;
+    cfg.grad_accum = 2;
+    cfg.max_steps = 7;
+    cfg.save_every = 3;
+    cfg.eval_data = Some(dir.path().join("eval.jsonl"));
+    cfg.eval_every = 2;
+    cfg.output_dir = dir.path().join("straight");
+    train(&cfg, &TrainOptions::default()).expect("straight");
+    let reference = final_adapter(&cfg.output_dir);
+
+    // Dropout is really on: without it the same run ends elsewhere.
+    let mut no_dropout = cfg.clone();
+    no_dropout.lora_dropout = 0.0;
+    no_dropout.output_dir = dir.path().join("no-dropout");
+    train(&no_dropout, &TrainOptions::default()).expect("no dropout");
+    let plain = final_adapter(&no_dropout.output_dir);
+    assert!(
+        plain.iter().any(|(k, t)| {
+            let x = t.flatten_all().expect("f").to_vec1::<f32>().expect("v");
+            let y = reference[k]
+                .flatten_all()
+                .expect("f")
+                .to_vec1::<f32>()
+                .expect("v");
+            x != y
+        }),
+        "dropout 0.1 changed nothing"
+    );
+
+    // Stopped after step 5 (an eval ran at 4; the newest checkpoint is step 3), then resumed
+    // twice: once more to a stop, once to the end.
+    cfg.output_dir = dir.path().join("resumed");
+    let stop = |n| TrainOptions {
+        stop_after: Some(n),
+        ..Default::default()
+    };
+    assert_eq!(train(&cfg, &stop(5)).expect("first leg").steps, 5);
+    let second = train(&cfg, &stop(6)).expect("second leg");
+    assert_eq!(second.resumed_from, 3);
+    let third = train(&cfg, &TrainOptions::default()).expect("last leg");
+    assert_eq!(third.resumed_from, 6);
+    assert_bit_identical(&reference, &final_adapter(&cfg.output_dir), "resumed");
+}
+
+#[test]
+fn a_run_over_its_memory_limit_stops_naming_a_checkpoint_that_resumes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path(), &common::tiny_gpt2_json());
+    cfg.lora_rank = 4;
+    cfg.lora_targets = vec!["c_attn".into()];
+    cfg.batch_size = 2;
+    cfg.max_steps = 6;
+    cfg.save_every = 2;
+    cfg.eval_data = None;
+    cfg.output_dir = dir.path().join("straight");
+    let straight = train(&cfg, &TrainOptions::default()).expect("straight");
+    assert!(
+        straight.memory_limit_mib.is_some_and(|m| m > 0),
+        "on Linux the default limit comes from /proc and the cgroup"
+    );
+    let reference = final_adapter(&cfg.output_dir);
+
+    // Three steps, then the process "runs out": any real process is over 1 MiB, while this
+    // model's pre-flight estimate is under it, so the first forward pass of the resumed run
+    // is what stops it.
+    cfg.output_dir = dir.path().join("limited");
+    let stop3 = TrainOptions {
+        stop_after: Some(3),
+        ..Default::default()
+    };
+    train(&cfg, &stop3).expect("first leg");
+    let mut limited = cfg.clone();
+    limited.memory_limit_mib = Some(1);
+    let err = train(&limited, &TrainOptions::default()).expect_err("over the limit");
+    let msg = err.to_string();
+    let Error::OutOfMemory {
+        step,
+        check,
+        used_mib,
+        limit_mib,
+        last_checkpoint,
+        ..
+    } = err
+    else {
+        panic!("unexpected error: {msg}")
+    };
+    assert_eq!(check, trainer::error::MemoryCheck::FirstForward, "{msg}");
+    assert_eq!((step, limit_mib), (3, Some(1)), "{msg}");
+    let used = used_mib.expect("measured");
+    assert!(used > 1, "{msg}");
+    let ckpt = last_checkpoint.expect("the step-2 checkpoint is named");
+    assert_eq!(ckpt, cfg.output_dir.join("checkpoints/step-00000002"));
+    for needle in [
+        format!("peak resident memory {used} MiB"),
+        "limit of 1 MiB".into(),
+        "`memory_limit_mib`".into(),
+        ckpt.display().to_string(),
+        "lower batch_size (now 2".into(),
+        "max_len (now 512)".into(),
+    ] {
+        assert!(msg.contains(&needle), "`{needle}` missing from: {msg}");
+    }
+    let weights = candle_core::safetensors::load(ckpt.join("trainable.safetensors"), &Device::Cpu)
+        .expect("the named checkpoint loads");
+    assert_eq!(
+        weights.keys().collect::<std::collections::BTreeSet<_>>(),
+        reference.keys().collect()
+    );
+    assert!(
+        !cfg.output_dir.join("final").exists(),
+        "the stopped run wrote no final weights"
+    );
+
+    // Re-running without the limit resumes from the named checkpoint and ends where the
+    // uninterrupted run did.
+    let resumed = train(&cfg, &TrainOptions::default()).expect("resumed");
+    assert_eq!(resumed.resumed_from, 2);
+    assert_bit_identical(&reference, &final_adapter(&cfg.output_dir), "resumed");
+    let peaks: Vec<f64> = read_metrics(&cfg.output_dir)
+        .iter()
+        .filter_map(|v| v["peak_rss_mib"].as_f64())
+        .collect();
+    assert!(
+        peaks.len() == 7 && peaks.iter().all(|&p| p > 1.0),
+        "every step line records the peak: {peaks:?}"
+    );
+}
+
+#[test]
+fn a_batch_that_cannot_fit_is_refused_before_the_first_step() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path(), &common::tiny_llama_json());
+    cfg.batch_size = 512;
+    cfg.memory_limit_mib = Some(2);
+    let err = train(&cfg, &TrainOptions::default()).expect_err("refused");
+    let msg = err.to_string();
+    let Error::OutOfMemory {
+        step,
+        check,
+        used_mib,
+        last_checkpoint,
+        ..
+    } = err
+    else {
+        panic!("unexpected error: {msg}")
+    };
+    assert_eq!(check, trainer::error::MemoryCheck::Estimate, "{msg}");
+    assert_eq!(step, 1);
+    assert!(used_mib.is_some_and(|u| u > 2), "{msg}");
+    assert!(last_checkpoint.is_none());
+    assert!(
+        msg.contains("estimated") && msg.contains("did not start") && msg.contains("LoRA"),
+        "{msg}"
+    );
+    assert!(
+        !cfg.output_dir.join("metrics.jsonl").exists(),
+        "no step ran"
+    );
+    // The same run with a small batch starts under the default limit.
+    cfg.batch_size = 4;
+    cfg.max_steps = 1;
+    cfg.memory_limit_mib = None;
+    train(&cfg, &TrainOptions::default()).expect("a small batch runs under the default limit");
+}

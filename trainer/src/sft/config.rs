@@ -145,13 +145,31 @@ pub struct SftConfig {
     /// Continue from the newest checkpoint in `output_dir` when there is one.
     #[serde(default = "d_true")]
     pub resume: bool,
+    /// Stop (with a checkpoint) once the process's peak resident memory exceeds this many
+    /// MiB, and refuse to start when a rough estimate already does. Unset: 90% of the smaller
+    /// of the cgroup limit and the memory available at start (see [`super::memory`]).
+    #[serde(default)]
+    pub memory_limit_mib: Option<u64>,
 }
 
 impl SftConfig {
     /// Parses TOML text; errors name the file and the key.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
         let cfg: Self = toml::from_str(text).map_err(|e| {
-            let key = e.message().split('`').nth(1).unwrap_or("?").to_string();
+            // "unknown field `x`" / "missing field `x`" quote the key; a bad value ("invalid
+            // value: integer `-5`") quotes the value instead, so take the key from the line
+            // the error points at.
+            let quoted = e.message().split('`').nth(1);
+            let key = match (e.message().contains(" field `"), e.span()) {
+                (false, Some(span)) => text[..span.start.min(text.len())]
+                    .rsplit('\n')
+                    .next()
+                    .and_then(|line| line.split('=').next())
+                    .map(|k| k.trim().trim_matches('"').to_string())
+                    .filter(|k| !k.is_empty()),
+                _ => None,
+            };
+            let key = key.or(quoted.map(str::to_string)).unwrap_or("?".into());
             Error::Config {
                 key,
                 message: format!("{}: {e}", path.display()),
@@ -197,6 +215,12 @@ impl SftConfig {
         if !(0.0..1.0).contains(&self.lora_dropout) {
             return Err(Error::config("lora_dropout", "must be in [0, 1)"));
         }
+        if self.memory_limit_mib == Some(0) {
+            return Err(Error::config(
+                "memory_limit_mib",
+                "must be at least 1 (leave it unset for the machine's default)",
+            ));
+        }
         if self.grad_clip < 0.0 {
             return Err(Error::config(
                 "grad_clip",
@@ -237,6 +261,7 @@ mod tests {
         let err = SftConfig::from_toml(&format!("{MIN}lr = \"fast\"\n"), Path::new("run.toml"))
             .expect_err("type");
         assert!(err.to_string().contains("lr = \"fast\""), "{err}");
+        assert!(err.to_string().contains("key `lr`"), "{err}");
         let err =
             SftConfig::from_toml("model = \"m\"\noutput_dir = \"o\"\n", Path::new("run.toml"))
                 .expect_err("missing");
@@ -249,12 +274,31 @@ mod tests {
                 .to_string()
                 .contains("key `batch_size`")
         );
+        let mut zero = SftConfig::from_toml(
+            &format!("{MIN}memory_limit_mib = 0\n"),
+            Path::new("run.toml"),
+        )
+        .expect("parses");
+        assert!(
+            zero.validate()
+                .expect_err("zero")
+                .to_string()
+                .contains("key `memory_limit_mib`")
+        );
+        zero.memory_limit_mib = Some(512);
+        assert!(zero.validate().is_ok());
+        let err = SftConfig::from_toml(
+            &format!("{MIN}memory_limit_mib = -5\n"),
+            Path::new("run.toml"),
+        )
+        .expect_err("negative");
+        assert!(err.to_string().contains("key `memory_limit_mib`"), "{err}");
     }
 
     #[test]
     fn the_resolved_config_round_trips() {
         let cfg = SftConfig::from_toml(
-            &format!("{MIN}decay = \"linear\"\nlora_rank = 4\n"),
+            &format!("{MIN}decay = \"linear\"\nlora_rank = 4\nmemory_limit_mib = 2048\n"),
             Path::new("r.toml"),
         )
         .expect("cfg");

@@ -8,6 +8,17 @@
 //! kill never leaves a half-written checkpoint, and only the newest `keep_last` are kept.
 //! Parameters are checked to be finite before a checkpoint is written, so the newest one is
 //! always usable; a non-finite loss stops the run with [`Error::NonFiniteLoss`] naming it.
+//!
+//! LoRA dropout masks are reseeded before every micro-batch from (seed, adapter, step,
+//! micro-batch) ([`lora::reseed_dropout`]), so they too are a function of the position in the
+//! run and a resumed run is bit-identical to an uninterrupted one with no RNG state saved.
+//!
+//! Memory ([`super::memory`]): before the first step a rough estimate (weights, gradients and
+//! AdamW moments, one micro-batch's activations) must fit in `memory_limit_mib`; after the
+//! first forward pass and after every step the process's peak resident memory must too.
+//! Otherwise the run writes a checkpoint (when a step finished since the last one and the
+//! parameters are finite) and stops with [`Error::OutOfMemory`] naming it, instead of being
+//! killed by the system. On an accelerator, an allocation failure stops the same way.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -23,9 +34,10 @@ use serde::{Deserialize, Serialize};
 
 use super::config::SftConfig;
 use super::data::{self, Tokenized};
-use crate::error::{Error, Result};
+use super::memory::{self, Estimate, ModelShape};
+use crate::error::{Error, MemoryCheck, Result};
 use crate::load::{self, tokenizer::Tokenizer};
-use crate::lora::{self, LoraConfig};
+use crate::lora::{self, LoraConfig, LoraTarget};
 use crate::models::{CausalLm, Inputs};
 use crate::optim::{AdamW, AdamWParams, GradAccumulator, lr_at};
 
@@ -53,6 +65,8 @@ pub struct Summary {
     pub final_dir: Option<PathBuf>,
     /// The step the run resumed from (0 for a fresh run).
     pub resumed_from: usize,
+    /// The memory limit the run was held to, MiB (`None`: none known, the guard was off).
+    pub memory_limit_mib: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -182,6 +196,127 @@ fn save_checkpoint(
         std::fs::remove_dir_all(old).map_err(|e| Error::io(old, e))?;
     }
     Ok(final_dir)
+}
+
+/// Where checkpoints go, and the newest one written or resumed from.
+struct Checkpoints {
+    dir: PathBuf,
+    lora: bool,
+    keep: usize,
+    /// The newest usable checkpoint (`None` until one exists).
+    last: Option<PathBuf>,
+    /// The step the parameters of `last` belong to (the start step when there is none).
+    last_step: usize,
+}
+
+impl Checkpoints {
+    fn save(&mut self, step: usize, opt: &AdamW) -> Result<PathBuf> {
+        let path = save_checkpoint(&self.dir, step, opt, self.lora, self.keep)?;
+        self.last = Some(path.clone());
+        self.last_step = step;
+        Ok(path)
+    }
+
+    /// The checkpoint to name when a run stops for lack of memory with parameters (and
+    /// moments) belonging to `step`: the existing one for that step, else a new one if the
+    /// parameters are finite, else the newest existing one. A failed write is not an error
+    /// here (memory is short, and the older checkpoint is still usable): the newest existing
+    /// one is named instead.
+    fn for_stop(&mut self, step: usize, opt: &AdamW) -> Option<PathBuf> {
+        if step == self.last_step || !all_finite(opt).unwrap_or(false) {
+            return self.last.clone();
+        }
+        self.save(step, opt).ok().or_else(|| self.last.clone())
+    }
+}
+
+/// What to change so a run fits in memory.
+fn memory_hint(cfg: &SftConfig, check: MemoryCheck) -> String {
+    let mut hint = format!(
+        "lower batch_size (now {}; raise grad_accum to keep the effective batch) or max_len \
+         (now {})",
+        cfg.batch_size, cfg.max_len
+    );
+    if cfg.lora_rank == 0 {
+        hint += ", or train LoRA adapters (lora_rank > 0) instead of every weight";
+    } else {
+        hint += &format!(", or lower lora_rank (now {})", cfg.lora_rank);
+    }
+    if check != MemoryCheck::Device {
+        hint += match cfg.memory_limit_mib {
+            Some(_) => "; or raise memory_limit_mib if the machine has the memory",
+            None => {
+                "; or set memory_limit_mib above the default (90% of what was available at \
+                 start) if more will be free"
+            }
+        };
+    }
+    hint
+}
+
+/// Whether `e` is an accelerator's allocation failure (CUDA: `CUDA_ERROR_OUT_OF_MEMORY`,
+/// "out of memory"; cuBLAS: `CUBLAS_STATUS_ALLOC_FAILED`). Never on the CPU, where a failed
+/// allocation aborts the process and the memory guard is what stops the run.
+fn is_device_oom(e: &Error, device: &Device) -> bool {
+    !device.is_cpu() && says_out_of_memory(e)
+}
+
+fn says_out_of_memory(e: &Error) -> bool {
+    let Error::Candle(c) = e else { return false };
+    let text = c.to_string().to_ascii_lowercase();
+    ["out of memory", "out_of_memory", "alloc_failed"]
+        .iter()
+        .any(|s| text.contains(s))
+}
+
+/// The estimate's view of `model` and the optimizer's tensors.
+fn model_shape(model: &mut CausalLm, opt: &AdamW, lora: bool) -> ModelShape {
+    let json: serde_json::Value = serde_json::from_str(&model.config_json()).unwrap_or_default();
+    let field = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| json.get(*k)?.as_u64())
+            .map(|v| v as usize)
+    };
+    let (layers, hidden, vocab) = (model.num_layers(), model.hidden_size(), model.vocab_size());
+    let bytes = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+    let trainable_bytes: u64 = opt.vars().map(|(_, v)| bytes(v.as_tensor())).sum();
+    let weight_bytes = if lora {
+        let linears = model.linears_mut();
+        let elem = linears
+            .first()
+            .map_or(4, |(_, l)| l.weight().dtype().size_in_bytes());
+        let projections: u64 = linears.iter().map(|(_, l)| bytes(l.weight())).sum();
+        // The embedding is not a projection; an untied LM head is left out (the count errs low).
+        projections + (vocab * hidden * elem) as u64 + trainable_bytes
+    } else {
+        trainable_bytes
+    };
+    ModelShape {
+        layers,
+        hidden,
+        intermediate: field(&["intermediate_size", "n_inner"]).unwrap_or(4 * hidden),
+        heads: field(&["num_attention_heads", "n_head"]).unwrap_or(1),
+        vocab,
+        weight_bytes,
+        trainable_bytes,
+    }
+}
+
+/// The memory limit and the probe that reads the process's peak resident memory (MiB).
+struct Guard<'a> {
+    limit_mib: Option<u64>,
+    peak_mib: &'a mut dyn FnMut() -> Option<u64>,
+    /// The first forward pass of this process has been checked.
+    checked_forward: bool,
+}
+
+impl Guard<'_> {
+    /// `(peak, limit)` when the peak is over the limit.
+    fn over(&mut self) -> Option<(u64, u64)> {
+        let limit = self.limit_mib?;
+        let peak = (self.peak_mib)()?;
+        (peak > limit).then_some((peak, limit))
+    }
 }
 
 /// Restores trainable tensors and optimizer moments from a checkpoint directory.
@@ -333,22 +468,134 @@ impl Metrics {
     }
 }
 
+/// What the micro-batches of one step add up to.
+struct StepLoss {
+    sum: f32,
+    count: f32,
+    tokens: usize,
+}
+
+/// Forward and backward passes over the `grad_accum` micro-batches of optimizer step
+/// `step + 1` (0-based `step`), adding the gradients to `acc`. Stops on a non-finite loss and,
+/// on the first forward pass of the process, when memory is over the limit.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the loop's state, passed once per step; a struct would only rename it"
+)]
+fn accumulate(
+    cfg: &SftConfig,
+    model: &mut CausalLm,
+    opt: &AdamW,
+    acc: &mut GradAccumulator,
+    set: &[Tokenized],
+    pad_id: u32,
+    step: usize,
+    guard: &mut Guard<'_>,
+    last_checkpoint: Option<&Path>,
+) -> Result<StepLoss> {
+    let device = model.device().clone();
+    let mut out = StepLoss {
+        sum: 0.0,
+        count: 0.0,
+        tokens: 0,
+    };
+    for j in 0..cfg.grad_accum {
+        let idx = micro_batch(
+            step * cfg.grad_accum + j,
+            cfg.batch_size,
+            set.len(),
+            cfg.seed,
+        );
+        let batch: Vec<&Tokenized> = idx.iter().map(|&i| &set[i]).collect();
+        out.tokens += batch.iter().map(|b| b.ids.len()).sum::<usize>();
+        let (inputs, ids, mask) = collate(&batch, pad_id, &device)?;
+        if cfg.lora_rank > 0 && cfg.lora_dropout > 0.0 {
+            lora::reseed_dropout(model, step as u64, j as u64)?;
+        }
+        let logits = model.forward(&inputs, None)?;
+        let (sum, count) = masked_nll(&logits, &ids, &mask)?;
+        // Each micro-batch contributes its mean, averaged over the accumulation.
+        let loss = (sum.clone() / (count.max(1.0) as f64 * cfg.grad_accum as f64))?;
+        let value = sum.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Err(Error::NonFiniteLoss {
+                step: step + 1,
+                loss: value,
+                last_checkpoint: last_checkpoint.map(Path::to_path_buf),
+            });
+        }
+        // The activations are alive here and the backward pass will add as much again, so a
+        // run that is already over the limit stops before it is killed.
+        if !guard.checked_forward {
+            guard.checked_forward = true;
+            if let Some((used, limit)) = guard.over() {
+                return Err(Error::OutOfMemory {
+                    step: step + 1,
+                    check: MemoryCheck::FirstForward,
+                    used_mib: Some(used),
+                    limit_mib: Some(limit),
+                    last_checkpoint: last_checkpoint.map(Path::to_path_buf),
+                    hint: memory_hint(cfg, MemoryCheck::FirstForward),
+                });
+            }
+        }
+        out.sum += value;
+        out.count += count;
+        acc.add(opt.vars().map(|(_, v)| v), &loss.backward()?)?;
+    }
+    Ok(out)
+}
+
 /// Runs (or resumes) supervised fine-tuning as configured.
 pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
+    train_with(cfg, opts, &mut || memory::resident().map(|r| r.peak_mib))
+}
+
+/// [`train`] with the probe of peak resident memory (MiB) given, so tests can stand in for
+/// `/proc/self/status`.
+fn train_with(
+    cfg: &SftConfig,
+    opts: &TrainOptions,
+    peak_mib: &mut dyn FnMut() -> Option<u64>,
+) -> Result<Summary> {
     cfg.validate()?;
+    // Read before the model is loaded: what the process holds now plus what is available is
+    // what it can grow to.
+    let limit_mib = cfg.memory_limit_mib.or_else(memory::default_limit_mib);
+    let mut guard = Guard {
+        limit_mib,
+        peak_mib,
+        checked_forward: false,
+    };
     let device = crate::device(&cfg.device)?;
     let out = &cfg.output_dir;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     std::fs::write(out.join("config.toml"), cfg.to_toml())
         .map_err(|e| Error::io(out.join("config.toml"), e))?;
 
+    let ckpt_dir = out.join("checkpoints");
+    let newest = cfg.resume.then(|| checkpoints(&ckpt_dir).pop()).flatten();
     let Setup {
         mut model,
         tokenizer,
         vars,
         lora,
         full,
-    } = setup(cfg, &device)?;
+    } = match setup(cfg, &device) {
+        Ok(s) => s,
+        // A model too large for the accelerator fails here, before any step.
+        Err(e) if is_device_oom(&e, &device) => {
+            return Err(Error::OutOfMemory {
+                step: newest.as_ref().map_or(0, |(s, _)| *s) + 1,
+                check: MemoryCheck::Device,
+                used_mib: None,
+                limit_mib: None,
+                last_checkpoint: newest.map(|(_, p)| p),
+                hint: memory_hint(cfg, MemoryCheck::Device),
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let (train_set, train_report) = tokenize_all(&cfg.train_data, cfg, &tokenizer)?;
     if train_set.is_empty() {
         return Err(Error::Data {
@@ -378,14 +625,34 @@ pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
         weight_decay: cfg.weight_decay,
     };
     let mut opt = AdamW::new(vars, params)?;
-    let ckpt_dir = out.join("checkpoints");
-    let mut last_checkpoint = None;
+    let mut ckpts = Checkpoints {
+        dir: ckpt_dir,
+        lora: lora.is_some(),
+        keep: cfg.keep_last,
+        last: None,
+        last_step: 0,
+    };
     let mut start = 0;
-    if cfg.resume
-        && let Some((_, newest)) = checkpoints(&ckpt_dir).pop()
-    {
+    if let Some((_, newest)) = newest {
         start = restore(&newest, &mut opt, &device)?;
-        last_checkpoint = Some(newest);
+        ckpts.last = Some(newest);
+        ckpts.last_step = start;
+    }
+    if let Some(limit) = limit_mib {
+        // The longest batch the data can form; `max_len` already cut every example.
+        let seq = train_set.iter().map(|t| t.ids.len()).max().unwrap_or(2);
+        let shape = model_shape(&mut model, &opt, lora.is_some());
+        let need = Estimate::new(&shape, cfg.batch_size, seq.max(2)).total_mib();
+        if need > limit {
+            return Err(Error::OutOfMemory {
+                step: start + 1,
+                check: MemoryCheck::Estimate,
+                used_mib: Some(need),
+                limit_mib: Some(limit),
+                last_checkpoint: ckpts.last.clone(),
+                hint: memory_hint(cfg, MemoryCheck::Estimate),
+            });
+        }
     }
     let mut metrics = Metrics::open(out.join("metrics.jsonl"))?;
     let bar = if opts.progress {
@@ -416,46 +683,67 @@ pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
         );
         opt.params.lr = lr;
         let mut acc = GradAccumulator::default();
-        let (mut loss_sum, mut loss_count) = (0f32, 0f32);
-        for j in 0..cfg.grad_accum {
-            let idx = micro_batch(
-                step * cfg.grad_accum + j,
-                cfg.batch_size,
-                train_set.len(),
-                cfg.seed,
-            );
-            let batch: Vec<&Tokenized> = idx.iter().map(|&i| &train_set[i]).collect();
-            tokens_seen += batch.iter().map(|b| b.ids.len()).sum::<usize>();
-            let (inputs, ids, mask) = collate(&batch, tokenizer.pad_id, &device)?;
-            let logits = model.forward(&inputs, None)?;
-            let (sum, count) = masked_nll(&logits, &ids, &mask)?;
-            // Each micro-batch contributes its mean, averaged over the accumulation.
-            let loss = (sum.clone() / (count.max(1.0) as f64 * cfg.grad_accum as f64))?;
-            let value = sum.to_scalar::<f32>()?;
-            if !value.is_finite() {
+        let accumulated = accumulate(
+            cfg,
+            &mut model,
+            &opt,
+            &mut acc,
+            &train_set,
+            tokenizer.pad_id,
+            step,
+            &mut guard,
+            ckpts.last.as_deref(),
+        )
+        .and_then(|l| {
+            let grad_norm = acc.norm()?;
+            if cfg.grad_clip > 0.0 && grad_norm > cfg.grad_clip {
+                acc.scale(cfg.grad_clip / (grad_norm + 1e-6))?;
+            }
+            Ok((l, grad_norm))
+        });
+        let (step_loss, grad_norm) = match accumulated {
+            Ok(v) => v,
+            Err(e) => {
                 bar.abandon();
-                return Err(Error::NonFiniteLoss {
+                if !is_device_oom(&e, &device) {
+                    return Err(e);
+                }
+                // The parameters are still those of `step`: they can be saved.
+                return Err(Error::OutOfMemory {
                     step: step + 1,
-                    loss: value,
-                    last_checkpoint,
+                    check: MemoryCheck::Device,
+                    used_mib: None,
+                    limit_mib: None,
+                    last_checkpoint: ckpts.for_stop(step, &opt),
+                    hint: memory_hint(cfg, MemoryCheck::Device),
                 });
             }
-            loss_sum += value;
-            loss_count += count;
-            acc.add(opt.vars().map(|(_, v)| v), &loss.backward()?)?;
+        };
+        if let Err(e) = opt.step(&acc.take()) {
+            bar.abandon();
+            if !is_device_oom(&e, &device) {
+                return Err(e);
+            }
+            // Some tensors may already hold the new values: only an older checkpoint is whole.
+            return Err(Error::OutOfMemory {
+                step: step + 1,
+                check: MemoryCheck::Device,
+                used_mib: None,
+                limit_mib: None,
+                last_checkpoint: ckpts.last.clone(),
+                hint: memory_hint(cfg, MemoryCheck::Device),
+            });
         }
-        let grad_norm = acc.norm()?;
-        if cfg.grad_clip > 0.0 && grad_norm > cfg.grad_clip {
-            acc.scale(cfg.grad_clip / (grad_norm + 1e-6))?;
-        }
-        opt.step(&acc.take())?;
         step += 1;
-        last_loss = loss_sum / loss_count.max(1.0);
+        tokens_seen += step_loss.tokens;
+        last_loss = step_loss.sum / step_loss.count.max(1.0);
         let secs = t0.elapsed().as_secs_f64();
         let tok_s = tokens_seen as f64 / secs.max(1e-9);
+        let peak_rss_mib = memory::resident().map(|r| r.peak_mib);
         metrics.write(
             serde_json::json!({"step": step, "loss": last_loss, "lr": lr, "grad_norm": grad_norm,
-            "tokens": tokens_seen, "tokens_per_s": tok_s, "elapsed_s": secs}),
+            "tokens": tokens_seen, "tokens_per_s": tok_s, "elapsed_s": secs,
+            "peak_rss_mib": peak_rss_mib}),
         )?;
         bar.set_position(step as u64);
         bar.set_message(format!("loss {last_loss:.4} | {tok_s:.0} tok/s"));
@@ -463,7 +751,21 @@ pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
             && (step % cfg.eval_every == 0 || step == cfg.max_steps)
         {
             model.set_training(false);
-            let e = eval_loss(&model, set, cfg.batch_size, tokenizer.pad_id, &device)?;
+            let e = match eval_loss(&model, set, cfg.batch_size, tokenizer.pad_id, &device) {
+                Ok(e) => e,
+                Err(e) if is_device_oom(&e, &device) => {
+                    bar.abandon();
+                    return Err(Error::OutOfMemory {
+                        step,
+                        check: MemoryCheck::Device,
+                        used_mib: None,
+                        limit_mib: None,
+                        last_checkpoint: ckpts.for_stop(step, &opt),
+                        hint: memory_hint(cfg, MemoryCheck::Device),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
             model.set_training(true);
             last_eval = Some(e);
             metrics.write(serde_json::json!({"step": step, "eval_loss": e}))?;
@@ -475,16 +777,26 @@ pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
                 return Err(Error::NonFiniteLoss {
                     step,
                     loss: f32::NAN,
-                    last_checkpoint,
+                    last_checkpoint: ckpts.last,
                 });
             }
-            last_checkpoint = Some(save_checkpoint(
-                &ckpt_dir,
+            ckpts.save(step, &opt)?;
+        }
+        // After the eval and the checkpoint, so their memory counts too. Not after the last
+        // step: the work is done, and writing the final weights needs no more than the
+        // checkpoint just written.
+        if step < cfg.max_steps
+            && let Some((used, limit)) = guard.over()
+        {
+            bar.abandon();
+            return Err(Error::OutOfMemory {
                 step,
-                &opt,
-                lora.is_some(),
-                cfg.keep_last,
-            )?);
+                check: MemoryCheck::AfterStep,
+                used_mib: Some(used),
+                limit_mib: Some(limit),
+                last_checkpoint: ckpts.for_stop(step, &opt),
+                hint: memory_hint(cfg, MemoryCheck::AfterStep),
+            });
         }
         if opts.stop_after == Some(step) && step < cfg.max_steps {
             bar.abandon();
@@ -492,9 +804,10 @@ pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
                 steps: step,
                 last_loss,
                 eval_loss: last_eval,
-                last_checkpoint,
+                last_checkpoint: ckpts.last,
                 final_dir: None,
                 resumed_from: start,
+                memory_limit_mib: limit_mib,
             });
         }
     }
@@ -520,9 +833,10 @@ pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
         steps: step,
         last_loss,
         eval_loss: last_eval,
-        last_checkpoint,
+        last_checkpoint: ckpts.last,
         final_dir: Some(final_dir),
         resumed_from: start,
+        memory_limit_mib: limit_mib,
     })
 }
 
@@ -543,6 +857,149 @@ mod tests {
                 .flat_map(|k| micro_batch(k, 2, n, 8))
                 .collect::<Vec<_>>(),
             epoch0
+        );
+    }
+
+    /// A LoRA run on a tiny GPT-2 written to `dir` (the integration tests' setup, in small).
+    fn tiny_lora_run(dir: &Path) -> SftConfig {
+        let model_json = r#"{"model_type": "gpt2", "vocab_size": 272, "n_positions": 64,
+            "n_embd": 32, "n_layer": 2, "n_head": 4, "layer_norm_epsilon": 1e-5}"#;
+        let (_, vm) = crate::load::hf::random_model(model_json, 3, &Device::Cpu).expect("model");
+        let tensors = crate::load::hf::varmap_tensors(&vm).expect("tensors");
+        let tok = crate::load::tokenizer::tiny_tokenizer_json(&["<|endoftext|>"]);
+        crate::load::hf::save(&dir.join("model"), model_json, &tensors, Some(&tok)).expect("save");
+        let data: String = (0..8)
+            .map(|i| format!("{{\"prompt\": \"q{i}\", \"completion\": \"a{i}\"}}\n"))
+            .collect();
+        std::fs::write(dir.join("train.jsonl"), data).expect("data");
+        let text = format!(
+            "model = {:?}\ntrain_data = {:?}\noutput_dir = {:?}\nbatch_size = 2\nmax_steps = 6\n\
+             lr = 1e-2\nsave_every = 100\nlora_rank = 4\nlora_targets = [\"c_attn\"]\n\
+             lora_dropout = 0.1\nmemory_limit_mib = 1000\n",
+            dir.join("model"),
+            dir.join("train.jsonl"),
+            dir.join("run"),
+        );
+        SftConfig::from_toml(&text, Path::new("test.toml")).expect("config")
+    }
+
+    fn adapter(run: &Path) -> HashMap<String, Tensor> {
+        candle_core::safetensors::load(run.join("final/adapter_model.safetensors"), &Device::Cpu)
+            .expect("adapter")
+    }
+
+    #[test]
+    fn memory_over_the_limit_after_a_step_writes_that_step_and_resuming_from_it_is_exact() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = tiny_lora_run(dir.path());
+        // Probe calls: the first forward pass, then one after each step. The peak "jumps"
+        // to 5000 MiB after step 3; no checkpoint is due until the end (save_every = 100).
+        let mut calls = 0;
+        let mut probe = || {
+            calls += 1;
+            Some(if calls >= 4 { 5000 } else { 10 })
+        };
+        let err = train_with(&cfg, &TrainOptions::default(), &mut probe).expect_err("stops");
+        let msg = err.to_string();
+        let Error::OutOfMemory {
+            step,
+            check,
+            used_mib,
+            limit_mib,
+            last_checkpoint,
+            ..
+        } = err
+        else {
+            panic!("unexpected error: {msg}")
+        };
+        assert_eq!(
+            (step, check, used_mib, limit_mib),
+            (3, MemoryCheck::AfterStep, Some(5000), Some(1000)),
+            "{msg}"
+        );
+        let ckpt = last_checkpoint.expect("a checkpoint of step 3 was written");
+        assert_eq!(ckpt, cfg.output_dir.join("checkpoints/step-00000003"));
+        assert!(
+            msg.contains("peak resident memory 5000 MiB after step 3")
+                && msg.contains("limit of 1000 MiB")
+                && msg.contains(&ckpt.display().to_string())
+                && msg.contains("lower lora_rank (now 4)")
+                && msg.contains("raise memory_limit_mib"),
+            "{msg}"
+        );
+        // Resuming from it (the real probe, the same limit) ends bit-identical to a run that
+        // never stopped, dropout included.
+        let resumed = train(&cfg, &TrainOptions::default()).expect("resumed");
+        assert_eq!(resumed.resumed_from, 3);
+        let after_stop = adapter(&cfg.output_dir);
+        cfg.output_dir = dir.path().join("straight");
+        train(&cfg, &TrainOptions::default()).expect("straight");
+        let straight = adapter(&cfg.output_dir);
+        for (k, t) in &straight {
+            let (a, b) = (
+                t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("a"),
+                after_stop[k]
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .expect("b"),
+            );
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{k} differs"
+            );
+        }
+    }
+
+    #[test]
+    fn a_peak_over_the_limit_after_the_last_step_still_finishes_the_run() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = tiny_lora_run(dir.path());
+        cfg.max_steps = 1;
+        let mut calls = 0;
+        let mut probe = || {
+            calls += 1;
+            Some(if calls >= 2 { 5000 } else { 10 })
+        };
+        let s = train_with(&cfg, &TrainOptions::default(), &mut probe).expect("finishes");
+        assert!(s.final_dir.is_some_and(|d| d.exists()));
+    }
+
+    #[test]
+    fn only_an_accelerators_out_of_memory_error_becomes_out_of_memory() {
+        let cuda = Error::Candle(candle_core::Error::Msg(
+            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
+        ));
+        assert!(says_out_of_memory(&cuda));
+        assert!(!is_device_oom(&cuda, &Device::Cpu), "never on the CPU");
+        let shape = Error::Candle(candle_core::Error::Msg("shape mismatch".into()));
+        assert!(!says_out_of_memory(&shape));
+        assert!(says_out_of_memory(&Error::Candle(candle_core::Error::Msg(
+            "cublas: CUBLAS_STATUS_ALLOC_FAILED".into()
+        ))));
+        assert!(!says_out_of_memory(&Error::InvalidArgument(
+            "out of memory".into()
+        )));
+        let cfg = SftConfig::from_toml(
+            "model = \"m\"\ntrain_data = \"t\"\noutput_dir = \"o\"\nlora_rank = 8\n",
+            Path::new("t.toml"),
+        )
+        .expect("config");
+        let e = Error::OutOfMemory {
+            step: 7,
+            check: MemoryCheck::Device,
+            used_mib: None,
+            limit_mib: None,
+            last_checkpoint: None,
+            hint: memory_hint(&cfg, MemoryCheck::Device),
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("device could not allocate during step 7")
+                && msg.contains("No usable checkpoint")
+                && msg.contains("lower batch_size (now 8")
+                && msg.contains("lower lora_rank (now 8)")
+                && !msg.contains("memory_limit_mib"),
+            "{msg}"
         );
     }
 
