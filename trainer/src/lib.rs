@@ -9,6 +9,8 @@
 //!   ([`load::gguf`]), tokenizers and chat templates ([`load::tokenizer`]).
 //! - [`generate`]: batched decoding with left padding, KV cache, sampling and log-probs.
 //! - [`loss`]: the completion-only next-token loss (fused on the CPU).
+//! - [`ops`]: fused CPU kernels with backward passes: layer norm, RMSNorm, GELU, SwiGLU,
+//!   the masked attention softmax.
 //! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.
 //! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, loop, checkpoints,
 //!   the memory guard.
@@ -42,6 +44,7 @@ pub mod load;
 pub mod lora;
 pub mod loss;
 pub mod models;
+pub mod ops;
 pub mod optim;
 pub mod sft;
 

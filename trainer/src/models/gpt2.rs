@@ -1,15 +1,16 @@
 //! GPT-2: learned positions, pre-norm blocks, fused QKV, GELU (tanh form), tied LM head.
 //!
 //! HF stores GPT-2's projections as `Conv1D` weights of shape `(in, out)`; they are
-//! transposed on load (a view, so gradients reach the stored variable). Layer norm
-//! is `layer_norm_slow`, the differentiable composed form.
+//! transposed on load (a view, so gradients reach the stored variable). Layer norm and
+//! GELU are the project's fused ops ([`crate::ops`]), which have backward passes.
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::{Inputs, KvCache, attention, attention_bias};
+use super::{Inputs, KvCache, attention};
 use crate::lora::LoraLinear;
+use crate::ops;
 
 fn default_eps() -> f64 {
     1e-5
@@ -59,7 +60,7 @@ impl Norm {
         })
     }
     fn forward(&self, x: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-        candle_nn::ops::layer_norm_slow(x, &self.weight, &self.bias, eps as f32)
+        crate::ops::layer_norm(x, &self.weight, &self.bias, eps)
     }
 }
 
@@ -137,7 +138,7 @@ impl Model {
         if self.cfg.activation_function == "gelu" {
             x.gelu_erf()
         } else {
-            x.gelu()
+            crate::ops::gelu_tanh(x)
         }
     }
 
@@ -147,31 +148,33 @@ impl Model {
         inputs: &Inputs,
         mut cache: Option<&mut KvCache>,
     ) -> candle_core::Result<Tensor> {
-        let past = cache.as_ref().map_or(0, |c| c.seq_len());
         let (b, t) = inputs.ids.dims2()?;
         let (d, nh) = (self.cfg.n_embd, self.cfg.n_head);
         let hd = d / nh;
-        let bias = attention_bias(inputs, past)?;
         let tok = self.wte.index_select(&inputs.ids.flatten_all()?, 0)?;
         let pos = self.wpe.index_select(&inputs.positions.flatten_all()?, 0)?;
         let mut x = (tok + pos)?.reshape((b, t, d))?;
         let eps = self.cfg.layer_norm_epsilon;
         for (i, l) in self.h.iter().enumerate() {
             let qkv = l.c_attn.forward(&l.ln_1.forward(&x, eps)?)?; // (b, t, 3d)
-            let split = |j: usize| -> candle_core::Result<Tensor> {
-                qkv.narrow(2, j * d, d)?
-                    .reshape((b, t, nh, hd))?
+            let y = if cache.is_none() && ops::attention::fusable(&[&qkv]) {
+                ops::attention::attention_packed(&qkv, nh, inputs.key_mask.as_ref())?
+            } else {
+                let split = |j: usize| -> candle_core::Result<Tensor> {
+                    qkv.narrow(2, j * d, d)?
+                        .reshape((b, t, nh, hd))?
+                        .transpose(1, 2)?
+                        .contiguous()
+                };
+                let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+                let (k, v) = match cache.as_deref_mut() {
+                    Some(c) => c.append(i, k, v)?,
+                    None => (k, v),
+                };
+                attention(&q, &k, &v, inputs.key_mask.as_ref())?
                     .transpose(1, 2)?
-                    .contiguous()
+                    .reshape((b, t, d))?
             };
-            let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-            let (k, v) = match cache.as_deref_mut() {
-                Some(c) => c.append(i, k, v)?,
-                None => (k, v),
-            };
-            let y = attention(&q, &k, &v, bias.as_ref())?
-                .transpose(1, 2)?
-                .reshape((b, t, d))?;
             x = (x + l.attn_c_proj.forward(&y)?)?;
             let m = self.act(&l.c_fc.forward(&l.ln_2.forward(&x, eps)?)?)?;
             x = (&x + l.mlp_c_proj.forward(&m)?)?;

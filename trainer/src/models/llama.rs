@@ -7,8 +7,9 @@ use candle_core::{D, DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::{Inputs, KvCache, attention, attention_bias, rms_norm};
+use super::{Inputs, KvCache, attention};
 use crate::lora::LoraLinear;
+use crate::ops::{self, rms_norm, silu_mul};
 
 fn default_eps() -> f64 {
     1e-6
@@ -156,14 +157,32 @@ impl Attention {
         &self,
         x: &Tensor,
         rope: &(Tensor, Tensor),
-        bias: Option<&Tensor>,
+        key_mask: Option<&Tensor>,
         cache: Option<(&mut KvCache, usize)>,
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
+        let (q, k, v) = (
+            self.q_proj.forward(x)?,
+            self.k_proj.forward(x)?,
+            self.v_proj.forward(x)?,
+        );
+        if cache.is_none() && ops::attention::fusable(&[&q, &k, &v]) {
+            let rope = ops::attention::Rope::new(&rope.0, &rope.1)?;
+            let y = ops::attention::attention_split(
+                &q,
+                &k,
+                &v,
+                self.heads,
+                self.kv_heads,
+                key_mask,
+                Some(rope),
+            )?;
+            return self.o_proj.forward(&y);
+        }
         let split = |y: Tensor, n: usize| y.reshape((b, t, n, self.head_dim))?.transpose(1, 2);
-        let q = split(self.q_proj.forward(x)?, self.heads)?.contiguous()?; // (b, h, t, hd)
-        let k = split(self.k_proj.forward(x)?, self.kv_heads)?.contiguous()?; // (b, kv, t, hd)
-        let v = split(self.v_proj.forward(x)?, self.kv_heads)?.contiguous()?;
+        let q = split(q, self.heads)?.contiguous()?; // (b, h, t, hd)
+        let k = split(k, self.kv_heads)?.contiguous()?; // (b, kv, t, hd)
+        let v = split(v, self.kv_heads)?.contiguous()?;
         let q = apply_rope(&q, &rope.0, &rope.1)?;
         let k = apply_rope(&k, &rope.0, &rope.1)?;
         let (k, v) = match cache {
@@ -181,7 +200,7 @@ impl Attention {
                 .reshape((b, kv * rep, s, hd))
         };
         let (k, v) = (repeat(k)?, repeat(v)?);
-        let y = attention(&q, &k, &v, bias)?; // (b, h, t, hd)
+        let y = attention(&q, &k, &v, key_mask)?; // (b, h, t, hd)
         let y = y
             .transpose(1, 2)?
             .reshape((b, t, self.heads * self.head_dim))?;
@@ -206,8 +225,8 @@ impl Mlp {
         })
     }
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let g = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&(g * self.up_proj.forward(x)?)?)
+        let g = silu_mul(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
+        self.down_proj.forward(&g)
     }
 }
 
@@ -288,9 +307,7 @@ impl Model {
         inputs: &Inputs,
         mut cache: Option<&mut KvCache>,
     ) -> candle_core::Result<Tensor> {
-        let past = cache.as_ref().map_or(0, |c| c.seq_len());
         let (b, t) = inputs.ids.dims2()?;
-        let bias = attention_bias(inputs, past)?;
         let rope = rope_tables(
             &inputs.positions,
             self.cfg.head_dim(),
@@ -304,7 +321,9 @@ impl Model {
         for (i, l) in self.layers.iter().enumerate() {
             let h = rms_norm(&x, &l.input_layernorm, eps)?;
             let c = cache.as_deref_mut().map(|c| (c, i));
-            x = (x + l.self_attn.forward(&h, &rope, bias.as_ref(), c)?)?;
+            x = (x + l
+                .self_attn
+                .forward(&h, &rope, inputs.key_mask.as_ref(), c)?)?;
             let h = rms_norm(&x, &l.post_attention_layernorm, eps)?;
             x = (&x + l.mlp.forward(&h)?)?;
         }

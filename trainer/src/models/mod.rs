@@ -3,8 +3,10 @@
 //! The models follow candle-transformers' structure (a serde `Config` read from HF
 //! `config.json`, `Model::new(cfg, vb)` reaching tensors through `vb.pp(..)` with HF
 //! checkpoint names) but every projection is a [`LoraLinear`] and every op in the
-//! graph has a backward pass: RMSNorm, RoPE, softmax and layer norm are composed from
-//! tensor ops, because candle-nn's fused versions silently drop gradients.
+//! graph has a backward pass: candle-nn's fused RMSNorm, RoPE, softmax and layer norm
+//! silently drop gradients, so norms, activations and the attention softmax are the
+//! project's own fused CPU ops with hand-written backward passes ([`crate::ops`],
+//! composed candle ops on other devices), and RoPE is composed from tensor ops.
 //!
 //! All models take the same [`Inputs`]: token ids, explicit positions and a key mask,
 //! which is what left-padded batches and the KV cache need.
@@ -13,7 +15,7 @@ pub mod gpt2;
 pub mod heads;
 pub mod llama;
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{D, Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::lora::{LoraLinear, LoraTarget};
@@ -119,54 +121,18 @@ impl KvCache {
     }
 }
 
-/// Additive attention bias `(b, 1, t, past + t)`: 0 where a query may attend, −1e9 elsewhere
-/// (causal, and never to padding). A large finite value keeps fully masked pad rows finite.
-pub(crate) fn attention_bias(inputs: &Inputs, past: usize) -> candle_core::Result<Option<Tensor>> {
-    let (b, t) = inputs.ids.dims2()?;
-    let k = past + t;
-    if t == 1 && inputs.key_mask.is_none() {
-        return Ok(None);
-    }
-    let dev = inputs.ids.device();
-    let causal: Vec<f32> = (0..t)
-        .flat_map(|i| (0..k).map(move |j| if j <= past + i { 1.0 } else { 0.0 }))
-        .collect();
-    let allowed = Tensor::from_vec(causal, (1, 1, t, k), dev)?;
-    let allowed = match &inputs.key_mask {
-        None => allowed.broadcast_as((b, 1, t, k))?,
-        Some(m) => allowed.broadcast_mul(&m.reshape((b, 1, 1, k))?)?,
-    };
-    Ok(Some(((allowed - 1.0)? * 1e9)?))
-}
-
-/// RMSNorm from tensor ops (differentiable): `x / sqrt(mean(x²) + eps) · w`.
-pub(crate) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    let dt = x.dtype();
-    let x = x.to_dtype(DType::F32)?;
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    let x = x.broadcast_div(&(ms + eps)?.sqrt()?)?;
-    x.to_dtype(dt)?.broadcast_mul(w)
-}
-
-/// Softmax over the last dimension from tensor ops (differentiable).
-pub(crate) fn softmax(x: &Tensor) -> candle_core::Result<Tensor> {
-    candle_nn::ops::softmax(x, D::Minus1)
-}
-
-/// Scaled dot-product attention with an additive bias; q `(b,h,t,d)`, k/v `(b,h,s,d)`.
+/// Scaled dot-product attention, causal and never attending padding keys (`key_mask`,
+/// `(b, past + t)`); q `(b,h,t,d)`, k/v `(b,h,s,d)`. The scale, masks and softmax are one
+/// fused op ([`crate::ops::masked_softmax`]).
 pub(crate) fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    bias: Option<&Tensor>,
+    key_mask: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
     let d = q.dim(D::Minus1)?;
-    let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?;
-    let scores = match bias {
-        Some(b) => scores.broadcast_add(b)?,
-        None => scores,
-    };
-    softmax(&scores)?.matmul(v)
+    let scores = q.matmul(&k.t()?)?;
+    crate::ops::masked_softmax(&scores, 1.0 / (d as f64).sqrt(), key_mask)?.matmul(v)
 }
 
 /// A causal language model of any supported family.

@@ -1,0 +1,143 @@
+//! A bounds-checked matrix product on strided f32 views, over the `gemm` crate.
+//!
+//! `gemm` is the kernel library candle's CPU matmul already runs on (so it adds no
+//! code to the build); calling it directly lets the fused attention multiply strided
+//! views of its inputs, one head at a time, without building a tensor per head.
+
+/// A read-only strided matrix: element `(i, j)` is `data[i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+pub(super) struct Mat<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) rs: usize,
+    pub(super) cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major `rows × cols` matrix whose rows are `rs` apart.
+    pub(super) fn rows(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
+    }
+
+    /// The transpose (a view).
+    pub(super) fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst (m × n, row-major, rows dst_rs apart) = [dst +] a · b`, single-threaded (callers
+/// parallelise over heads).
+///
+/// # Panics
+/// When the shapes disagree or a view reaches outside its slice.
+#[allow(
+    unsafe_code,
+    reason = "gemm's entry point takes raw pointers; the views are bounds-checked here"
+)]
+pub(super) fn matmul(dst: &mut [f32], dst_rs: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "inner dimensions differ");
+    let out = Mat::rows(dst, m, n, dst_rs);
+    assert!(
+        a.in_bounds() && b.in_bounds() && out.in_bounds(),
+        "matrix view out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                dst[i * dst_rs..i * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: every element gemm reads or writes lies inside its slice (checked above);
+    // `dst` is borrowed mutably, so it cannot overlap `a` or `b`; strides fit in isize
+    // because the offsets they produce index existing slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_products_equal_the_naive_ones() {
+        // a: 3×4 inside rows of 6; b: 4×2 given as the transpose of a 2×4 block.
+        let a_data: Vec<f32> = (0..18).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let bt_data: Vec<f32> = (0..8).map(|i| (i as f32).sin()).collect();
+        let a = Mat::rows(&a_data, 3, 4, 6);
+        let b = Mat::rows(&bt_data, 2, 4, 4).t();
+        let mut dst = vec![1.0f32; 3 * 5];
+        matmul(&mut dst, 5, a, b, true);
+        for i in 0..3 {
+            for j in 0..2 {
+                let want: f32 = 1.0
+                    + (0..4)
+                        .map(|p| a_data[i * 6 + p] * bt_data[j * 4 + p])
+                        .sum::<f32>();
+                assert!((dst[i * 5 + j] - want).abs() < 1e-5);
+            }
+            // Columns outside the product are untouched.
+            assert_eq!(&dst[i * 5 + 2..i * 5 + 5], &[1.0, 1.0, 1.0]);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn a_view_past_its_slice_panics() {
+        let a = vec![0f32; 5];
+        let mut dst = vec![0f32; 4];
+        matmul(
+            &mut dst,
+            2,
+            Mat::rows(&a, 2, 3, 3),
+            Mat::rows(&a, 3, 2, 1),
+            false,
+        );
+    }
+}
