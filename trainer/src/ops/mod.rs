@@ -21,7 +21,7 @@
 
 pub mod act;
 pub mod attention;
-mod fastmath;
+pub(crate) mod fastmath;
 mod gemm;
 pub mod norm;
 pub mod softmax;
@@ -59,7 +59,7 @@ fn f32_slice<'a>(
 }
 
 /// Read access to a CPU f32 tensor's data inside a backward pass, without copying it.
-struct View<'a> {
+pub(crate) struct View<'a> {
     guard: StorageRef<'a>,
     start: usize,
     end: usize,
@@ -67,7 +67,7 @@ struct View<'a> {
 
 impl<'a> View<'a> {
     /// `t` must be contiguous (callers pass `.contiguous()?` results).
-    fn new(t: &'a Tensor) -> candle_core::Result<Self> {
+    pub(crate) fn new(t: &'a Tensor) -> candle_core::Result<Self> {
         let (guard, layout) = t.storage_and_layout();
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("fused op: expects a contiguous tensor")
@@ -75,7 +75,7 @@ impl<'a> View<'a> {
         Ok(Self { guard, start, end })
     }
 
-    fn slice(&self) -> candle_core::Result<&[f32]> {
+    pub(crate) fn slice(&self) -> candle_core::Result<&[f32]> {
         match &*self.guard {
             Storage::Cpu(CpuStorage::F32(v)) => Ok(&v[self.start..self.end]),
             _ => candle_core::bail!("fused op: expects a CPU f32 tensor"),
