@@ -19,6 +19,13 @@
 //! Everything runs on the CPU by default; the `cuda` feature enables candle's CUDA backend
 //! (`device = "cuda"`); the fused CPU ops fall back to composed tensor ops there.
 //!
+//! Training runs in f32 or, with `dtype = "bf16"` ([`sft::Precision`]), in bf16 mixed
+//! precision: weights (converted at load time, [`load::load_as`]) and activations in bf16;
+//! the loss, norm statistics, gradient sums, LoRA adapters and AdamW's master weights and
+//! moments in f32 ([`sft::train`](mod@sft::train) explains the design). bf16 saves memory;
+//! on the CPU it is slower than f32 (candle widens bf16 matmuls to f32, and the fused f32
+//! kernels do not apply).
+//!
 //! # Command line
 //! - `trainer generate --model PATH --prompt TEXT [--chat] [--max-new-tokens N]
 //!   [--temperature T] [--top-k K] [--top-p P] [--stop TEXT] [--seed S]`; `PATH` is an HF

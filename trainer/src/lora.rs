@@ -15,6 +15,10 @@
 //! A and B separately, as Rewarded Soups does, which is not the same as interpolating the
 //! products B·A).
 //!
+//! Adapters are always f32 [`Var`]s, also on a bf16 model: [`LoraLinear::forward`] casts
+//! them to the activations' dtype, so the variables the optimizer updates (and
+//! [`save`] writes) keep full precision, as PEFT's f32 adapters under autocast do.
+//!
 //! Dropout masks are drawn on the CPU from a seeded generator per adapter (candle's own
 //! RNG cannot be seeded). [`reseed_dropout`] restarts those generators from (seed, adapter,
 //! step, micro-batch), which is what makes a resumed SFT run with dropout exact.
@@ -134,7 +138,11 @@ impl LoraLinear {
             } else {
                 x
             };
-            let delta = x.matmul(&ad.a.t()?)?.matmul(&ad.b.t()?)?;
+            // Adapters are f32 variables (their own master copy); under bf16 they are cast
+            // to the activations' dtype here, and the gradient flows back through the cast
+            // to the f32 variable. A no-op for f32 activations.
+            let (a, b) = (ad.a.to_dtype(x.dtype())?, ad.b.to_dtype(x.dtype())?);
+            let delta = x.matmul(&a.t()?)?.matmul(&b.t()?)?;
             y = (y + (delta * ad.scale)?)?;
         }
         y.reshape(out_dims)

@@ -160,6 +160,9 @@ struct SftArgs {
     /// cpu, or cuda / cuda:N (builds with the `cuda` feature).
     #[arg(long)]
     device: Option<String>,
+    /// f32, or bf16 (mixed precision: bf16 weights and activations, f32 master weights).
+    #[arg(long)]
+    dtype: Option<String>,
     /// Resume from the newest checkpoint in the run directory.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     resume: Option<bool>,
@@ -221,6 +224,7 @@ impl SftArgs {
                     .map(|v| Value::Array(v.into_iter().map(Value::String).collect())),
             ),
             ("device", self.device.clone().map(Value::String)),
+            ("dtype", self.dtype.clone().map(Value::String)),
             ("resume", self.resume.map(Value::Boolean)),
             ("memory_limit_mib", int(self.memory_limit_mib)),
         ];

@@ -5,11 +5,22 @@
 //! bias-corrected `m̂`, `v̂`. It is re-implemented here only because candle-nn's optimizer
 //! keeps its moments and step count private, and resuming a run after a kill needs them.
 //! A test checks the two produce identical parameters.
+//!
+//! # Mixed precision
+//!
+//! A variable that is not f32 (a bf16 model's weights, in full fine-tuning) gets an f32
+//! *master copy*: the moments are f32, the update is applied to the master, and the
+//! variable receives the master's rounding to its own dtype. Without it, any update smaller
+//! than half a bf16 ulp of the weight (|Δθ| < 2⁻⁹|θ|, typical at fine-tuning learning rates)
+//! would round away and the weight would never move. The master is part of [`AdamW::state`],
+//! so a resumed run continues from the exact f32 values. [`GradAccumulator`] sums gradients
+//! in f32 for the same reason (bf16 sums over micro-batches lose the small ones). f32
+//! variables take the plain path: no copy, and the same arithmetic as before.
 
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -46,7 +57,12 @@ impl Default for AdamWParams {
 pub struct AdamW {
     names: Vec<String>,
     vars: Vec<Var>,
+    /// f32 master copies of the variables that are not f32 (`None` for f32 ones): the
+    /// weights the updates accumulate in, of which the variables hold the rounding.
+    master: Vec<Option<Tensor>>,
+    /// First moments, f32.
     m: Vec<Tensor>,
+    /// Second moments, f32.
     v: Vec<Tensor>,
     step: usize,
     /// Current hyper-parameters.
@@ -54,18 +70,28 @@ pub struct AdamW {
 }
 
 impl AdamW {
-    /// An optimizer over `vars`, sorted by name so the order is reproducible.
+    /// An optimizer over `vars`, sorted by name so the order is reproducible. Variables that
+    /// are not f32 get an f32 master copy (see the module docs).
     pub fn new(mut vars: Vec<(String, Var)>, params: AdamWParams) -> Result<Self> {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let m = vars
             .iter()
-            .map(|(_, v)| v.zeros_like())
+            .map(|(_, v)| Tensor::zeros(v.shape(), DType::F32, v.device()))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let master = vars
+            .iter()
+            .map(|(_, v)| {
+                (v.dtype() != DType::F32)
+                    .then(|| v.as_tensor().detach().to_dtype(DType::F32))
+                    .transpose()
+            })
             .collect::<candle_core::Result<Vec<_>>>()?;
         let v = m.clone();
         let (names, vars) = vars.into_iter().unzip();
         Ok(Self {
             names,
             vars,
+            master,
             m,
             v,
             step: 0,
@@ -83,7 +109,15 @@ impl AdamW {
         self.step
     }
 
+    /// Bytes of the optimizer's own tensors: moments and master copies.
+    pub fn state_bytes(&self) -> u64 {
+        let bytes = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+        self.m.iter().chain(&self.v).map(bytes).sum::<u64>()
+            + self.master.iter().flatten().map(bytes).sum::<u64>()
+    }
+
     /// Applies one update; `grads[i]` belongs to the i-th variable (`None`: left unchanged).
+    /// Gradients of any float dtype are taken in f32.
     pub fn step(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
         if grads.len() != self.vars.len() {
             return Err(Error::InvalidArgument(format!(
@@ -98,46 +132,74 @@ impl AdamW {
         let scale_v = 1.0 / (1.0 - p.beta2.powi(self.step as i32));
         for (i, g) in grads.iter().enumerate() {
             let Some(g) = g else { continue };
-            let theta = &self.vars[i];
-            let m = ((&self.m[i] * p.beta1)? + (g * (1.0 - p.beta1))?)?;
+            let g = g.to_dtype(DType::F32)?;
+            let var = &self.vars[i];
+            let theta = match &self.master[i] {
+                Some(master) => master.clone(),
+                None => var.as_tensor().clone(),
+            };
+            let m = ((&self.m[i] * p.beta1)? + (&g * (1.0 - p.beta1))?)?;
             let v = ((&self.v[i] * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
             let update = ((&m * scale_m)? / ((&v * scale_v)?.sqrt()? + p.eps)?)?;
-            let next = ((theta.as_tensor() * (1.0 - p.lr * p.weight_decay))? - (update * p.lr)?)?;
-            theta.set(&next)?;
+            let next = ((theta * (1.0 - p.lr * p.weight_decay))? - (update * p.lr)?)?;
+            match &mut self.master[i] {
+                Some(master) => {
+                    // Round to nearest (even) into the variable; the master keeps the rest.
+                    var.set(&next.to_dtype(var.dtype())?)?;
+                    *master = next.detach();
+                }
+                None => var.set(&next)?,
+            }
             self.m[i] = m;
             self.v[i] = v;
         }
         Ok(())
     }
 
-    /// Moments as named tensors (`m.<var>`, `v.<var>`), for a checkpoint.
+    /// Moments as named tensors (`m.<var>`, `v.<var>`) and master copies
+    /// (`master.<var>`, for the variables that have one), for a checkpoint.
     pub fn state(&self) -> HashMap<String, Tensor> {
         let mut out = HashMap::new();
         for (i, n) in self.names.iter().enumerate() {
             out.insert(format!("m.{n}"), self.m[i].clone());
             out.insert(format!("v.{n}"), self.v[i].clone());
+            if let Some(master) = &self.master[i] {
+                out.insert(format!("master.{n}"), master.clone());
+            }
         }
         out
     }
 
-    /// Restores moments saved by [`AdamW::state`] and the step count.
+    /// Restores what [`AdamW::state`] saved, and the step count. A variable with a master
+    /// copy needs its `master.<var>` (the variable alone lacks the bits the master keeps).
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>, step: usize) -> Result<()> {
         for (i, n) in self.names.iter().enumerate() {
+            let shape = self.vars[i].shape().clone();
             let get = |k: String| {
-                state
-                    .get(&k)
-                    .cloned()
-                    .ok_or_else(|| Error::InvalidArgument(format!("optimizer state lacks `{k}`")))
+                let t = state.get(&k).ok_or_else(|| {
+                    Error::InvalidArgument(format!("optimizer state lacks `{k}`"))
+                })?;
+                if t.shape() != &shape || t.dtype() != DType::F32 {
+                    return Err(Error::InvalidArgument(format!(
+                        "optimizer state `{k}` is {:?} {:?}; expected f32 {shape:?}",
+                        t.dtype(),
+                        t.shape(),
+                    )));
+                }
+                Ok(t.clone())
             };
             self.m[i] = get(format!("m.{n}"))?;
             self.v[i] = get(format!("v.{n}"))?;
+            if self.master[i].is_some() {
+                self.master[i] = Some(get(format!("master.{n}"))?);
+            }
         }
         self.step = step;
         Ok(())
     }
 }
 
-/// Sums gradients over micro-batches, aligned with an optimizer's variables.
+/// Sums gradients over micro-batches in f32, aligned with an optimizer's variables.
 #[derive(Debug, Default)]
 pub struct GradAccumulator {
     sums: Vec<Option<Tensor>>,
@@ -156,7 +218,8 @@ impl GradAccumulator {
         }
         for (i, var) in vars.iter().enumerate() {
             if let Some(g) = grads.get(var) {
-                let g = g.detach();
+                // Summed in f32 whatever the variable's dtype (a no-op for f32 gradients).
+                let g = g.detach().to_dtype(DType::F32)?;
                 self.sums[i] = Some(match self.sums[i].take() {
                     None => g,
                     Some(s) => (s + g)?,
@@ -173,7 +236,7 @@ impl GradAccumulator {
             sq += g
                 .sqr()?
                 .sum_all()?
-                .to_dtype(candle_core::DType::F64)?
+                .to_dtype(DType::F64)?
                 .to_scalar::<f64>()?;
         }
         Ok(sq.sqrt())
@@ -269,6 +332,129 @@ mod tests {
             ours_var.as_tensor().to_vec2::<f32>()?,
             theirs_var.as_tensor().to_vec2::<f32>()?
         );
+        Ok(())
+    }
+
+    /// Deterministic, irregular, positive gradients for step `k` (each weight keeps moving
+    /// the same way, by about `lr` a step).
+    fn grad(k: usize, n: usize, dev: &Device) -> candle_core::Result<Tensor> {
+        let g: Vec<f32> = (0..n)
+            .map(|j| (1.0 + ((j * 7 + k * 13) % 11) as f32) * 1e-3)
+            .collect();
+        Tensor::from_vec(g, n, dev)
+    }
+
+    #[test]
+    fn a_bf16_variable_holds_the_rounding_of_an_f32_master_that_tracks_the_f32_optimizer()
+    -> Result<()> {
+        let dev = Device::Cpu;
+        // bf16-representable start values, so both optimizers start from the same weights.
+        let init = Tensor::new(&[0.5f32, -1.0, 2.0, 0.25, 1.5, -0.75], &dev)?;
+        let params = AdamWParams {
+            lr: 1e-4,
+            ..AdamWParams::default()
+        };
+        let f32_var = Var::from_tensor(&init)?;
+        let bf16_var = Var::from_tensor(&init.to_dtype(DType::BF16)?)?;
+        let mut f32_opt = AdamW::new(vec![("w".into(), f32_var.clone())], params)?;
+        let mut bf16_opt = AdamW::new(vec![("w".into(), bf16_var.clone())], params)?;
+        assert_eq!(
+            bf16_opt.state_bytes(),
+            3 * 6 * 4,
+            "m, v and the master, all f32"
+        );
+        assert_eq!(f32_opt.state_bytes(), 2 * 6 * 4);
+        for k in 0..30 {
+            let g = grad(k, 6, &dev)?;
+            f32_opt.step(&[Some(g.clone())])?;
+            // The bf16 model's gradient arrives in bf16.
+            bf16_opt.step(&[Some(g.to_dtype(DType::BF16)?)])?;
+        }
+        let master = bf16_opt.state()["master.w"].to_vec1::<f32>()?;
+        let reference = f32_var.as_tensor().to_vec1::<f32>()?;
+        // Same updates up to the gradients' bf16 rounding: Adam normalises the gradient, so
+        // that rounding moves the result by far less than one step (lr = 1e-4).
+        for (a, b) in master.iter().zip(&reference) {
+            assert!((a - b).abs() < 1e-5, "master {a} vs f32 {b}");
+        }
+        // (bf16 → f32 is exact, so comparing as f32 compares the bf16 values.)
+        let widen = |t: &Tensor| t.to_dtype(DType::F32)?.to_vec1::<f32>();
+        assert_eq!(
+            widen(bf16_var.as_tensor())?,
+            widen(&bf16_opt.state()["master.w"].to_dtype(DType::BF16)?)?,
+            "the variable holds the master's rounding"
+        );
+        // Why the master exists: 30 steps of ~1e-4 moved the weights by ~3e-3, which is
+        // below half a bf16 ulp of 2.0 (2⁻⁷) but above that of 0.25 (2⁻¹⁰)...
+        let start = init.to_vec1::<f32>()?;
+        let now = widen(bf16_var.as_tensor())?;
+        assert_eq!(now[2], start[2], "2.0 has not moved a bf16 ulp yet");
+        assert_ne!(now[3], start[3], "0.25 has");
+        // ...and each single step (~1e-4) is below half an ulp of every weight here, so
+        // updating the bf16 weights directly would never have moved any of them.
+        let stepped = (&init - 1e-4)?.to_dtype(DType::BF16)?;
+        assert_eq!(widen(&stepped)?, start);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bf16_optimizer_restored_from_its_state_continues_bit_identically() -> Result<()> {
+        let dev = Device::Cpu;
+        let init = Tensor::new(&[0.5f32, -1.0, 2.0, 0.25], &dev)?.to_dtype(DType::BF16)?;
+        let params = AdamWParams {
+            lr: 1e-3,
+            ..AdamWParams::default()
+        };
+        let straight = Var::from_tensor(&init)?;
+        let mut opt = AdamW::new(vec![("w".into(), straight.clone())], params)?;
+        for k in 0..3 {
+            opt.step(&[Some(grad(k, 4, &dev)?)])?;
+        }
+        let (saved_w, saved_state) = (straight.as_tensor().copy()?, opt.state());
+        for k in 3..6 {
+            opt.step(&[Some(grad(k, 4, &dev)?)])?;
+        }
+        let resumed = Var::from_tensor(&init)?;
+        let mut again = AdamW::new(vec![("w".into(), resumed.clone())], params)?;
+        // Without the master copy the state is refused, naming what is missing.
+        let mut partial = saved_state.clone();
+        partial.remove("master.w");
+        let err = again.load_state(&partial, 3).expect_err("no master");
+        assert!(err.to_string().contains("`master.w`"), "{err}");
+        resumed.set(&saved_w)?;
+        again.load_state(&saved_state, 3)?;
+        for k in 3..6 {
+            again.step(&[Some(grad(k, 4, &dev)?)])?;
+        }
+        let bits = |v: &Var| -> Result<Vec<u32>> {
+            Ok(v.as_tensor()
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|x| x.to_bits())
+                .collect())
+        };
+        assert_eq!(bits(&straight)?, bits(&resumed)?);
+        assert_eq!(
+            opt.state()["master.w"].to_vec1::<f32>()?,
+            again.state()["master.w"].to_vec1::<f32>()?
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_are_summed_in_f32() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Var::from_tensor(&Tensor::new(&[1f32, 2.0], &dev)?.to_dtype(DType::BF16)?)?;
+        let mut acc = GradAccumulator::default();
+        // 256 + 1 + 1 is 258 in f32 but 256 in bf16 (8-bit significand): sums stay f32.
+        for c in [256f64, 1.0, 1.0] {
+            let loss = (w.as_tensor() * c)?.sum_all()?;
+            acc.add([&w].into_iter(), &loss.backward()?)?;
+        }
+        let g = acc.take().pop().flatten().expect("gradient");
+        assert_eq!(g.dtype(), DType::F32);
+        assert_eq!(g.to_vec1::<f32>()?, vec![258.0, 258.0]);
         Ok(())
     }
 

@@ -92,6 +92,19 @@ fn a_config_error_names_the_key() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    for bad in ["fp16", "BF16"] {
+        let out = trainer()
+            .args(["sft", "--model", "m", "--train-data", "t", "--output-dir"])
+            .arg(dir.path())
+            .args(["--dtype", bad])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("key `dtype`") && err.contains("`bf16`"),
+            "{bad}: {err}"
+        );
+    }
     for bad in ["0", "-5"] {
         let out = trainer()
             .args(["sft", "--model", "m", "--train-data", "t", "--output-dir"])
@@ -171,6 +184,24 @@ fn lora_sft(
     run: &str,
     kill_after: Option<usize>,
 ) -> Option<std::collections::HashMap<String, candle_core::Tensor>> {
+    sft_run(
+        d,
+        run,
+        kill_after,
+        &["--lora-rank", "4", "--lora-targets", "c_attn"],
+        "final/adapter_model.safetensors",
+    )
+}
+
+/// Runs `trainer sft` in `run` with `extra` flags, optionally killing it (SIGKILL) once
+/// `kill_after` checkpoints exist; returns the tensors of `final_file` of a completed run.
+fn sft_run(
+    d: &std::path::Path,
+    run: &str,
+    kill_after: Option<usize>,
+    extra: &[&str],
+    final_file: &str,
+) -> Option<std::collections::HashMap<String, candle_core::Tensor>> {
     let mut cmd = trainer();
     cmd.args(["sft", "--no-progress", "--model"])
         .arg(d.join("model"))
@@ -178,16 +209,8 @@ fn lora_sft(
         .arg(d.join("train.jsonl"))
         .arg("--output-dir")
         .arg(d.join(run))
-        .args([
-            "--lora-rank",
-            "4",
-            "--lora-targets",
-            "c_attn",
-            "--max-steps",
-            "40",
-            "--batch-size",
-            "2",
-        ])
+        .args(extra)
+        .args(["--max-steps", "40", "--batch-size", "2"])
         .args([
             "--save-every",
             "1",
@@ -198,20 +221,24 @@ fn lora_sft(
             "--warmup-steps",
             "0",
         ]);
+    // A completed run where a killed one left checkpoints must have resumed from them (a
+    // fresh start would end at the same weights too, and prove nothing).
+    let must_resume = d.join(run).join("checkpoints").exists();
     match kill_after {
         None => {
             let out = cmd.output().expect("run");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{err}");
             assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+                !must_resume || (err.contains("(resumed from ") && !err.contains("from 0)")),
+                "did not resume: {err}"
             );
             Some(
                 candle_core::safetensors::load(
-                    d.join(run).join("final/adapter_model.safetensors"),
+                    d.join(run).join(final_file),
                     &candle_core::Device::Cpu,
                 )
-                .expect("adapter"),
+                .expect("final weights"),
             )
         }
         Some(n) => {
@@ -278,6 +305,64 @@ fn a_run_killed_with_sigkill_resumes_to_the_weights_of_an_uninterrupted_run() {
         ])
         .arg(d.join("model"))
         .arg("--adapter")
+        .arg(d.join("killed/final"))
+        .output()
+        .expect("generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_bf16_full_run_killed_with_sigkill_resumes_bit_identically_and_generate_loads_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    common::write_tiny(&d.join("model"), &common::tiny_gpt2_json(), 4);
+    let mut f = std::fs::File::create(d.join("train.jsonl")).expect("f");
+    for i in 0..10 {
+        writeln!(f, r#"{{"prompt": "x{i}", "completion": "y{i}"}}"#).expect("w");
+    }
+    let bf16 = ["--dtype", "bf16", "--lora-rank", "0"];
+    let file = "final/model.safetensors";
+    let reference = sft_run(d, "straight", None, &bf16, file).expect("reference");
+    assert!(
+        reference
+            .values()
+            .all(|t| t.dtype() == candle_core::DType::BF16),
+        "the flag made a bf16 run"
+    );
+    let resolved = std::fs::read_to_string(d.join("straight/config.toml")).expect("config");
+    assert!(resolved.contains("dtype = \"bf16\""), "{resolved}");
+    sft_run(d, "killed", Some(5), &bf16, file);
+    let resumed = sft_run(d, "killed", None, &bf16, file).expect("resumed");
+    assert_eq!(resumed.len(), reference.len());
+    for (k, t) in &reference {
+        let bits = |t: &candle_core::Tensor| -> Vec<u32> {
+            t.to_dtype(candle_core::DType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("values")
+                .iter()
+                .map(|x| x.to_bits())
+                .collect()
+        };
+        assert!(
+            bits(t) == bits(&resumed[k]),
+            "{k} differs after kill + resume"
+        );
+    }
+    // The bf16 model directory is what `trainer generate` loads.
+    let out = trainer()
+        .args([
+            "generate",
+            "--max-new-tokens",
+            "3",
+            "--prompt",
+            "x1",
+            "--model",
+        ])
         .arg(d.join("killed/final"))
         .output()
         .expect("generate");

@@ -6,7 +6,7 @@ mod common;
 
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use trainer::load::hf;
 use trainer::load::tokenizer::{Message, byte_to_unicode};
 use trainer::models::Inputs;
@@ -127,6 +127,35 @@ fn a_llama_cpp_style_gguf_loads_to_the_model_it_was_made_from() {
     assert_eq!(
         d, 0.0,
         "GGUF model differs from its source (un-permutation or names wrong)"
+    );
+
+    // Loaded in bf16 and trainable (as a `dtype = "bf16"` full fine-tuning run loads it):
+    // each tensor is dequantized, narrowed and un-permuted at load time, to exactly the bf16
+    // rounding of its source.
+    let bf16 = trainer::load::load_as(&path, true, DType::BF16, &Device::Cpu).expect("bf16");
+    let vars = bf16
+        .varmap
+        .expect("trainable")
+        .data()
+        .lock()
+        .expect("lock")
+        .clone();
+    assert_eq!(vars.len(), tensors.len());
+    for (name, var) in &vars {
+        assert_eq!(var.dtype(), DType::BF16, "{name}");
+        let want = tensors[name].to_dtype(DType::BF16).expect("round");
+        let d = (var.as_tensor().to_dtype(DType::F32).expect("f32")
+            - want.to_dtype(DType::F32).expect("f32"))
+        .and_then(|t| t.abs())
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.max(0))
+        .and_then(|t| t.to_scalar::<f32>())
+        .expect("diff");
+        assert_eq!(d, 0.0, "{name}: not the bf16 rounding of the source");
+    }
+    assert_eq!(
+        bf16.model.forward(&x, None).expect("bf16 forward").dtype(),
+        DType::BF16
     );
 
     let tok = loaded.tokenizer.expect("tokenizer from metadata");

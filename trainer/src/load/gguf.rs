@@ -4,17 +4,19 @@
 //! llama.cpp's converter permutes the rows of `attn_q` / `attn_k` from HF's rotate-half RoPE
 //! layout into an interleaved one; [`unpermute_qk`] undoes it so the tensors drop into the
 //! HF-layout model of [`crate::models::llama`]. Quantized blocks are dequantized once at load
-//! time (candle's `quantized` module), so the model trains and runs like any f32 model.
+//! time (candle's `quantized` module), so the model trains and runs like any f32 model; with
+//! bf16 asked for ([`load_as`]), each tensor is narrowed to bf16 right after it is
+//! dequantized, so only one tensor at a time is ever held in f32.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::Loaded;
-use super::hf::model_from_tensors;
+use super::hf::model_from_tensors_as;
 use super::tokenizer::{ChatTemplate, Tokenizer, byte_level_bpe_json};
 use crate::error::{Error, Result};
 use crate::models::llama;
@@ -168,17 +170,22 @@ pub fn tokenizer(ct: &Content, path: &Path) -> Result<Tokenizer> {
     Ok(tok)
 }
 
-/// HF-named f32 tensors of a GGUF file, with Q/K un-permuted.
+/// HF-named tensors of a GGUF file, dequantized and converted to `dtype`, with Q/K
+/// un-permuted.
 pub fn read_tensors(
     ct: &Content,
     file: &mut File,
     cfg: &llama::Config,
+    dtype: DType,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>> {
     let mut out = HashMap::new();
     for name in ct.tensor_infos.keys() {
         let Some(hf) = hf_name(name) else { continue };
-        let t = ct.tensor(file, name, device)?.dequantize(device)?;
+        let t = ct
+            .tensor(file, name, device)?
+            .dequantize(device)?
+            .to_dtype(dtype)?;
         let t = if name.contains("attn_q.") {
             unpermute_qk(&t, cfg.num_attention_heads)?
         } else if name.contains("attn_k.") {
@@ -193,15 +200,21 @@ pub fn read_tensors(
 
 /// Loads a GGUF file: model (dequantized f32) and tokenizer.
 pub fn load(path: &Path, trainable: bool, device: &Device) -> Result<Loaded> {
+    load_as(path, trainable, DType::F32, device)
+}
+
+/// Loads a GGUF file with the model's weights dequantized to `dtype`.
+pub fn load_as(path: &Path, trainable: bool, dtype: DType, device: &Device) -> Result<Loaded> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let ct = Content::read(&mut file)?;
     let cfg = config(&ct, path)?;
-    let tensors = read_tensors(&ct, &mut file, &cfg, device)?;
+    let tensors = read_tensors(&ct, &mut file, &cfg, dtype, device)?;
     let cfg_json = serde_json::to_string(&cfg).map_err(|e| Error::Json {
         path: path.to_path_buf(),
         source: e,
     })?;
-    let (model, varmap) = model_from_tensors(&cfg_json, tensors, trainable, device, path)?;
+    let (model, varmap) =
+        model_from_tensors_as(&cfg_json, tensors, trainable, dtype, device, path)?;
     Ok(Loaded {
         model,
         tokenizer: Some(tokenizer(&ct, path)?),

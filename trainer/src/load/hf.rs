@@ -1,7 +1,8 @@
 //! HF checkpoint directories: `config.json`, `*.safetensors` (single file or sharded with
 //! `model.safetensors.index.json`), `tokenizer.json` and `tokenizer_config.json`.
 //!
-//! Weights are read fully into memory (no `unsafe` mmap) and converted to f32.
+//! Weights are read fully into memory (no `unsafe` mmap) and converted to the dtype asked
+//! for (f32 unless said otherwise), tensor by tensor as they are read.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -55,20 +56,44 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Every tensor of the directory's weight files, as f32 on `device`.
 pub fn read_tensors(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    read_tensors_as(dir, DType::F32, device)
+}
+
+/// Every tensor of the directory's weight files, as `dtype` on `device`. Each is converted
+/// as its file is read, so a bf16 checkpoint read as bf16 is never widened.
+pub fn read_tensors_as(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
     let mut all = HashMap::new();
     for f in weight_files(dir)? {
         for (k, t) in candle_core::safetensors::load(&f, device)? {
-            all.insert(k, t.to_dtype(DType::F32)?);
+            all.insert(k, t.to_dtype(dtype)?);
         }
     }
     Ok(all)
 }
 
-/// Builds a model from named tensors: frozen constants, or trainable variables in a [`VarMap`].
+/// Builds an f32 model from named tensors: frozen constants, or trainable variables in a
+/// [`VarMap`].
 pub fn model_from_tensors(
     config_json: &str,
     tensors: HashMap<String, Tensor>,
     trainable: bool,
+    device: &Device,
+    path: &Path,
+) -> Result<(CausalLm, Option<VarMap>)> {
+    model_from_tensors_as(config_json, tensors, trainable, DType::F32, device, path)
+}
+
+/// [`model_from_tensors`] with the weights (and so the activations) in `dtype`; tensors of
+/// another dtype are converted.
+pub fn model_from_tensors_as(
+    config_json: &str,
+    tensors: HashMap<String, Tensor>,
+    trainable: bool,
+    dtype: DType,
     device: &Device,
     path: &Path,
 ) -> Result<(CausalLm, Option<VarMap>)> {
@@ -80,24 +105,35 @@ pub fn model_from_tensors(
                 .lock()
                 .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?;
             for (k, t) in tensors {
-                data.insert(k, Var::from_tensor(&t)?);
+                data.insert(k, Var::from_tensor(&t.to_dtype(dtype)?)?);
             }
         }
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        // A VarMap hands out its variables as stored; the dtype only matters for a missing one.
+        let vb = VarBuilder::from_varmap(&varmap, dtype, device);
         let model = models::from_config_json(config_json, vb, path)?;
         Ok((model, Some(varmap)))
     } else {
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        // Frozen means no gradient: tensors that are (views of) variables would otherwise
+        // still be tracked, and every projection would compute an unused weight gradient.
+        let tensors = tensors.into_iter().map(|(k, t)| (k, t.detach())).collect();
+        let vb = VarBuilder::from_tensors(tensors, dtype, device);
         Ok((models::from_config_json(config_json, vb, path)?, None))
     }
 }
 
-/// Loads an HF directory; the tokenizer is loaded when `tokenizer.json` exists.
+/// Loads an HF directory with f32 weights; the tokenizer is loaded when `tokenizer.json`
+/// exists.
 pub fn load(dir: &Path, trainable: bool, device: &Device) -> Result<Loaded> {
+    load_as(dir, trainable, DType::F32, device)
+}
+
+/// Loads an HF directory with weights in `dtype`.
+pub fn load_as(dir: &Path, trainable: bool, dtype: DType, device: &Device) -> Result<Loaded> {
     let cfg_path = dir.join("config.json");
     let config_json = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-    let tensors = read_tensors(dir, device)?;
-    let (model, varmap) = model_from_tensors(&config_json, tensors, trainable, device, dir)?;
+    let tensors = read_tensors_as(dir, dtype, device)?;
+    let (model, varmap) =
+        model_from_tensors_as(&config_json, tensors, trainable, dtype, device, dir)?;
     let tokenizer = if dir.join("tokenizer.json").exists() {
         Some(Tokenizer::from_hf_dir(dir)?)
     } else {

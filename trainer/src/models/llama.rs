@@ -119,6 +119,8 @@ fn rope_tables(
 
 /// HF's rotate-half RoPE from tensor ops (candle-nn's fused `rope` has no backward).
 fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    // The tables are computed in f32; like HF, apply them in the activations' dtype (bf16).
+    let (cos, sin) = (&cos.to_dtype(x.dtype())?, &sin.to_dtype(x.dtype())?);
     let d = x.dim(D::Minus1)?;
     let x1 = x.narrow(D::Minus1, 0, d / 2)?;
     let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::DType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -55,6 +56,37 @@ fn d_device() -> String {
 }
 fn d_true() -> bool {
     true
+}
+
+/// The precision a run trains in (`dtype = "f32" | "bf16"`); the module docs of
+/// [`super::train`](mod@super::train) say what bf16 keeps in f32, and why.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Weights, activations and gradients in f32.
+    #[default]
+    F32,
+    /// Mixed precision: weights and activations in bfloat16; loss, norm statistics,
+    /// gradient sums, LoRA adapters and the optimizer's master weights and moments in f32.
+    Bf16,
+}
+
+impl Precision {
+    /// The dtype the model's weights and activations are held in.
+    pub fn dtype(self) -> DType {
+        match self {
+            Self::F32 => DType::F32,
+            Self::Bf16 => DType::BF16,
+        }
+    }
+
+    /// The config value (`f32`, `bf16`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+        }
+    }
 }
 
 /// Every option of `trainer sft`.
@@ -142,6 +174,10 @@ pub struct SftConfig {
     /// `cpu`, or `cuda` / `cuda:N` in builds with the `cuda` feature.
     #[serde(default = "d_device")]
     pub device: String,
+    /// `f32`, or `bf16` for mixed precision (PyTorch's `bf16=True`): half the memory for
+    /// frozen weights and activations; faster only where bf16 matmuls are native (CUDA).
+    #[serde(default)]
+    pub dtype: Precision,
     /// Continue from the newest checkpoint in `output_dir` when there is one.
     #[serde(default = "d_true")]
     pub resume: bool,
@@ -296,9 +332,27 @@ mod tests {
     }
 
     #[test]
+    fn dtype_defaults_to_f32_and_a_bad_value_names_the_key() {
+        let cfg = SftConfig::from_toml(MIN, Path::new("run.toml")).expect("defaults");
+        assert_eq!(cfg.dtype, Precision::F32);
+        let cfg = SftConfig::from_toml(&format!("{MIN}dtype = \"bf16\"\n"), Path::new("run.toml"))
+            .expect("bf16");
+        assert_eq!(cfg.dtype.dtype(), DType::BF16);
+        for bad in ["\"fp16\"", "\"BF16\"", "16"] {
+            let err = SftConfig::from_toml(&format!("{MIN}dtype = {bad}\n"), Path::new("run.toml"))
+                .expect_err(bad);
+            let s = err.to_string();
+            assert!(s.contains("key `dtype`") && s.contains("run.toml"), "{s}");
+        }
+    }
+
+    #[test]
     fn the_resolved_config_round_trips() {
         let cfg = SftConfig::from_toml(
-            &format!("{MIN}decay = \"linear\"\nlora_rank = 4\nmemory_limit_mib = 2048\n"),
+            &format!(
+                "{MIN}decay = \"linear\"\nlora_rank = 4\nmemory_limit_mib = 2048\n\
+                 dtype = \"bf16\"\n"
+            ),
             Path::new("r.toml"),
         )
         .expect("cfg");

@@ -149,8 +149,12 @@ pub struct ModelShape {
     pub vocab: usize,
     /// Bytes of every weight (frozen or trainable), adapters included.
     pub weight_bytes: u64,
-    /// Bytes of the trainable tensors.
-    pub trainable_bytes: u64,
+    /// Bytes of the training state beyond the weights: the f32 gradient sums and the
+    /// optimizer's moments and master copies (12 bytes per trainable weight in f32, 16 for a
+    /// bf16 weight with its f32 master).
+    pub optimizer_bytes: u64,
+    /// Bytes per activation element: 4 (f32) or 2 (bf16).
+    pub activation_bytes: u64,
 }
 
 /// A rough count of the memory training needs, in bytes.
@@ -161,14 +165,14 @@ pub struct ModelShape {
 pub struct Estimate {
     /// The model's weights.
     pub weights: u64,
-    /// Gradients and the two AdamW moments of the trainable tensors.
+    /// Gradients, the two AdamW moments and any master copies of the trainable tensors.
     pub optimizer: u64,
     /// Activations kept for the backward pass of one micro-batch, and its logits.
     pub activations: u64,
 }
 
 impl Estimate {
-    /// Counts a micro-batch of `batch` sequences of `seq` tokens (f32 activations).
+    /// Counts a micro-batch of `batch` sequences of `seq` tokens.
     ///
     /// Per token and layer the backward pass keeps about the block's inputs, normed inputs,
     /// q/k/v, attention output, projections and residuals (~10 × hidden), the MLP's up, gate,
@@ -180,8 +184,8 @@ impl Estimate {
         let per_token = shape.layers as u64 * per_layer + 2 * shape.vocab as u64;
         Self {
             weights: shape.weight_bytes,
-            optimizer: 3 * shape.trainable_bytes,
-            activations: 4 * tokens * per_token,
+            optimizer: shape.optimizer_bytes,
+            activations: shape.activation_bytes * tokens * per_token,
         }
     }
 
@@ -277,7 +281,8 @@ mod tests {
             heads: 4,
             vocab: 272,
             weight_bytes: 1000,
-            trainable_bytes: 100,
+            optimizer_bytes: 300,
+            activation_bytes: 4,
         };
         let e = Estimate::new(&shape, 4, 16);
         assert_eq!(e.weights, 1000);
@@ -285,7 +290,12 @@ mod tests {
         // 64 tokens × 4 bytes × (2 × (320 + 256 + 128) + 544).
         assert_eq!(e.activations, 64 * 4 * (2 * (320 + 256 + 128) + 544));
         assert_eq!(e.total_mib(), 1);
-        // Twice the batch, twice the activations.
+        // Twice the batch, twice the activations; bf16 activations, half.
         assert_eq!(Estimate::new(&shape, 8, 16).activations, 2 * e.activations);
+        let bf16 = ModelShape {
+            activation_bytes: 2,
+            ..shape
+        };
+        assert_eq!(Estimate::new(&bf16, 4, 16).activations * 2, e.activations);
     }
 }

@@ -7,5 +7,5 @@ pub mod data;
 pub mod memory;
 pub mod train;
 
-pub use config::SftConfig;
+pub use config::{Precision, SftConfig};
 pub use train::{Summary, TrainOptions, train};

@@ -4,8 +4,9 @@
 //! is a pure function of the seed and the global micro-batch index (epoch `e` is a seeded
 //! permutation), so a run resumed from a checkpoint sees exactly the batches it would have
 //! seen. Checkpoints hold the trainable tensors (all weights, or only LoRA adapters), the
-//! AdamW moments and the step; they are written to a temporary directory and renamed, so a
-//! kill never leaves a half-written checkpoint, and only the newest `keep_last` are kept.
+//! AdamW moments (and, for bf16 weights, their f32 master copies) and the step; they are
+//! written to a temporary directory and renamed, so a kill never leaves a half-written
+//! checkpoint, and only the newest `keep_last` are kept.
 //! Parameters are checked to be finite before a checkpoint is written, so the newest one is
 //! always usable; a non-finite loss stops the run with [`Error::NonFiniteLoss`] naming it.
 //!
@@ -19,6 +20,39 @@
 //! Otherwise the run writes a checkpoint (when a step finished since the last one and the
 //! parameters are finite) and stops with [`Error::OutOfMemory`] naming it, instead of being
 //! killed by the system. On an accelerator, an allocation failure stops the same way.
+//!
+//! # Mixed precision (`dtype = "bf16"`)
+//!
+//! What HF users get from `bf16=True` (bf16 compute; f32 loss and optimizer), arranged for
+//! memory first: where autocast keeps f32 weights and casts them op by op, here the model's
+//! weights themselves are held in bf16 (as DeepSpeed's bf16 mode holds them), converted (or
+//! dequantized from GGUF) once at load time ([`load::load_as`]), so the activations flow in
+//! bf16 too. What needs range or precision stays f32:
+//! - the loss: [`masked_nll`] takes the logits to f32 before the log-softmax;
+//! - norm statistics: layer norm and RMSNorm compute mean and variance in f32 (the
+//!   composed forms of [`crate::ops`], which bf16 takes; the fused CPU kernels are f32-only);
+//! - gradient sums over micro-batches and the clipping norm ([`GradAccumulator`]);
+//! - the trainable values: LoRA adapters simply stay f32 variables, cast to bf16 in the
+//!   forward pass (the gradient flows back through the cast; [`lora`]); in full fine-tuning
+//!   the weights are bf16 variables and AdamW keeps an f32 master copy and f32 moments,
+//!   applies the update there and writes the bf16 rounding back ([`crate::optim`]).
+//!
+//! Checkpoints hold the variables as they are (bf16 weights or f32 adapters) plus the
+//! optimizer's moments and master copies, and record the dtype: a resumed bf16 run is
+//! bit-identical to an uninterrupted one, and resuming with another `dtype` is refused
+//! naming the key (that run would match neither). The final full model is written in bf16
+//! with `"torch_dtype": "bfloat16"` in `config.json`, as `save_pretrained` writes a bf16
+//! model: the weights the run evaluated with, at half the size (loaders that want f32, like
+//! `trainer generate`, widen them exactly; the f32 masters stay in the last checkpoint's
+//! `optimizer.safetensors`). Adapters are written in f32, like PEFT's.
+//!
+//! Why bf16: it halves the memory of frozen weights (in LoRA, nearly all of them) and of
+//! activations, and on GPUs with bf16 tensor cores it is also the fast path (not measured
+//! here: no CUDA build has run). In full fine-tuning the per-weight state does not shrink
+//! (a bf16 weight plus f32 master and moments is 14 bytes, against 12 in f32), so there
+//! the saving is in activations. On the CPU bf16 is *slower* than f32: candle widens bf16
+//! matmuls to f32 internally, and the fused f32 kernels (norms, activations, attention,
+//! the frozen-weight matmul) give way to composed tensor ops; choose it there for memory.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -32,7 +66,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::config::SftConfig;
+use super::config::{Precision, SftConfig};
 use super::data::{self, Tokenized};
 use super::memory::{self, Estimate, ModelShape};
 use crate::error::{Error, MemoryCheck, Result};
@@ -73,6 +107,9 @@ pub struct Summary {
 struct CheckpointState {
     step: usize,
     lora: bool,
+    /// The run's precision (checkpoints from before it existed are f32).
+    #[serde(default)]
+    dtype: Precision,
 }
 
 pub use crate::loss::masked_nll;
@@ -173,6 +210,7 @@ fn save_checkpoint(
     step: usize,
     opt: &AdamW,
     lora: bool,
+    dtype: Precision,
     keep: usize,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -184,7 +222,7 @@ fn save_checkpoint(
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     candle_core::safetensors::save(&trainable(opt), tmp.join("trainable.safetensors"))?;
     candle_core::safetensors::save(&opt.state(), tmp.join("optimizer.safetensors"))?;
-    let state = serde_json::to_string(&CheckpointState { step, lora }).unwrap_or_default();
+    let state = serde_json::to_string(&CheckpointState { step, lora, dtype }).unwrap_or_default();
     std::fs::write(tmp.join("state.json"), state)
         .map_err(|e| Error::io(tmp.join("state.json"), e))?;
     if final_dir.exists() {
@@ -202,6 +240,7 @@ fn save_checkpoint(
 struct Checkpoints {
     dir: PathBuf,
     lora: bool,
+    dtype: Precision,
     keep: usize,
     /// The newest usable checkpoint (`None` until one exists).
     last: Option<PathBuf>,
@@ -211,7 +250,7 @@ struct Checkpoints {
 
 impl Checkpoints {
     fn save(&mut self, step: usize, opt: &AdamW) -> Result<PathBuf> {
-        let path = save_checkpoint(&self.dir, step, opt, self.lora, self.keep)?;
+        let path = save_checkpoint(&self.dir, step, opt, self.lora, self.dtype, self.keep)?;
         self.last = Some(path.clone());
         self.last_step = step;
         Ok(path)
@@ -269,8 +308,9 @@ fn says_out_of_memory(e: &Error) -> bool {
         .any(|s| text.contains(s))
 }
 
-/// The estimate's view of `model` and the optimizer's tensors.
-fn model_shape(model: &mut CausalLm, opt: &AdamW, lora: bool) -> ModelShape {
+/// The estimate's view of `model` (weights and activations in `dtype`) and the optimizer's
+/// tensors.
+fn model_shape(model: &mut CausalLm, opt: &AdamW, lora: bool, dtype: DType) -> ModelShape {
     let json: serde_json::Value = serde_json::from_str(&model.config_json()).unwrap_or_default();
     let field = |keys: &[&str]| {
         keys.iter()
@@ -291,6 +331,8 @@ fn model_shape(model: &mut CausalLm, opt: &AdamW, lora: bool) -> ModelShape {
     } else {
         trainable_bytes
     };
+    // Gradient sums are f32 whatever the weights' dtype.
+    let grad_bytes: u64 = opt.vars().map(|(_, v)| 4 * v.elem_count() as u64).sum();
     ModelShape {
         layers,
         hidden,
@@ -298,7 +340,8 @@ fn model_shape(model: &mut CausalLm, opt: &AdamW, lora: bool) -> ModelShape {
         heads: field(&["num_attention_heads", "n_head"]).unwrap_or(1),
         vocab,
         weight_bytes,
-        trainable_bytes,
+        optimizer_bytes: grad_bytes + opt.state_bytes(),
+        activation_bytes: dtype.size_in_bytes() as u64,
     }
 }
 
@@ -319,19 +362,43 @@ impl Guard<'_> {
     }
 }
 
-/// Restores trainable tensors and optimizer moments from a checkpoint directory.
-pub fn restore(ckpt: &Path, opt: &mut AdamW, device: &Device) -> Result<usize> {
+/// Restores trainable tensors and optimizer state (moments, master copies) from a checkpoint
+/// directory written by a run of precision `dtype`.
+pub fn restore(ckpt: &Path, opt: &mut AdamW, dtype: Precision, device: &Device) -> Result<usize> {
     let state_path = ckpt.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
     let state: CheckpointState = serde_json::from_str(&text).map_err(|e| Error::Json {
         path: state_path,
         source: e,
     })?;
+    if state.dtype != dtype {
+        return Err(Error::config(
+            "dtype",
+            format!(
+                "the checkpoint {} was written with dtype = \"{}\" but this run has \"{}\"; \
+                 resume with \"{}\", or start afresh (another output_dir, or resume = false)",
+                ckpt.display(),
+                state.dtype.as_str(),
+                dtype.as_str(),
+                state.dtype.as_str()
+            ),
+        ));
+    }
     let weights = candle_core::safetensors::load(ckpt.join("trainable.safetensors"), device)?;
     for (name, var) in opt.vars() {
         let t = weights
             .get(name)
             .ok_or_else(|| Error::checkpoint(ckpt, format!("lacks tensor `{name}`")))?;
+        if t.dtype() != var.dtype() {
+            return Err(Error::checkpoint(
+                ckpt,
+                format!(
+                    "tensor `{name}` is {:?}, the model's is {:?}",
+                    t.dtype(),
+                    var.dtype()
+                ),
+            ));
+        }
         var.set(t)?;
     }
     let moments = candle_core::safetensors::load(ckpt.join("optimizer.safetensors"), device)?;
@@ -349,7 +416,7 @@ struct Setup {
 
 fn setup(cfg: &SftConfig, device: &Device) -> Result<Setup> {
     let full_ft = cfg.lora_rank == 0;
-    let loaded = load::load(&cfg.model, full_ft, device)?;
+    let loaded = load::load_as(&cfg.model, full_ft, cfg.dtype.dtype(), device)?;
     let tokenizer = loaded
         .tokenizer
         .ok_or_else(|| Error::checkpoint(&cfg.model, "no tokenizer"))?;
@@ -628,20 +695,21 @@ fn train_with(
     let mut ckpts = Checkpoints {
         dir: ckpt_dir,
         lora: lora.is_some(),
+        dtype: cfg.dtype,
         keep: cfg.keep_last,
         last: None,
         last_step: 0,
     };
     let mut start = 0;
     if let Some((_, newest)) = newest {
-        start = restore(&newest, &mut opt, &device)?;
+        start = restore(&newest, &mut opt, cfg.dtype, &device)?;
         ckpts.last = Some(newest);
         ckpts.last_step = start;
     }
     if let Some(limit) = limit_mib {
         // The longest batch the data can form; `max_len` already cut every example.
         let seq = train_set.iter().map(|t| t.ids.len()).max().unwrap_or(2);
-        let shape = model_shape(&mut model, &opt, lora.is_some());
+        let shape = model_shape(&mut model, &opt, lora.is_some(), cfg.dtype.dtype());
         let need = Estimate::new(&shape, cfg.batch_size, seq.max(2)).total_mib();
         if need > limit {
             return Err(Error::OutOfMemory {
@@ -817,10 +885,21 @@ fn train_with(
     match (&lora, &full) {
         (Some((lc, vm)), _) => lora::save(&final_dir, lc, vm)?,
         (None, Some(vm)) => {
+            // The weights as the model holds them (bf16 in a bf16 run), labelled the way
+            // transformers labels them.
             let tensors = crate::load::hf::varmap_tensors(vm)?;
+            let mut config: serde_json::Value =
+                serde_json::from_str(&model.config_json()).unwrap_or_default();
+            if let Some(o) = config.as_object_mut() {
+                let name = match cfg.dtype {
+                    Precision::F32 => "float32",
+                    Precision::Bf16 => "bfloat16",
+                };
+                o.insert("torch_dtype".into(), name.into());
+            }
             crate::load::hf::save(
                 &final_dir,
-                &model.config_json(),
+                &config.to_string(),
                 &tensors,
                 Some(&tokenizer.to_json()?),
             )?;
