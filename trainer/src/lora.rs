@@ -184,12 +184,12 @@ impl candle_core::CustomOp1 for FrozenMatmul {
             candle_core::bail!("frozen-matmul expects a contiguous input")
         };
         let (rows, inp) = layout.shape().dims2()?;
-        // The tensor built here has no graph, so this matmul records nothing.
-        let x = Tensor::from_slice(&data[start..end], (rows, inp), &Device::Cpu)?;
-        let y = x.matmul(&self.weight.t()?)?;
-        let out = y.dim(1)?;
+        // Straight into gemm: wrapping the slices in tensors would copy the input and the
+        // output (for an LM head, a (tokens, vocab) buffer).
+        let y = crate::ops::gemm::linear_frozen(&data[start..end], rows, inp, &self.weight)?;
+        let out = self.weight.dim(0)?;
         Ok((
-            candle_core::CpuStorage::F32(y.flatten_all()?.to_vec1::<f32>()?),
+            candle_core::CpuStorage::F32(y),
             candle_core::Shape::from((rows, out)),
         ))
     }

@@ -272,3 +272,32 @@ fn reseeding_dropout_replays_the_masks_of_a_step_and_micro_batch() {
         assert!(max_abs_diff(&first, &y) > 1e-4, "{other:?} draws new masks");
     }
 }
+
+#[test]
+fn a_frozen_copy_of_trainable_weights_gets_no_gradient() {
+    // The LoRA bench (and any caller) may freeze the tensors of a trainable model: the
+    // frozen copy must not track them, or every projection computes a weight gradient.
+    let (_, varmap) = hf::random_model(&common::tiny_llama_json(), 1, &Device::Cpu).expect("model");
+    let tensors = hf::varmap_tensors(&varmap).expect("tensors");
+    let (mut frozen, none) = hf::model_from_tensors(
+        &common::tiny_llama_json(),
+        tensors,
+        false,
+        &Device::Cpu,
+        std::path::Path::new("frozen"),
+    )
+    .expect("frozen");
+    assert!(none.is_none());
+    let adapters = VarMap::new();
+    lora::attach(&mut frozen, &cfg(&["q_proj", "v_proj"], 0.0), &adapters).expect("attach");
+    let grads = loss(&frozen).backward().expect("backward");
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
+        assert!(
+            grads.get(var).is_none(),
+            "frozen weight {name} got a gradient"
+        );
+    }
+    for (name, var) in adapters.data().lock().expect("lock").iter() {
+        assert!(grads.get(var).is_some(), "adapter {name} got no gradient");
+    }
+}

@@ -139,14 +139,17 @@ fn smollm2_logits_agree_with_transformers_and_candle_quantized_llama() {
     let shared = a.iter().filter(|i| b.contains(i)).count();
     assert!(shared >= 4, "top-5 sets differ: {a:?} vs {b:?}");
     assert!(max_diff < 2.0, "max |diff| {max_diff} exceeds 2.0");
-    assert!(mean_diff < 0.5, "mean |diff| {mean_diff} exceeds 0.5");
+    assert!(mean_diff < 0.2, "mean |diff| {mean_diff} exceeds 0.2");
 }
 
 /// SmolLM2 loaded in bf16 (`dtype = "bf16"`: dequantized to f32, then narrowed, at load time)
 /// against the same model in f32. bf16 logits near 25 are spaced 0.125 apart, and every
-/// weight and activation is rounded on the way. Measured on this prompt: max |diff| 0.59,
-/// mean 0.24 over a logit range of 34, the same top-5 in the same order. The bounds (max 1.5,
-/// mean 0.5, top-5 sets sharing 4) leave room for that rounding; and greedy decoding must
+/// weight and activation is rounded on the way, and through 30 layers that rounding also
+/// shifts all logits together (about +0.5 here), which changes no prediction; so the two
+/// are compared as log-probabilities. Measured on this prompt (attention softmax in f32):
+/// max |diff| 0.45, mean 0.084 over the vocabulary, the same top-5 in the same order. The
+/// bounds (max 1.0, mean 0.2, top-5 sets sharing 4) leave room for that rounding; and greedy
+/// decoding must
 /// still answer the question.
 #[test]
 fn smollm2_in_bf16_stays_close_to_f32_and_still_answers_paris() {
@@ -167,7 +170,10 @@ fn smollm2_in_bf16_stays_close_to_f32_and_still_answers_paris() {
             .expect("forward")
     };
     let (a, b) = (last(&f32m.model), last(&bf16.model));
-    let diff = (&a - &b).expect("sub").abs().expect("abs");
+    // Compared as log-probabilities: a constant offset of every logit changes nothing
+    // the model predicts, and bf16's rounding through 30 layers produces such offsets.
+    let logp = |t: &Tensor| candle_nn::ops::log_softmax(t, 0).expect("log_softmax");
+    let diff = (logp(&a) - logp(&b)).expect("sub").abs().expect("abs");
     let max_diff = diff.max(0).expect("max").to_scalar::<f32>().expect("s");
     let mean_diff = diff
         .mean_all()
@@ -175,7 +181,7 @@ fn smollm2_in_bf16_stays_close_to_f32_and_still_answers_paris() {
         .to_scalar::<f32>()
         .expect("s");
     println!(
-        "SmolLM2 bf16 vs f32: max |diff| {max_diff:.4}, mean {mean_diff:.4}; f32 {:?}, bf16 {:?}",
+        "SmolLM2 bf16 vs f32 log-probs: max |diff| {max_diff:.4}, mean {mean_diff:.4}; f32 {:?}, bf16 {:?}",
         top5(&a),
         top5(&b)
     );
@@ -187,8 +193,8 @@ fn smollm2_in_bf16_stays_close_to_f32_and_still_answers_paris() {
         "top-5 sets differ: {:?} vs {t16:?}",
         top5(&a)
     );
-    assert!(max_diff < 1.5, "max |diff| {max_diff} exceeds 1.5");
-    assert!(mean_diff < 0.5, "mean |diff| {mean_diff} exceeds 0.5");
+    assert!(max_diff < 1.0, "max |diff| {max_diff} exceeds 1.0");
+    assert!(mean_diff < 0.2, "mean |diff| {mean_diff} exceeds 0.2");
     let tok = bf16.tokenizer.expect("tokenizer");
     let cfg = GenerationConfig {
         max_new_tokens: 12,

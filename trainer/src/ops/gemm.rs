@@ -50,11 +50,57 @@ impl<'a> Mat<'a> {
 ///
 /// # Panics
 /// When the shapes disagree or a view reaches outside its slice.
+pub(super) fn matmul(dst: &mut [f32], dst_rs: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    product(dst, dst_rs, a, b, accumulate, gemm::Parallelism::None);
+}
+
+/// `x Wᵀ` for a row-major `x (rows, in)` and a frozen `W (out, in)` tensor of any strides
+/// (GPT-2's transposed Conv1D weights included), on all cores, into a new buffer.
+pub(crate) fn linear_frozen(
+    x: &[f32],
+    rows: usize,
+    inp: usize,
+    w: &candle_core::Tensor,
+) -> candle_core::Result<Vec<f32>> {
+    let (out, w_in) = w.dims2()?;
+    if w_in != inp || x.len() != rows * inp {
+        candle_core::bail!("frozen linear: input ({rows}, {inp}) for weight ({out}, {w_in})")
+    }
+    let (guard, layout) = w.storage_and_layout();
+    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)) = &*guard else {
+        candle_core::bail!("frozen linear: expects a CPU f32 weight")
+    };
+    let (s0, s1) = (layout.stride()[0], layout.stride()[1]);
+    let wt = Mat {
+        data: &data[layout.start_offset()..],
+        rows: inp,
+        cols: out,
+        rs: s1,
+        cs: s0,
+    };
+    let mut y = vec![0f32; rows * out];
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    product(&mut y, out, Mat::rows(x, rows, inp, inp), wt, false, par);
+    Ok(y)
+}
+
 #[allow(
     unsafe_code,
     reason = "gemm's entry point takes raw pointers; the views are bounds-checked here"
 )]
-pub(super) fn matmul(dst: &mut [f32], dst_rs: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+fn product(
+    dst: &mut [f32],
+    dst_rs: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "inner dimensions differ");
     let out = Mat::rows(dst, m, n, dst_rs);
@@ -96,7 +142,7 @@ pub(super) fn matmul(dst: &mut [f32], dst_rs: usize, a: Mat<'_>, b: Mat<'_>, acc
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }

@@ -5,7 +5,7 @@
 //! activation-sized buffer forward and several more backward, and on this CPU that
 //! allocation churn and the scalar `exp`/`tanh` calls cost more than the matmuls
 //! (`trainer/PERFORMANCE.md`). Each op here does one pass forward and one backward,
-//! vectorisable ([`fastmath`]) and parallel over rows (rayon, the pool candle's matmuls
+//! vectorisable (`fastmath`) and parallel over rows (rayon, the pool candle's matmuls
 //! already use, so the two never oversubscribe the cores).
 //!
 //! Every public function checks whether the fused kernel applies (CPU, f32) and
@@ -22,7 +22,7 @@
 pub mod act;
 pub mod attention;
 pub(crate) mod fastmath;
-mod gemm;
+pub(crate) mod gemm;
 pub mod norm;
 pub mod softmax;
 

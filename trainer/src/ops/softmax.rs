@@ -6,7 +6,7 @@
 //! triangle's work. A query with no visible key (a padding row) gets all zeros.
 //! The backward pass needs only the output: `dx = scale · p ⊙ (dp − Σ p ⊙ dp)`.
 
-use candle_core::{CpuStorage, CustomOp1, D, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::{View, f32_slice, fastmath, fusable, rows_per_task};
@@ -140,7 +140,14 @@ pub fn masked_softmax(
             key_mask,
         });
     }
-    // Composed form: an additive −1e9 bias where a key is not visible.
+    // Composed form: an additive −1e9 bias where a key is not visible, computed in f32 at
+    // least (as PyTorch's autocast does): a bf16 max/exp/sum loses the small weights.
+    let dtype = x.dtype();
+    let x = &x.to_dtype(if dtype == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    })?;
     let dev = x.device();
     let causal: Vec<f32> = (0..t)
         .flat_map(|i| (0..k).map(move |j| if j <= k - t + i { 1.0 } else { 0.0 }))
@@ -154,7 +161,7 @@ pub fn masked_softmax(
     let p = candle_nn::ops::softmax(&(x * scale)?.broadcast_add(&bias)?, D::Minus1)?;
     // Rows with no visible key: zero, as in the fused kernel.
     let any = allowed.max_keepdim(D::Minus1)?;
-    p.broadcast_mul(&any)
+    p.broadcast_mul(&any)?.to_dtype(dtype)
 }
 
 #[cfg(test)]
