@@ -138,10 +138,27 @@ impl AdamW {
                 Some(master) => master.clone(),
                 None => var.as_tensor().clone(),
             };
-            let m = ((&self.m[i] * p.beta1)? + (&g * (1.0 - p.beta1))?)?;
-            let v = ((&self.v[i] * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
-            let update = ((&m * scale_m)? / ((&v * scale_v)?.sqrt()? + p.eps)?)?;
-            let next = ((theta * (1.0 - p.lr * p.weight_decay))? - (update * p.lr)?)?;
+            let k = Coeffs {
+                b1: p.beta1 as f32,
+                c1: (1.0 - p.beta1) as f32,
+                b2: p.beta2 as f32,
+                c2: (1.0 - p.beta2) as f32,
+                sm: scale_m as f32,
+                sv: scale_v as f32,
+                eps: p.eps as f32,
+                decay: (1.0 - p.lr * p.weight_decay) as f32,
+                lr: p.lr as f32,
+            };
+            let (m, v, next) = match fused_update(&theta, &self.m[i], &self.v[i], &g, &k)? {
+                Some(out) => out,
+                None => {
+                    let m = ((&self.m[i] * p.beta1)? + (&g * (1.0 - p.beta1))?)?;
+                    let v = ((&self.v[i] * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
+                    let update = ((&m * scale_m)? / ((&v * scale_v)?.sqrt()? + p.eps)?)?;
+                    let next = ((theta * (1.0 - p.lr * p.weight_decay))? - (update * p.lr)?)?;
+                    (m, v, next)
+                }
+            };
             match &mut self.master[i] {
                 Some(master) => {
                     // Round to nearest (even) into the variable; the master keeps the rest.
@@ -197,6 +214,81 @@ impl AdamW {
         self.step = step;
         Ok(())
     }
+}
+
+/// The update's constants in f32, as candle's scalar ops apply them.
+struct Coeffs {
+    b1: f32,
+    c1: f32,
+    b2: f32,
+    c2: f32,
+    sm: f32,
+    sv: f32,
+    eps: f32,
+    decay: f32,
+    lr: f32,
+}
+
+/// One pass over a CPU f32 parameter for the whole update: `(m, v, θ')`. `None` when
+/// the tensors are not CPU f32 (the composed form then runs). The arithmetic is the
+/// composed form's, operation for operation: candle's `tensor * c` is `x·c + 0` (the
+/// `+ 0` only turns −0 into +0, and is kept so the two paths agree bit for bit).
+fn fused_update(
+    theta: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+    k: &Coeffs,
+) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 14;
+    let all = [theta, m, v, g];
+    if !all
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    {
+        return Ok(None);
+    }
+    let (tc, mc, vc, gc) = (
+        theta.contiguous()?,
+        m.contiguous()?,
+        v.contiguous()?,
+        g.contiguous()?,
+    );
+    let (tv, mv, vv, gv) = (
+        crate::ops::View::new(&tc)?,
+        crate::ops::View::new(&mc)?,
+        crate::ops::View::new(&vc)?,
+        crate::ops::View::new(&gc)?,
+    );
+    let (ms, vs, gs) = (mv.slice()?, vv.slice()?, gv.slice()?);
+    let mut next = tv.slice()?.to_vec();
+    let n = next.len();
+    let (mut m2, mut v2) = (vec![0f32; n], vec![0f32; n]);
+    m2.par_chunks_mut(CHUNK)
+        .zip(v2.par_chunks_mut(CHUNK))
+        .zip(next.par_chunks_mut(CHUNK))
+        .zip(
+            ms.par_chunks(CHUNK)
+                .zip(vs.par_chunks(CHUNK))
+                .zip(gs.par_chunks(CHUNK)),
+        )
+        .for_each(|(((m2, v2), th), ((m, v), g))| {
+            for i in 0..th.len() {
+                let mi = (m[i] * k.b1 + 0.0) + (g[i] * k.c1 + 0.0);
+                let vi = (v[i] * k.b2 + 0.0) + ((g[i] * g[i]) * k.c2 + 0.0);
+                let u = (mi * k.sm + 0.0) / ((vi * k.sv + 0.0).sqrt() + k.eps);
+                th[i] = (th[i] * k.decay + 0.0) - (u * k.lr + 0.0);
+                m2[i] = mi;
+                v2[i] = vi;
+            }
+        });
+    let (shape, dev) = (theta.shape(), theta.device());
+    Ok(Some((
+        Tensor::from_vec(m2, shape, dev)?,
+        Tensor::from_vec(v2, shape, dev)?,
+        Tensor::from_vec(next, shape, dev)?,
+    )))
 }
 
 /// Sums gradients over micro-batches in f32, aligned with an optimizer's variables.
