@@ -139,20 +139,31 @@ fn smollm2(dir: &std::path::Path) -> Option<(CausalLm, AdamW)> {
     let tensors = trainer::load::hf::varmap_tensors(&varmap).expect("tensors");
     let cfg = loaded.model.config_json();
     trainer::load::hf::save(dir, &cfg, &tensors, None).expect("save HF copy");
+    let (model, opt) = frozen_with_lora(&cfg, tensors, &["q_proj", "v_proj"]);
+    Some((model, opt))
+}
+
+/// A frozen model from `tensors` with rank-8 adapters (alpha 16, no dropout) on `targets`,
+/// and AdamW over the adapters alone.
+fn frozen_with_lora(
+    cfg: &str,
+    tensors: std::collections::HashMap<String, Tensor>,
+    targets: &[&str],
+) -> (CausalLm, AdamW) {
     let (mut model, _) = trainer::load::hf::model_from_tensors(
-        &cfg,
+        cfg,
         tensors,
         false,
         &Device::Cpu,
-        std::path::Path::new("smollm2"),
+        std::path::Path::new("bench"),
     )
-    .expect("frozen SmolLM2");
+    .expect("frozen model");
     let lora_vars = candle_nn::VarMap::new();
     let lora_cfg = trainer::lora::LoraConfig {
         rank: 8,
         alpha: 16.0,
         dropout: 0.0,
-        targets: vec!["q_proj".into(), "v_proj".into()],
+        targets: targets.iter().map(|t| t.to_string()).collect(),
         seed: 0,
     };
     trainer::lora::attach(&mut model, &lora_cfg, &lora_vars).expect("attach");
@@ -163,16 +174,20 @@ fn smollm2(dir: &std::path::Path) -> Option<(CausalLm, AdamW)> {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let opt = AdamW::new(
-        named,
+    (model, adamw(named))
+}
+
+/// AdamW at lr 1e-4 without weight decay, as the PyTorch side.
+fn adamw(vars: Vec<(String, candle_core::Var)>) -> AdamW {
+    AdamW::new(
+        vars,
         AdamWParams {
             lr: 1e-4,
             weight_decay: 0.0,
             ..AdamWParams::default()
         },
     )
-    .expect("opt");
-    Some((model, opt))
+    .expect("opt")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -243,50 +258,10 @@ fn main() {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let mut opt = AdamW::new(
-        vars,
-        AdamWParams {
-            lr: 1e-4,
-            weight_decay: 0.0,
-            ..AdamWParams::default()
-        },
-    )
-    .expect("opt");
+    let mut opt = adamw(vars);
     // The LoRA copy: the same weights frozen, adapters on c_attn and c_fc.
     let tensors = trainer::load::hf::varmap_tensors(&varmap).expect("tensors");
-    let (mut frozen, _) = trainer::load::hf::model_from_tensors(
-        &cfg,
-        tensors,
-        false,
-        &Device::Cpu,
-        std::path::Path::new("bench"),
-    )
-    .expect("frozen");
-    let lora_vars = candle_nn::VarMap::new();
-    let lora_cfg = trainer::lora::LoraConfig {
-        rank: 8,
-        alpha: 16.0,
-        dropout: 0.0,
-        targets: vec!["c_attn".into(), "c_fc".into()],
-        seed: 0,
-    };
-    trainer::lora::attach(&mut frozen, &lora_cfg, &lora_vars).expect("attach");
-    let named: Vec<_> = lora_vars
-        .data()
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut lora_opt = AdamW::new(
-        named,
-        AdamWParams {
-            lr: 1e-4,
-            weight_decay: 0.0,
-            ..AdamWParams::default()
-        },
-    )
-    .expect("opt");
+    let (frozen, mut lora_opt) = frozen_with_lora(&cfg, tensors, &["c_attn", "c_fc"]);
 
     let smol_dir = tempfile_dir();
     let mut smol = if std::env::args().any(|a| a == "--no-smollm2") {

@@ -21,6 +21,20 @@ fn sum_in_order(parts: Vec<Vec<f32>>, d: usize) -> Vec<f32> {
     out
 }
 
+/// `f(row, out_row)` over every row of width `d`, in parallel, into a new buffer.
+fn map_rows(x: &[f32], d: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    let chunk = rows_per_task(x.len() / d, d) * d;
+    y.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .for_each(|(y, x)| {
+            for (yr, xr) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                f(xr, yr);
+            }
+        });
+    y
+}
+
 /// Mean and reciprocal standard deviation of a row (biased variance, like PyTorch).
 #[inline]
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
@@ -58,19 +72,12 @@ impl CustomOp3 for LayerNorm {
         let x = f32_slice(s1, l1, self.name())?;
         let w = f32_slice(s2, l2, self.name())?;
         let b = f32_slice(s3, l3, self.name())?;
-        let d = w.len();
-        let mut y = vec![0f32; x.len()];
-        let chunk = rows_per_task(x.len() / d, d) * d;
-        y.par_chunks_mut(chunk)
-            .zip(x.par_chunks(chunk))
-            .for_each(|(y, x)| {
-                for (yr, xr) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                    let (mean, rstd) = moments(xr, self.eps);
-                    for (((o, &v), &g), &bb) in yr.iter_mut().zip(xr).zip(w).zip(b) {
-                        *o = (v - mean) * rstd * g + bb;
-                    }
-                }
-            });
+        let y = map_rows(x, w.len(), |xr, yr| {
+            let (mean, rstd) = moments(xr, self.eps);
+            for (((o, &v), &g), &bb) in yr.iter_mut().zip(xr).zip(w).zip(b) {
+                *o = (v - mean) * rstd * g + bb;
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -159,19 +166,12 @@ impl CustomOp2 for RmsNorm {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s1, l1, self.name())?;
         let w = f32_slice(s2, l2, self.name())?;
-        let d = w.len();
-        let mut y = vec![0f32; x.len()];
-        let chunk = rows_per_task(x.len() / d, d) * d;
-        y.par_chunks_mut(chunk)
-            .zip(x.par_chunks(chunk))
-            .for_each(|(y, x)| {
-                for (yr, xr) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                    let r = rms(xr, self.eps);
-                    for ((o, &v), &g) in yr.iter_mut().zip(xr).zip(w) {
-                        *o = v * r * g;
-                    }
-                }
-            });
+        let y = map_rows(x, w.len(), |xr, yr| {
+            let r = rms(xr, self.eps);
+            for ((o, &v), &g) in yr.iter_mut().zip(xr).zip(w) {
+                *o = v * r * g;
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
