@@ -270,6 +270,25 @@ impl Checkpoints {
 }
 
 /// What to change so a run fits in memory.
+/// The [`Error::OutOfMemory`] for a stop at `step` found by `check`, with the measured use
+/// and limit (MiB) when there are some, naming the checkpoint to resume from.
+fn out_of_memory(
+    cfg: &SftConfig,
+    step: usize,
+    check: MemoryCheck,
+    measured: Option<(u64, u64)>,
+    last_checkpoint: Option<PathBuf>,
+) -> Error {
+    Error::OutOfMemory {
+        step,
+        check,
+        used_mib: measured.map(|m| m.0),
+        limit_mib: measured.map(|m| m.1),
+        last_checkpoint,
+        hint: memory_hint(cfg, check),
+    }
+}
+
 fn memory_hint(cfg: &SftConfig, check: MemoryCheck) -> String {
     let mut hint = format!(
         "lower batch_size (now {}; raise grad_accum to keep the effective batch) or max_len \
@@ -596,14 +615,13 @@ fn accumulate(
         if !guard.checked_forward {
             guard.checked_forward = true;
             if let Some((used, limit)) = guard.over() {
-                return Err(Error::OutOfMemory {
-                    step: step + 1,
-                    check: MemoryCheck::FirstForward,
-                    used_mib: Some(used),
-                    limit_mib: Some(limit),
-                    last_checkpoint: last_checkpoint.map(Path::to_path_buf),
-                    hint: memory_hint(cfg, MemoryCheck::FirstForward),
-                });
+                return Err(out_of_memory(
+                    cfg,
+                    step + 1,
+                    MemoryCheck::FirstForward,
+                    Some((used, limit)),
+                    last_checkpoint.map(Path::to_path_buf),
+                ));
             }
         }
         out.sum += value;
@@ -652,14 +670,13 @@ fn train_with(
         Ok(s) => s,
         // A model too large for the accelerator fails here, before any step.
         Err(e) if is_device_oom(&e, &device) => {
-            return Err(Error::OutOfMemory {
-                step: newest.as_ref().map_or(0, |(s, _)| *s) + 1,
-                check: MemoryCheck::Device,
-                used_mib: None,
-                limit_mib: None,
-                last_checkpoint: newest.map(|(_, p)| p),
-                hint: memory_hint(cfg, MemoryCheck::Device),
-            });
+            return Err(out_of_memory(
+                cfg,
+                newest.as_ref().map_or(0, |(s, _)| *s) + 1,
+                MemoryCheck::Device,
+                None,
+                newest.map(|(_, p)| p),
+            ));
         }
         Err(e) => return Err(e),
     };
@@ -712,14 +729,13 @@ fn train_with(
         let shape = model_shape(&mut model, &opt, lora.is_some(), cfg.dtype.dtype());
         let need = Estimate::new(&shape, cfg.batch_size, seq.max(2)).total_mib();
         if need > limit {
-            return Err(Error::OutOfMemory {
-                step: start + 1,
-                check: MemoryCheck::Estimate,
-                used_mib: Some(need),
-                limit_mib: Some(limit),
-                last_checkpoint: ckpts.last.clone(),
-                hint: memory_hint(cfg, MemoryCheck::Estimate),
-            });
+            return Err(out_of_memory(
+                cfg,
+                start + 1,
+                MemoryCheck::Estimate,
+                Some((need, limit)),
+                ckpts.last.clone(),
+            ));
         }
     }
     let mut metrics = Metrics::open(out.join("metrics.jsonl"))?;
@@ -777,14 +793,13 @@ fn train_with(
                     return Err(e);
                 }
                 // The parameters are still those of `step`: they can be saved.
-                return Err(Error::OutOfMemory {
-                    step: step + 1,
-                    check: MemoryCheck::Device,
-                    used_mib: None,
-                    limit_mib: None,
-                    last_checkpoint: ckpts.for_stop(step, &opt),
-                    hint: memory_hint(cfg, MemoryCheck::Device),
-                });
+                return Err(out_of_memory(
+                    cfg,
+                    step + 1,
+                    MemoryCheck::Device,
+                    None,
+                    ckpts.for_stop(step, &opt),
+                ));
             }
         };
         if let Err(e) = opt.step(&acc.take()) {
@@ -793,14 +808,13 @@ fn train_with(
                 return Err(e);
             }
             // Some tensors may already hold the new values: only an older checkpoint is whole.
-            return Err(Error::OutOfMemory {
-                step: step + 1,
-                check: MemoryCheck::Device,
-                used_mib: None,
-                limit_mib: None,
-                last_checkpoint: ckpts.last.clone(),
-                hint: memory_hint(cfg, MemoryCheck::Device),
-            });
+            return Err(out_of_memory(
+                cfg,
+                step + 1,
+                MemoryCheck::Device,
+                None,
+                ckpts.last.clone(),
+            ));
         }
         step += 1;
         tokens_seen += step_loss.tokens;
@@ -823,14 +837,8 @@ fn train_with(
                 Ok(e) => e,
                 Err(e) if is_device_oom(&e, &device) => {
                     bar.abandon();
-                    return Err(Error::OutOfMemory {
-                        step,
-                        check: MemoryCheck::Device,
-                        used_mib: None,
-                        limit_mib: None,
-                        last_checkpoint: ckpts.for_stop(step, &opt),
-                        hint: memory_hint(cfg, MemoryCheck::Device),
-                    });
+                    let last = ckpts.for_stop(step, &opt);
+                    return Err(out_of_memory(cfg, step, MemoryCheck::Device, None, last));
                 }
                 Err(e) => return Err(e),
             };
@@ -857,14 +865,14 @@ fn train_with(
             && let Some((used, limit)) = guard.over()
         {
             bar.abandon();
-            return Err(Error::OutOfMemory {
+            let last = ckpts.for_stop(step, &opt);
+            return Err(out_of_memory(
+                cfg,
                 step,
-                check: MemoryCheck::AfterStep,
-                used_mib: Some(used),
-                limit_mib: Some(limit),
-                last_checkpoint: ckpts.for_stop(step, &opt),
-                hint: memory_hint(cfg, MemoryCheck::AfterStep),
-            });
+                MemoryCheck::AfterStep,
+                Some((used, limit)),
+                last,
+            ));
         }
         if opts.stop_after == Some(step) && step < cfg.max_steps {
             bar.abandon();
