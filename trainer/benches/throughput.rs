@@ -22,7 +22,7 @@ use trainer::generate::{GenerationConfig, generate};
 use trainer::load::hf::random_model;
 use trainer::models::{CausalLm, Inputs};
 use trainer::optim::{AdamW, AdamWParams, GradAccumulator};
-use trainer::sft::train::masked_nll;
+use trainer::sft::train::{masked_nll, masked_nll_from_hidden};
 
 const B: usize = 8;
 const T: usize = 256;
@@ -61,8 +61,10 @@ fn train_tok_s_shape(
     let ones = Tensor::ones((b, t), candle_core::DType::F32, &Device::Cpu).expect("ones");
     let inputs = Inputs::new(x.clone(), 0).expect("inputs");
     let mut step = || {
-        let logits = model.forward(&inputs, None).expect("fwd");
-        let (sum, count) = masked_nll(&logits, &x, &ones).expect("loss");
+        // As `trainer sft` computes it: the LM head fused with the loss.
+        let hidden = model.forward_hidden(&inputs, None).expect("fwd");
+        let head = model.lm_head_weight();
+        let (sum, count) = masked_nll_from_hidden(&hidden, head, &x, &ones, true).expect("loss");
         let loss = (sum / count as f64).expect("mean");
         let mut acc = GradAccumulator::default();
         acc.add(opt.vars().map(|(_, v)| v), &loss.backward().expect("bwd"))

@@ -82,22 +82,232 @@ impl CustomOp1 for WeightedNll {
     }
 }
 
-/// Next-token NLL over positions whose target has `loss_mask` 1: position `j` predicts
-/// `ids[j + 1]`. `logits (b, t, V)`, `ids (b, t)` u32, `loss_mask (b, t)` f32.
-/// Returns the summed loss (a scalar tensor, differentiable) and the number of targets.
-pub fn masked_nll(logits: &Tensor, ids: &Tensor, loss_mask: &Tensor) -> Result<(Tensor, f32)> {
-    let (b, t, v) = logits.dims3()?;
-    // Shift by building per-position targets/weights; the last position gets weight 0.
+/// Shifted targets and weights: position `j` predicts `ids[j + 1]` with weight
+/// `loss_mask[j + 1]`; the last position of each row gets weight 0.
+fn shifted_targets(ids: &Tensor, loss_mask: &Tensor) -> Result<(Vec<u32>, Vec<f32>)> {
     let ids_v: Vec<Vec<u32>> = ids.to_vec2()?;
     let mask_v: Vec<Vec<f32>> = loss_mask.to_dtype(DType::F32)?.to_vec2()?;
-    let mut targets = Vec::with_capacity(b * t);
-    let mut weights = Vec::with_capacity(b * t);
+    let mut targets = Vec::new();
+    let mut weights = Vec::new();
     for (row_ids, row_mask) in ids_v.iter().zip(&mask_v) {
+        let t = row_ids.len();
         for j in 0..t {
             targets.push(if j + 1 < t { row_ids[j + 1] } else { 0 });
             weights.push(if j + 1 < t { row_mask[j + 1] } else { 0.0 });
         }
     }
+    Ok((targets, weights))
+}
+
+/// The LM head and the loss as one op over row chunks: `hidden (n, d) · Wᵀ` is computed
+/// `rows` rows at a time, turned into the per-row loss and, when a gradient will be
+/// wanted, straight into that chunk's gradients, so the `(n, vocab)` logits and their
+/// gradient never exist whole (for SmolLM2's 49,152-word vocabulary and 4,096 tokens that
+/// is 800 MB each). The gradients are computed for a unit output gradient during the
+/// forward pass and kept; the backward pass scales them, or recomputes them when the
+/// rows' output gradients differ (they do not for a summed loss).
+struct HeadNll {
+    targets: Vec<u32>,
+    weights: Vec<f32>,
+    need_dh: bool,
+    need_dw: bool,
+    /// Rows per chunk (a chunk's logits are `rows × vocab` floats).
+    rows: usize,
+    /// `(dh (n, d), dW (vocab, d))` for a unit output gradient.
+    grads: std::sync::Mutex<Option<(Vec<f32>, Vec<f32>)>>,
+}
+
+impl HeadNll {
+    /// Per-row losses, and the gradients for output gradient `scale[i]` on row `i`.
+    #[allow(clippy::type_complexity, reason = "three buffers of one pass")]
+    fn pass(
+        &self,
+        h: &[f32],
+        w: &[f32],
+        d: usize,
+        scale: Option<&[f32]>,
+    ) -> (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>) {
+        use crate::ops::gemm::{Mat, matmul_par};
+        let n = self.targets.len();
+        let v = w.len() / d;
+        let grads = self.need_dh || self.need_dw;
+        let rows = self.rows.max(1);
+        let mut loss = vec![0f32; n];
+        let mut dh = self.need_dh.then(|| vec![0f32; n * d]);
+        let mut dw = self.need_dw.then(|| vec![0f32; v * d]);
+        let mut logits = vec![0f32; rows.min(n) * v];
+        let wt = Mat::rows(w, v, d, d).t();
+        for r0 in (0..n).step_by(rows) {
+            let r = rows.min(n - r0);
+            let hc = Mat::rows(&h[r0 * d..(r0 + r) * d], r, d, d);
+            let lc = &mut logits[..r * v];
+            matmul_par(lc, v, hc, wt, false);
+            lc.par_chunks_mut(v)
+                .zip(loss[r0..r0 + r].par_iter_mut())
+                .enumerate()
+                .for_each(|(k, (row, l))| {
+                    let i = r0 + k;
+                    let wi = self.weights[i];
+                    let t = self.targets[i] as usize;
+                    let (max, sum) = max_and_sum_exp(row);
+                    *l = if wi == 0.0 {
+                        0.0
+                    } else {
+                        wi * (max + sum.ln() - row[t])
+                    };
+                    if !grads {
+                        return;
+                    }
+                    let g = wi * scale.map_or(1.0, |s| s[i]);
+                    if g == 0.0 {
+                        row.fill(0.0);
+                        return;
+                    }
+                    let inv = g / sum;
+                    for x in row.iter_mut() {
+                        *x = inv * fastmath::exp(*x - max);
+                    }
+                    row[t] -= g;
+                });
+            let gc = Mat::rows(lc, r, v, v);
+            if let Some(dh) = dh.as_mut() {
+                matmul_par(
+                    &mut dh[r0 * d..(r0 + r) * d],
+                    d,
+                    gc,
+                    Mat::rows(w, v, d, d),
+                    false,
+                );
+            }
+            if let Some(dw) = dw.as_mut() {
+                matmul_par(dw, d, gc.t(), hc, true);
+            }
+        }
+        (loss, dh, dw)
+    }
+}
+
+impl candle_core::CustomOp2 for HeadNll {
+    fn name(&self) -> &'static str {
+        "fused-lm-head-nll"
+    }
+
+    fn cpu_fwd(
+        &self,
+        hs: &CpuStorage,
+        hl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, d) = hl.shape().dims2()?;
+        let (_, wd) = wl.shape().dims2()?;
+        if wd != d || n != self.targets.len() {
+            candle_core::bail!("{}: hidden ({n}, {d}), head width {wd}", self.name())
+        }
+        let (CpuStorage::F32(h), CpuStorage::F32(w)) = (hs, ws) else {
+            candle_core::bail!("{}: expects f32", self.name())
+        };
+        let (Some((h0, h1)), Some((w0, w1))) = (hl.contiguous_offsets(), wl.contiguous_offsets())
+        else {
+            candle_core::bail!("{}: expects contiguous inputs", self.name())
+        };
+        let (loss, dh, dw) = self.pass(&h[h0..h1], &w[w0..w1], d, None);
+        if self.need_dh || self.need_dw {
+            *self
+                .grads
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("poisoned gradient stash".into()))? =
+                Some((dh.unwrap_or_default(), dw.unwrap_or_default()));
+        }
+        Ok((CpuStorage::F32(loss), Shape::from(n)))
+    }
+
+    fn bwd(
+        &self,
+        hidden: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g: Vec<f32> = grad.to_vec1()?;
+        // A summed loss gives every row the same output gradient: scale the kept gradients.
+        let uniform = g.windows(2).all(|p| p[0] == p[1]);
+        let kept = if uniform {
+            self.grads
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("poisoned gradient stash".into()))?
+                .take()
+        } else {
+            None
+        };
+        let (dh, dw) = match kept {
+            Some((mut dh, mut dw)) => {
+                let s = g.first().copied().unwrap_or(1.0);
+                if s != 1.0 {
+                    dh.iter_mut().chain(dw.iter_mut()).for_each(|x| *x *= s);
+                }
+                (dh, dw)
+            }
+            None => {
+                let (hc, wc) = (hidden.contiguous()?, weight.contiguous()?);
+                let (hv, wv) = (View::new(&hc)?, View::new(&wc)?);
+                let (_, dh, dw) = self.pass(hv.slice()?, wv.slice()?, hidden.dim(1)?, Some(&g));
+                (dh.unwrap_or_default(), dw.unwrap_or_default())
+            }
+        };
+        let dev = hidden.device();
+        Ok((
+            self.need_dh
+                .then(|| Tensor::from_vec(dh, hidden.shape(), dev))
+                .transpose()?,
+            self.need_dw
+                .then(|| Tensor::from_vec(dw, weight.shape(), dev))
+                .transpose()?,
+        ))
+    }
+}
+
+/// [`masked_nll`] of the logits `hidden (b, t, d) · head (vocab, d)ᵀ`, without forming the
+/// logits on the CPU (f32): see [`HeadNll`]. `with_grad` is false for evaluation, where
+/// computing gradients during the forward pass would be wasted. Elsewhere (CUDA, bf16)
+/// it is the LM head followed by [`masked_nll`].
+pub fn masked_nll_from_hidden(
+    hidden: &Tensor,
+    head: &Tensor,
+    ids: &Tensor,
+    loss_mask: &Tensor,
+    with_grad: bool,
+) -> Result<(Tensor, f32)> {
+    let (b, t, d) = hidden.dims3()?;
+    let cpu_f32 = |x: &Tensor| x.device().is_cpu() && x.dtype() == DType::F32;
+    if !(cpu_f32(hidden) && cpu_f32(head)) {
+        let logits = crate::lora::matmul_t(&hidden.reshape((b * t, d))?, head)?;
+        return masked_nll(&logits.reshape((b, t, ()))?, ids, loss_mask);
+    }
+    let (targets, weights) = shifted_targets(ids, loss_mask)?;
+    let count: f32 = weights.iter().sum();
+    let op = HeadNll {
+        targets,
+        weights,
+        need_dh: with_grad && hidden.track_op(),
+        need_dw: with_grad && head.track_op(),
+        // About 16 MB of logits per chunk: large enough for full-speed matmuls.
+        rows: (4_194_304 / head.dim(0)?.max(1)).max(16),
+        grads: std::sync::Mutex::new(None),
+    };
+    let per_row = hidden
+        .reshape((b * t, d))?
+        .contiguous()?
+        .apply_op2(&head.contiguous()?, op)?;
+    Ok((per_row.sum_all()?, count))
+}
+
+/// Next-token NLL over positions whose target has `loss_mask` 1: position `j` predicts
+/// `ids[j + 1]`. `logits (b, t, V)`, `ids (b, t)` u32, `loss_mask (b, t)` f32.
+/// Returns the summed loss (a scalar tensor, differentiable) and the number of targets.
+pub fn masked_nll(logits: &Tensor, ids: &Tensor, loss_mask: &Tensor) -> Result<(Tensor, f32)> {
+    let (b, t, v) = logits.dims3()?;
+    let (targets, weights) = shifted_targets(ids, loss_mask)?;
     let count: f32 = weights.iter().sum();
     let flat = logits.to_dtype(DType::F32)?.reshape((b * t, v))?;
     if flat.device().is_cpu() {
@@ -118,6 +328,84 @@ pub fn masked_nll(logits: &Tensor, ids: &Tensor, loss_mask: &Tensor) -> Result<(
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    /// Hidden states, an LM head and a batch with a partial loss mask.
+    fn head_case(dev: &Device) -> Result<(Var, Var, Tensor, Tensor)> {
+        let h: Vec<f32> = (0..2 * 5 * 6)
+            .map(|i| ((i * 29 % 17) as f32 - 8.0) / 5.0)
+            .collect();
+        let w: Vec<f32> = (0..11 * 6)
+            .map(|i| ((i * 13 % 19) as f32 - 9.0) / 7.0)
+            .collect();
+        let h = Var::from_tensor(&Tensor::from_vec(h, (2, 5, 6), dev)?)?;
+        let w = Var::from_tensor(&Tensor::from_vec(w, (11, 6), dev)?)?;
+        let ids = Tensor::new(&[[1u32, 2, 3, 4, 5], [6, 0, 10, 2, 3]], dev)?;
+        let mask = Tensor::new(&[[0f32, 1., 1., 0., 1.], [0., 0., 1., 1., 1.]], dev)?;
+        Ok((h, w, ids, mask))
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+        Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+    }
+
+    #[test]
+    fn the_fused_lm_head_loss_equals_logits_then_loss() -> Result<()> {
+        let dev = Device::Cpu;
+        let (h, w, ids, mask) = head_case(&dev)?;
+        let (fused, count) = masked_nll_from_hidden(&h, &w, &ids, &mask, true)?;
+        let logits = h.as_tensor().broadcast_matmul(&w.as_tensor().t()?)?;
+        let (plain, count2) = masked_nll(&logits, &ids, &mask)?;
+        assert_eq!(count, count2);
+        assert!((fused.to_scalar::<f32>()? - plain.to_scalar::<f32>()?).abs() < 1e-5);
+        // A scaled loss (as the mean over targets is) scales both gradients.
+        let (gf, gp) = ((fused * 0.25)?.backward()?, (&plain * 0.25)?.backward()?);
+        for v in [&h, &w] {
+            let d = max_diff(gf.get(v).expect("fused grad"), gp.get(v).expect("grad"))?;
+            assert!(d < 1e-6, "gradients differ by {d}");
+        }
+        // Evaluation: the same value, and no gradient kept or computed.
+        let (eval, _) = masked_nll_from_hidden(&h.as_tensor().detach(), &w, &ids, &mask, false)?;
+        assert_eq!(eval.to_scalar::<f32>()?, plain.to_scalar::<f32>()?);
+        Ok(())
+    }
+
+    #[test]
+    fn the_fused_lm_head_in_chunks_recomputes_for_rows_with_different_output_gradients()
+    -> Result<()> {
+        let dev = Device::Cpu;
+        let (h, w, ids, mask) = head_case(&dev)?;
+        let (targets, weights) = shifted_targets(&ids, &mask)?;
+        let op = HeadNll {
+            targets,
+            weights,
+            need_dh: true,
+            need_dw: true,
+            rows: 3, // 10 rows: chunks of 3, 3, 3 and 1
+            grads: std::sync::Mutex::new(None),
+        };
+        let per_row = h
+            .as_tensor()
+            .reshape((10, 6))?
+            .apply_op2(w.as_tensor(), op)?;
+        let scales = Tensor::arange(1f32, 11., &dev)?;
+        let gf = (per_row * &scales)?.sum_all()?.backward()?;
+        let logits = h
+            .as_tensor()
+            .reshape((10, 6))?
+            .matmul(&w.as_tensor().t()?)?;
+        let lp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let (t, wt) = shifted_targets(&ids, &mask)?;
+        let picked = lp
+            .gather(&Tensor::from_vec(t, (10, 1), &dev)?, 1)?
+            .squeeze(1)?;
+        let per_row_plain = (picked * Tensor::from_vec(wt, 10, &dev)?)?.neg()?;
+        let gp = (per_row_plain * &scales)?.sum_all()?.backward()?;
+        for v in [&h, &w] {
+            let d = max_diff(gf.get(v).expect("fused grad"), gp.get(v).expect("grad"))?;
+            assert!(d < 1e-5, "gradients differ by {d}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn fused_loss_and_gradient_equal_the_composed_form() -> Result<()> {

@@ -139,7 +139,7 @@ fn smollm2_logits_agree_with_transformers_and_candle_quantized_llama() {
     let shared = a.iter().filter(|i| b.contains(i)).count();
     assert!(shared >= 4, "top-5 sets differ: {a:?} vs {b:?}");
     assert!(max_diff < 2.0, "max |diff| {max_diff} exceeds 2.0");
-    assert!(mean_diff < 0.2, "mean |diff| {mean_diff} exceeds 0.2");
+    assert!(mean_diff < 0.5, "mean |diff| {mean_diff} exceeds 0.5");
 }
 
 /// SmolLM2 loaded in bf16 (`dtype = "bf16"`: dequantized to f32, then narrowed, at load time)

@@ -182,6 +182,11 @@ impl Model {
         self.ln_f.forward(&x, eps)
     }
 
+    /// The LM head's weight `(vocab, d)`: the tied token embedding.
+    pub fn lm_head_weight(&self) -> &Tensor {
+        &self.wte
+    }
+
     /// `(b, t, d)` → `(b, t, vocab)` through the tied embedding.
     pub fn lm_logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t, d) = hidden.dims3()?;

@@ -332,9 +332,14 @@ impl Model {
         rms_norm(&x, &self.norm, eps)
     }
 
+    /// The LM head's weight `(vocab, d)`: `lm_head.weight`, or the tied token embedding.
+    pub fn lm_head_weight(&self) -> &Tensor {
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
+    }
+
     /// `(b, t, d)` → `(b, t, vocab)`.
     pub fn lm_logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
-        let w = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
+        let w = self.lm_head_weight();
         let (b, t, d) = hidden.dims3()?;
         crate::lora::matmul_t(&hidden.reshape((b * t, d))?, w)?.reshape((b, t, ()))
     }

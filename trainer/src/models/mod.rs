@@ -153,6 +153,14 @@ impl CausalLm {
         })
     }
 
+    /// The LM head's weight `(vocab, d)` (the token embedding when tied).
+    pub fn lm_head_weight(&self) -> &Tensor {
+        match self {
+            Self::Llama(m) => m.lm_head_weight(),
+            Self::Gpt2(m) => m.lm_head_weight(),
+        }
+    }
+
     /// LM logits `(b, t, vocab)` from hidden states.
     pub fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
         Ok(match self {

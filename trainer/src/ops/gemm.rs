@@ -6,17 +6,17 @@
 
 /// A read-only strided matrix: element `(i, j)` is `data[i·rs + j·cs]`.
 #[derive(Clone, Copy)]
-pub(super) struct Mat<'a> {
-    pub(super) data: &'a [f32],
-    pub(super) rows: usize,
-    pub(super) cols: usize,
-    pub(super) rs: usize,
-    pub(super) cs: usize,
+pub(crate) struct Mat<'a> {
+    pub(crate) data: &'a [f32],
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) rs: usize,
+    pub(crate) cs: usize,
 }
 
 impl<'a> Mat<'a> {
     /// A row-major `rows × cols` matrix whose rows are `rs` apart.
-    pub(super) fn rows(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
+    pub(crate) fn rows(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
         Self {
             data,
             rows,
@@ -27,7 +27,7 @@ impl<'a> Mat<'a> {
     }
 
     /// The transpose (a view).
-    pub(super) fn t(self) -> Self {
+    pub(crate) fn t(self) -> Self {
         Self {
             rows: self.cols,
             cols: self.rows,
@@ -52,6 +52,18 @@ impl<'a> Mat<'a> {
 /// When the shapes disagree or a view reaches outside its slice.
 pub(super) fn matmul(dst: &mut [f32], dst_rs: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     product(dst, dst_rs, a, b, accumulate, gemm::Parallelism::None);
+}
+
+/// [`matmul`] on all cores (rayon), for products large enough to split.
+pub(crate) fn matmul_par(dst: &mut [f32], dst_rs: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    product(dst, dst_rs, a, b, accumulate, all_cores());
+}
+
+fn all_cores() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
 }
 
 /// `x Wᵀ` for a row-major `x (rows, in)` and a frozen `W (out, in)` tensor of any strides
@@ -79,13 +91,14 @@ pub(crate) fn linear_frozen(
         cs: s0,
     };
     let mut y = vec![0f32; rows * out];
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    product(&mut y, out, Mat::rows(x, rows, inp, inp), wt, false, par);
+    product(
+        &mut y,
+        out,
+        Mat::rows(x, rows, inp, inp),
+        wt,
+        false,
+        all_cores(),
+    );
     Ok(y)
 }
 

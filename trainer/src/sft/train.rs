@@ -112,7 +112,7 @@ struct CheckpointState {
     dtype: Precision,
 }
 
-pub use crate::loss::masked_nll;
+pub use crate::loss::{masked_nll, masked_nll_from_hidden};
 
 /// A right-padded batch: inputs with key mask, and the loss mask.
 pub fn collate(
@@ -530,8 +530,8 @@ fn eval_loss(
     for chunk in set.chunks(batch) {
         let refs: Vec<&Tokenized> = chunk.iter().collect();
         let (inputs, ids, mask) = collate(&refs, pad, device)?;
-        let logits = model.forward(&inputs, None)?;
-        let (s, c) = masked_nll(&logits.detach(), &ids, &mask)?;
+        let hidden = model.forward_hidden(&inputs, None)?.detach();
+        let (s, c) = masked_nll_from_hidden(&hidden, model.lm_head_weight(), &ids, &mask, false)?;
         sum += s.to_scalar::<f32>()?;
         count += c;
     }
@@ -598,8 +598,9 @@ fn accumulate(
         if cfg.lora_rank > 0 && cfg.lora_dropout > 0.0 {
             lora::reseed_dropout(model, step as u64, j as u64)?;
         }
-        let logits = model.forward(&inputs, None)?;
-        let (sum, count) = masked_nll(&logits, &ids, &mask)?;
+        let hidden = model.forward_hidden(&inputs, None)?;
+        let head = model.lm_head_weight();
+        let (sum, count) = masked_nll_from_hidden(&hidden, head, &ids, &mask, true)?;
         // Each micro-batch contributes its mean, averaged over the accumulation.
         let loss = (sum.clone() / (count.max(1.0) as f64 * cfg.grad_accum as f64))?;
         let value = sum.to_scalar::<f32>()?;
