@@ -99,6 +99,10 @@ fn shifted_targets(ids: &Tensor, loss_mask: &Tensor) -> Result<(Vec<u32>, Vec<f3
     Ok((targets, weights))
 }
 
+/// Logits per chunk of [`masked_nll_from_hidden`] (16 MB of f32: large enough for
+/// full-speed matmuls, small next to a model).
+pub(crate) const HEAD_CHUNK_LOGITS: usize = 4_194_304;
+
 /// The LM head and the loss as one op over row chunks: `hidden (n, d) · Wᵀ` is computed
 /// `rows` rows at a time, turned into the per-row loss and, when a gradient will be
 /// wanted, straight into that chunk's gradients, so the `(n, vocab)` logits and their
@@ -291,8 +295,7 @@ pub fn masked_nll_from_hidden(
         weights,
         need_dh: with_grad && hidden.track_op(),
         need_dw: with_grad && head.track_op(),
-        // About 16 MB of logits per chunk: large enough for full-speed matmuls.
-        rows: (4_194_304 / head.dim(0)?.max(1)).max(16),
+        rows: (HEAD_CHUNK_LOGITS / head.dim(0)?.max(1)).max(16),
         grads: std::sync::Mutex::new(None),
     };
     let per_row = hidden

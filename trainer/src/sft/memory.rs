@@ -155,6 +155,9 @@ pub struct ModelShape {
     pub optimizer_bytes: u64,
     /// Bytes per activation element: 4 (f32) or 2 (bf16).
     pub activation_bytes: u64,
+    /// Whether the fused CPU kernels run (CPU, f32): attention then keeps no probabilities
+    /// and the LM head never forms the whole logits (`crate::ops`, `crate::loss`).
+    pub fused_kernels: bool,
 }
 
 /// A rough count of the memory training needs, in bytes.
@@ -176,16 +179,27 @@ impl Estimate {
     ///
     /// Per token and layer the backward pass keeps about the block's inputs, normed inputs,
     /// q/k/v, attention output, projections and residuals (~10 × hidden), the MLP's up, gate,
-    /// activation and product (~4 × intermediate), and attention scores and probabilities
-    /// (2 × heads × seq); the LM head adds logits and their gradient (2 × vocab).
+    /// activation and product (~4 × intermediate), and, unless the fused attention
+    /// recomputes them, attention scores and probabilities (2 × heads × seq); the LM head
+    /// adds logits and their gradient (2 × vocab per token), or one chunk of them when it is
+    /// fused with the loss.
     pub fn new(shape: &ModelShape, batch: usize, seq: usize) -> Self {
         let tokens = (batch * seq) as u64;
-        let per_layer = (10 * shape.hidden + 4 * shape.intermediate + 2 * shape.heads * seq) as u64;
-        let per_token = shape.layers as u64 * per_layer + 2 * shape.vocab as u64;
+        let scores = if shape.fused_kernels {
+            0
+        } else {
+            2 * shape.heads * seq
+        };
+        let per_layer = (10 * shape.hidden + 4 * shape.intermediate + scores) as u64;
+        let head = if shape.fused_kernels {
+            2 * (crate::loss::HEAD_CHUNK_LOGITS as u64).min(tokens * shape.vocab as u64)
+        } else {
+            2 * tokens * shape.vocab as u64
+        };
         Self {
             weights: shape.weight_bytes,
             optimizer: shape.optimizer_bytes,
-            activations: shape.activation_bytes * tokens * per_token,
+            activations: shape.activation_bytes * (tokens * shape.layers as u64 * per_layer + head),
         }
     }
 
@@ -283,6 +297,7 @@ mod tests {
             weight_bytes: 1000,
             optimizer_bytes: 300,
             activation_bytes: 4,
+            fused_kernels: false,
         };
         let e = Estimate::new(&shape, 4, 16);
         assert_eq!(e.weights, 1000);
@@ -297,5 +312,22 @@ mod tests {
             ..shape
         };
         assert_eq!(Estimate::new(&bf16, 4, 16).activations * 2, e.activations);
+        // The fused kernels keep no attention probabilities, and at most one chunk of
+        // logits (here all 64 × 272 of them fit in one).
+        let fused = ModelShape {
+            fused_kernels: true,
+            ..shape
+        };
+        let f = Estimate::new(&fused, 4, 16).activations;
+        assert_eq!(f, 64 * 4 * (2 * (320 + 256) + 544));
+        let big_vocab = ModelShape {
+            vocab: 1 << 20,
+            ..fused
+        };
+        let chunk = 2 * crate::loss::HEAD_CHUNK_LOGITS as u64;
+        assert_eq!(
+            Estimate::new(&big_vocab, 4, 16).activations,
+            64 * 4 * (2 * (320 + 256)) + 4 * chunk
+        );
     }
 }

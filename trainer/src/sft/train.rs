@@ -361,6 +361,7 @@ fn model_shape(model: &mut CausalLm, opt: &AdamW, lora: bool, dtype: DType) -> M
         weight_bytes,
         optimizer_bytes: grad_bytes + opt.state_bytes(),
         activation_bytes: dtype.size_in_bytes() as u64,
+        fused_kernels: model.device().is_cpu() && dtype == DType::F32,
     }
 }
 
