@@ -99,9 +99,9 @@ fn shifted_targets(ids: &Tensor, loss_mask: &Tensor) -> Result<(Vec<u32>, Vec<f3
     Ok((targets, weights))
 }
 
-/// Logits per chunk of [`masked_nll_from_hidden`] (16 MB of f32: large enough for
+/// Logits per chunk of [`masked_nll_from_hidden`] (64 MB of f32: large enough for
 /// full-speed matmuls, small next to a model).
-pub(crate) const HEAD_CHUNK_LOGITS: usize = 4_194_304;
+pub(crate) const HEAD_CHUNK_LOGITS: usize = 16_777_216;
 
 /// The LM head and the loss as one op over row chunks: `hidden (n, d) · Wᵀ` is computed
 /// `rows` rows at a time, turned into the per-row loss and, when a gradient will be
