@@ -159,6 +159,7 @@ impl Attention {
         &self,
         x: &Tensor,
         rope: &(Tensor, Tensor),
+        fused_rope: Option<&ops::attention::Rope>,
         key_mask: Option<&Tensor>,
         cache: Option<(&mut KvCache, usize)>,
     ) -> candle_core::Result<Tensor> {
@@ -169,7 +170,10 @@ impl Attention {
             self.v_proj.forward(x)?,
         );
         if cache.is_none() && ops::attention::fusable(&[&q, &k, &v]) {
-            let rope = ops::attention::Rope::new(&rope.0, &rope.1)?;
+            let rope = match fused_rope {
+                Some(r) => r.clone(),
+                None => ops::attention::Rope::new(&rope.0, &rope.1)?,
+            };
             let y = ops::attention::attention_split(
                 &q,
                 &k,
@@ -320,12 +324,18 @@ impl Model {
             .index_select(&inputs.ids.flatten_all()?, 0)?
             .reshape((b, t, self.cfg.hidden_size))?;
         let eps = self.cfg.rms_norm_eps;
+        // The fused attention's tables, built once for every layer.
+        let fused_rope = (cache.is_none() && ops::attention::fusable(&[&x]))
+            .then(|| ops::attention::Rope::new(&rope.0, &rope.1))
+            .transpose()?;
         for (i, l) in self.layers.iter().enumerate() {
             let h = rms_norm(&x, &l.input_layernorm, eps)?;
             let c = cache.as_deref_mut().map(|c| (c, i));
-            x = (x + l
+            let mask = inputs.key_mask.as_ref();
+            let a = l
                 .self_attn
-                .forward(&h, &rope, inputs.key_mask.as_ref(), c)?)?;
+                .forward(&h, &rope, fused_rope.as_ref(), mask, c)?;
+            x = (x + a)?;
             let h = rms_norm(&x, &l.post_attention_layernorm, eps)?;
             x = (&x + l.mlp.forward(&h)?)?;
         }

@@ -21,20 +21,22 @@ use super::gemm::{Mat, matmul};
 use super::softmax::{softmax_row, softmax_row_bwd};
 use super::{View, f32_slice};
 
-/// Rotary tables, `(b, t, head_dim)` each, HF's rotate-half layout.
+/// Rotary tables, `(b, t, head_dim)` each, HF's rotate-half layout. Built once per forward
+/// pass and shared by every layer (cloning shares the tables).
 #[derive(Debug, Clone)]
 pub struct Rope {
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    cos: std::sync::Arc<[f32]>,
+    sin: std::sync::Arc<[f32]>,
 }
 
 impl Rope {
     /// From `cos`/`sin` tensors of shape `(b, [1,] t, head_dim)`.
     pub fn new(cos: &Tensor, sin: &Tensor) -> candle_core::Result<Self> {
-        let flat = |t: &Tensor| {
-            t.to_dtype(candle_core::DType::F32)?
+        let flat = |t: &Tensor| -> candle_core::Result<std::sync::Arc<[f32]>> {
+            Ok(t.to_dtype(candle_core::DType::F32)?
                 .flatten_all()?
-                .to_vec1()
+                .to_vec1::<f32>()?
+                .into())
         };
         Ok(Self {
             cos: flat(cos)?,
