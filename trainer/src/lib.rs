@@ -8,7 +8,8 @@
 //! - [`load`]: checkpoints into models: HF directories ([`load::hf`]), GGUF files
 //!   ([`load::gguf`]), tokenizers and chat templates ([`load::tokenizer`]).
 //! - [`generate`]: batched decoding with left padding, KV cache, sampling and log-probs.
-//! - [`loss`]: the completion-only next-token loss (fused on the CPU).
+//! - [`loss`]: the completion-only next-token loss, fused with the LM head on the CPU (the
+//!   `(tokens, vocab)` logits are never formed).
 //! - [`ops`]: fused CPU kernels with backward passes: layer norm, RMSNorm, GELU, SwiGLU,
 //!   the masked attention softmax.
 //! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.

@@ -5,6 +5,10 @@
 //! and the matching backward `w·(softmax − onehot)`), which avoids the half-dozen
 //! vocabulary-sized temporaries of the composed form; elsewhere it uses the composed form.
 //! Both are checked against each other and against PyTorch.
+//!
+//! [`masked_nll_from_hidden`] is what training uses: the same loss from the final hidden
+//! states and the LM head's weight, with the head's matmul fused in over row chunks so the
+//! `(tokens, vocab)` logits and their gradient are never formed (see `HeadNll`).
 
 use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;

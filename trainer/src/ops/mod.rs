@@ -5,8 +5,8 @@
 //! activation-sized buffer forward and several more backward, and on this CPU that
 //! allocation churn and the scalar `exp`/`tanh` calls cost more than the matmuls
 //! (`trainer/PERFORMANCE.md`). Each op here does one pass forward and one backward,
-//! vectorisable (`fastmath`) and parallel over rows (rayon, the pool candle's matmuls
-//! already use, so the two never oversubscribe the cores).
+//! vectorisable (`fastmath`) and parallel over rows on rayon's global pool, the one
+//! candle's matmuls already run on (so the two take turns rather than compete).
 //!
 //! Every public function checks whether the fused kernel applies (CPU, f32) and
 //! otherwise falls back to the composed, differentiable candle form, so CUDA and bf16
