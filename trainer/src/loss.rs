@@ -276,7 +276,7 @@ impl candle_core::CustomOp2 for HeadNll {
 }
 
 /// [`masked_nll`] of the logits `hidden (b, t, d) · head (vocab, d)ᵀ`, without forming the
-/// logits on the CPU (f32): see [`HeadNll`]. `with_grad` is false for evaluation, where
+/// logits on the CPU (f32): see `HeadNll`. `with_grad` is false for evaluation, where
 /// computing gradients during the forward pass would be wasted. Elsewhere (CUDA, bf16)
 /// it is the LM head followed by [`masked_nll`].
 pub fn masked_nll_from_hidden(
