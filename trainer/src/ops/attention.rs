@@ -151,6 +151,14 @@ impl Core<'_> {
         }
     }
 
+    /// A task's keys (rotated, contiguous `(t, hd)`) and values (a view of the input).
+    fn key_value<'v>(&self, k: Part<'_>, v: Part<'v>, bi: usize, kv: usize) -> (Vec<f32>, Mat<'v>) {
+        let g = &self.g;
+        let mut kbuf = vec![0f32; g.t * g.hd];
+        gather(&mut kbuf, k.head(g, bi, kv), self.rope, g, bi);
+        (kbuf, v.head(g, bi, kv))
+    }
+
     /// Per (batch row, kv head) task: the `rep` query heads' outputs, `(rep, t, hd)`.
     fn forward(&self, q: Part<'_>, k: Part<'_>, v: Part<'_>) -> Vec<Vec<f32>> {
         let g = self.g;
@@ -159,9 +167,7 @@ impl Core<'_> {
             .map(|task| {
                 let (bi, kv) = (task / g.kvh, task % g.kvh);
                 let (t, hd) = (g.t, g.hd);
-                let mut kbuf = vec![0f32; t * hd];
-                gather(&mut kbuf, k.head(&g, bi, kv), self.rope, &g, bi);
-                let vmat = v.head(&g, bi, kv);
+                let (kbuf, vmat) = self.key_value(k, v, bi, kv);
                 let mut qbuf = vec![0f32; t * hd];
                 let mut p = vec![0f32; t * t];
                 let mut out = vec![0f32; g.rep() * t * hd];
@@ -200,9 +206,7 @@ impl Core<'_> {
             .map(|task| {
                 let (bi, kv) = (task / g.kvh, task % g.kvh);
                 let (t, hd) = (g.t, g.hd);
-                let mut kbuf = vec![0f32; t * hd];
-                gather(&mut kbuf, k.head(&g, bi, kv), self.rope, &g, bi);
-                let vmat = v.head(&g, bi, kv);
+                let (kbuf, vmat) = self.key_value(k, v, bi, kv);
                 let (mut dk, mut dv) = (vec![0f32; t * hd], vec![0f32; t * hd]);
                 let mut dq = vec![0f32; g.rep() * t * hd];
                 let mut qbuf = vec![0f32; t * hd];
