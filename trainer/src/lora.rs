@@ -104,104 +104,52 @@ impl LoraLinear {
 
     /// Applies the projection to `x` of shape `(.., in)`, giving `(.., out)`.
     ///
-    /// Leading dimensions are flattened into one 2-D matmul: in the backward pass that is
-    /// cheaper than a batched matmul against a broadcast weight.
+    /// Base and adapter run as one fused op ([`crate::ops::linear`]) except while adapter
+    /// dropout is active, where the adapter's input differs from the base's.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mut out_dims = x.dims().to_vec();
-        let inp = out_dims.pop().unwrap_or(1);
-        let rows: usize = out_dims.iter().product();
-        out_dims.push(self.weight.dim(0)?);
-        let x = x.reshape((rows, inp))?;
-        let mut y = matmul_t(&x, &self.weight)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
+        let Some(ad) = &self.adapter else {
+            return crate::ops::linear(x, &self.weight, self.bias.as_ref());
+        };
+        if !(self.training && ad.dropout > 0.0) {
+            return crate::ops::lora_linear(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                &ad.a,
+                &ad.b,
+                ad.scale,
+            );
         }
-        if let Some(ad) = &self.adapter {
-            let x = if self.training && ad.dropout > 0.0 {
-                let keep = 1.0 - ad.dropout;
-                let mask: Vec<f32> = {
-                    let mut rng = ad
-                        .rng
-                        .lock()
-                        .map_err(|_| candle_core::Error::Msg("poisoned dropout rng".into()))?;
-                    (0..x.elem_count())
-                        .map(|_| {
-                            if rng.random::<f32>() < keep {
-                                1.0 / keep
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect()
-                };
-                (&x * Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?)?
-            } else {
-                x
-            };
-            // Adapters are f32 variables (their own master copy); under bf16 they are cast
-            // to the activations' dtype here, and the gradient flows back through the cast
-            // to the f32 variable. A no-op for f32 activations.
-            let (a, b) = (ad.a.to_dtype(x.dtype())?, ad.b.to_dtype(x.dtype())?);
-            let delta = x.matmul(&a.t()?)?.matmul(&b.t()?)?;
-            y = (y + (delta * ad.scale)?)?;
-        }
-        y.reshape(out_dims)
+        let y = crate::ops::linear(x, &self.weight, self.bias.as_ref())?;
+        let keep = 1.0 - ad.dropout;
+        let mask: Vec<f32> = {
+            let mut rng = ad
+                .rng
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("poisoned dropout rng".into()))?;
+            (0..x.elem_count())
+                .map(|_| {
+                    if rng.random::<f32>() < keep {
+                        1.0 / keep
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        };
+        let x = (x * Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?)?;
+        // Adapters are f32 variables (their own master copy); under bf16 they are cast to
+        // the activations' dtype here, and the gradient flows back through the cast to the
+        // f32 variable. A no-op for f32 activations.
+        let (a, b) = (ad.a.to_dtype(x.dtype())?, ad.b.to_dtype(x.dtype())?);
+        let delta = crate::ops::linear(&crate::ops::linear(&x, &a, None)?, &b, None)?;
+        y + (delta * ad.scale)?
     }
 }
 
-/// `x Wᵀ` for `x (rows, in)` and `W (out, in)`. When `W` is frozen and `x` needs gradients
-/// (LoRA training), candle's matmul backward would also compute the unused weight gradient,
-/// a third of the FLOPs; a custom op computes only the input gradient instead (CPU).
+/// `x Wᵀ` for `x (rows, in)` and `W (out, in)`; a frozen `W` gets no gradient.
 pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    if x.track_op() && !w.track_op() && x.device().is_cpu() && x.dtype() == DType::F32 {
-        x.contiguous()?.apply_op1(FrozenMatmul {
-            weight: w.to_dtype(DType::F32)?,
-        })
-    } else {
-        x.matmul(&w.t()?)
-    }
-}
-
-/// `x Wᵀ` for a frozen `W (out, in)` whose backward computes only the input gradient.
-struct FrozenMatmul {
-    weight: Tensor,
-}
-
-impl candle_core::CustomOp1 for FrozenMatmul {
-    fn name(&self) -> &'static str {
-        "frozen-matmul"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("frozen-matmul expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("frozen-matmul expects a contiguous input")
-        };
-        let (rows, inp) = layout.shape().dims2()?;
-        // Straight into gemm: wrapping the slices in tensors would copy the input and the
-        // output (for an LM head, a (tokens, vocab) buffer).
-        let y = crate::ops::gemm::linear_frozen(&data[start..end], rows, inp, &self.weight)?;
-        let out = self.weight.dim(0)?;
-        Ok((
-            candle_core::CpuStorage::F32(y),
-            candle_core::Shape::from((rows, out)),
-        ))
-    }
-
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.matmul(&self.weight)?))
-    }
+    crate::ops::linear(x, w, None)
 }
 
 /// Models whose projections can carry adapters.

@@ -18,8 +18,8 @@ use crate::ops::{View, fastmath};
 
 /// Row maximum and `Σ exp(x − max)`.
 fn max_and_sum_exp(row: &[f32]) -> (f32, f32) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    (max, row.iter().map(|&x| fastmath::exp(x - max)).sum())
+    let max = fastmath::max(row);
+    (max, fastmath::sum_exp(row, max))
 }
 
 /// Fused weighted cross-entropy over rows of logits `(n, vocab)`, parallel over rows.
@@ -157,24 +157,27 @@ impl HeadNll {
                     let i = r0 + k;
                     let wi = self.weights[i];
                     let t = self.targets[i] as usize;
-                    let (max, sum) = max_and_sum_exp(row);
-                    *l = if wi == 0.0 {
-                        0.0
-                    } else {
-                        wi * (max + sum.ln() - row[t])
-                    };
-                    if !grads {
-                        return;
-                    }
+                    let target = row[t];
                     let g = wi * scale.map_or(1.0, |s| s[i]);
-                    if g == 0.0 {
-                        row.fill(0.0);
+                    if !grads || g == 0.0 {
+                        let (max, sum) = max_and_sum_exp(row);
+                        *l = if wi == 0.0 {
+                            0.0
+                        } else {
+                            wi * (max + sum.ln() - target)
+                        };
+                        if grads {
+                            row.fill(0.0);
+                        }
                         return;
                     }
+                    // The exponentials are kept in the row and scaled into the softmax:
+                    // one exp pass per row instead of two.
+                    let max = fastmath::max(row);
+                    let sum = fastmath::exp_in_place_sum(row, max);
+                    *l = wi * (max + sum.ln() - target);
                     let inv = g / sum;
-                    for x in row.iter_mut() {
-                        *x = inv * fastmath::exp(*x - max);
-                    }
+                    row.iter_mut().for_each(|x| *x *= inv);
                     row[t] -= g;
                 });
             let gc = Mat::rows(lc, r, v, v);

@@ -37,9 +37,107 @@ pub(crate) fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 }
 
+/// Accumulator lanes for reductions: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// `Σ f(i)` over `0..n` in [`LANES`] interleaved partial sums. A plain `sum()` is a
+/// sequential chain the compiler may not reorder, so it stays scalar; the lanes make
+/// the order explicit (and fixed, so results are reproducible) and let it vectorise.
+#[inline(always)]
+pub(crate) fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let full = n - n % LANES;
+    for i in (0..full).step_by(LANES) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(i + l);
+        }
+    }
+    let tail: f32 = (full..n).map(&f).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ xs`.
+#[inline]
+pub(crate) fn sum(xs: &[f32]) -> f32 {
+    lane_sum(xs.len(), |i| xs[i])
+}
+
+/// `Σ a·b` over equal lengths.
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let b = &b[..a.len()];
+    lane_sum(a.len(), |i| a[i] * b[i])
+}
+
+/// `Σ e^(x − shift)`.
+#[inline]
+pub(crate) fn sum_exp(xs: &[f32], shift: f32) -> f32 {
+    lane_sum(xs.len(), |i| exp(xs[i] - shift))
+}
+
+/// In place `x ← e^(x − shift)`, returning the sum of the results.
+#[inline]
+pub(crate) fn exp_in_place_sum(xs: &mut [f32], shift: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut chunks = xs.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c.iter_mut()) {
+            *v = exp(*v - shift);
+            *a += *v;
+        }
+    }
+    let mut tail = 0f32;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - shift);
+        tail += *v;
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The largest element (−∞ for an empty slice); NaNs are skipped.
+#[inline]
+pub(crate) fn max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            // A compare-and-select, not `f32::max`, so it maps onto one vector instruction.
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    let m = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    acc.iter().fold(m, |m, &v| m.max(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lane_reductions_match_the_sequential_ones() {
+        for n in [0, 1, 15, 16, 17, 100, 1000] {
+            let xs: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let ys: Vec<f32> = (0..n).map(|i| ((i * 13 % 29) as f32) / 29.0).collect();
+            let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * (1.0 + b.abs());
+            assert!(close(sum(&xs), xs.iter().sum()), "sum, n {n}");
+            assert!(close(
+                dot(&xs, &ys),
+                xs.iter().zip(&ys).map(|(a, b)| a * b).sum()
+            ));
+            let m = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max(&xs), m, "max, n {n}");
+            let se: f32 = xs.iter().map(|&x| (x - 1.0).exp()).sum();
+            assert!(close(sum_exp(&xs, 1.0), se), "sum_exp, n {n}");
+            let mut ex = xs.clone();
+            assert_eq!(exp_in_place_sum(&mut ex, 1.0), sum_exp(&xs, 1.0), "n {n}");
+            assert!(ex.iter().zip(&xs).all(|(e, x)| *e == exp(x - 1.0)));
+        }
+    }
 
     #[test]
     fn exp_is_within_two_ulp_of_libm() {

@@ -51,12 +51,60 @@ impl<'a> Mat<'a> {
 /// # Panics
 /// When the shapes disagree or a view reaches outside its slice.
 pub(super) fn matmul(dst: &mut [f32], dst_rs: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
-    product(dst, dst_rs, a, b, accumulate, gemm::Parallelism::None);
+    product(dst, dst_rs, a, b, accumulate, 1.0, gemm::Parallelism::None);
 }
 
 /// [`matmul`] on all cores (rayon), for products large enough to split.
 pub(crate) fn matmul_par(dst: &mut [f32], dst_rs: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
-    product(dst, dst_rs, a, b, accumulate, all_cores());
+    product(dst, dst_rs, a, b, accumulate, 1.0, all_cores());
+}
+
+/// `dst = [dst +] scale · a · b` on all cores.
+pub(crate) fn matmul_scaled_par(
+    dst: &mut [f32],
+    dst_rs: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    accumulate: bool,
+    scale: f32,
+) {
+    product(dst, dst_rs, a, b, accumulate, scale, all_cores());
+}
+
+impl<'a> Mat<'a> {
+    /// A 2-D CPU f32 storage of any strides, as `CustomOp::cpu_fwd` receives it.
+    pub(crate) fn of_storage(
+        storage: &'a candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<Self> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("matmul: expects an f32 matrix")
+        };
+        let (rows, cols) = layout.shape().dims2()?;
+        let m = Mat {
+            data: data.get(layout.start_offset()..).unwrap_or_default(),
+            rows,
+            cols,
+            rs: layout.stride()[0],
+            cs: layout.stride()[1],
+        };
+        if !m.in_bounds() {
+            candle_core::bail!("matmul: a ({rows}, {cols}) view reaches past its storage")
+        }
+        Ok(m)
+    }
+}
+
+/// Runs `f` on a 2-D CPU f32 tensor of any strides, viewed as a [`Mat`] (no copy).
+pub(crate) fn with_mat<R>(
+    t: &candle_core::Tensor,
+    f: impl FnOnce(Mat<'_>) -> R,
+) -> candle_core::Result<R> {
+    let (guard, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(storage) = &*guard else {
+        candle_core::bail!("matmul: expects a CPU tensor")
+    };
+    Ok(f(Mat::of_storage(storage, layout)?))
 }
 
 fn all_cores() -> gemm::Parallelism {
@@ -64,42 +112,6 @@ fn all_cores() -> gemm::Parallelism {
         0 | 1 => gemm::Parallelism::None,
         n => gemm::Parallelism::Rayon(n),
     }
-}
-
-/// `x Wᵀ` for a row-major `x (rows, in)` and a frozen `W (out, in)` tensor of any strides
-/// (GPT-2's transposed Conv1D weights included), on all cores, into a new buffer.
-pub(crate) fn linear_frozen(
-    x: &[f32],
-    rows: usize,
-    inp: usize,
-    w: &candle_core::Tensor,
-) -> candle_core::Result<Vec<f32>> {
-    let (out, w_in) = w.dims2()?;
-    if w_in != inp || x.len() != rows * inp {
-        candle_core::bail!("frozen linear: input ({rows}, {inp}) for weight ({out}, {w_in})")
-    }
-    let (guard, layout) = w.storage_and_layout();
-    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)) = &*guard else {
-        candle_core::bail!("frozen linear: expects a CPU f32 weight")
-    };
-    let (s0, s1) = (layout.stride()[0], layout.stride()[1]);
-    let wt = Mat {
-        data: &data[layout.start_offset()..],
-        rows: inp,
-        cols: out,
-        rs: s1,
-        cs: s0,
-    };
-    let mut y = vec![0f32; rows * out];
-    product(
-        &mut y,
-        out,
-        Mat::rows(x, rows, inp, inp),
-        wt,
-        false,
-        all_cores(),
-    );
-    Ok(y)
 }
 
 #[allow(
@@ -112,6 +124,7 @@ fn product(
     a: Mat<'_>,
     b: Mat<'_>,
     accumulate: bool,
+    scale: f32,
     parallelism: gemm::Parallelism,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -151,7 +164,7 @@ fn product(
             b.cs as isize,
             b.rs as isize,
             1.0f32,
-            1.0f32,
+            scale,
             false,
             false,
             false,

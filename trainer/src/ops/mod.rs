@@ -16,6 +16,8 @@
 //! - [`act`]: GELU (tanh form) and SwiGLU's `silu(g) · u`;
 //! - [`softmax`]: scaled, causally and key-masked softmax for attention scores (the KV-cache
 //!   path of generation);
+//! - [`linear`]: projections `x Wᵀ + b`, with or without a LoRA update, each one op whose
+//!   backward computes only the tracked gradients;
 //! - [`attention`]: causal self-attention over a whole sequence (RoPE, scores, masks, softmax,
 //!   values) as one op with its backward pass, for training and scoring.
 
@@ -23,18 +25,31 @@ pub mod act;
 pub mod attention;
 pub(crate) mod fastmath;
 pub(crate) mod gemm;
+pub mod linear;
 pub mod norm;
 pub mod softmax;
 
 use candle_core::{CpuStorage, DType, Layout, Storage, StorageRef, Tensor};
 
 pub use act::{gelu_tanh, silu_mul};
+pub use linear::{linear, lora_linear};
 pub use norm::{layer_norm, rms_norm};
 pub use softmax::masked_softmax;
 
 /// Rows per rayon task: large enough that a task's overhead is noise.
 fn rows_per_task(rows: usize, width: usize) -> usize {
     (16_384 / width.max(1)).clamp(1, rows.max(1))
+}
+
+/// Sums per-task partial vectors in task order.
+fn sum_in_order(parts: Vec<Vec<f32>>, d: usize) -> Vec<f32> {
+    let mut out = vec![0f32; d];
+    for p in parts {
+        for (o, v) in out.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+    out
 }
 
 /// Whether the fused CPU kernels can take these tensors.

@@ -8,18 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{View, f32_slice, fusable, rows_per_task};
-
-/// Sums per-task partial vectors in task order.
-fn sum_in_order(parts: Vec<Vec<f32>>, d: usize) -> Vec<f32> {
-    let mut out = vec![0f32; d];
-    for p in parts {
-        for (o, v) in out.iter_mut().zip(p) {
-            *o += v;
-        }
-    }
-    out
-}
+use super::{View, f32_slice, fastmath, fusable, rows_per_task, sum_in_order};
 
 /// `f(row, out_row)` over every row of width `d`, in parallel, into a new buffer.
 fn map_rows(x: &[f32], d: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
@@ -39,15 +28,15 @@ fn map_rows(x: &[f32], d: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f
 #[inline]
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     let d = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / d;
-    let var = row.iter().map(|&x| (x - mean) * (x - mean)).sum::<f32>() / d;
+    let mean = fastmath::sum(row) / d;
+    let var = fastmath::lane_sum(row.len(), |i| (row[i] - mean) * (row[i] - mean)) / d;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
 /// Reciprocal root mean square of a row.
 #[inline]
 fn rms(row: &[f32], eps: f32) -> f32 {
-    let ms = row.iter().map(|&x| x * x).sum::<f32>() / row.len() as f32;
+    let ms = fastmath::dot(row, row) / row.len() as f32;
     1.0 / (ms + eps).sqrt()
 }
 
@@ -108,16 +97,14 @@ impl CustomOp3 for LayerNorm {
                     .zip(dy.chunks_exact(d))
                 {
                     let (mean, rstd) = moments(xr, self.eps);
-                    let (mut a, mut c) = (0f32, 0f32);
                     for j in 0..d {
                         xhat[j] = (xr[j] - mean) * rstd;
-                        let g = dyr[j] * ws[j];
-                        a += g;
-                        c += g * xhat[j];
                         dw[j] += dyr[j] * xhat[j];
                         db[j] += dyr[j];
                     }
-                    let (a, c) = (a / d as f32, c / d as f32);
+                    // The two row reductions apart from the element loop, so both vectorise.
+                    let a = fastmath::dot(dyr, ws) / d as f32;
+                    let c = fastmath::lane_sum(d, |j| dyr[j] * ws[j] * xhat[j]) / d as f32;
                     for j in 0..d {
                         dxr[j] = rstd * (dyr[j] * ws[j] - a - xhat[j] * c);
                     }
@@ -200,13 +187,10 @@ impl CustomOp2 for RmsNorm {
                     .zip(dy.chunks_exact(d))
                 {
                     let r = rms(xr, self.eps);
-                    let mut c = 0f32;
                     for j in 0..d {
-                        let xhat = xr[j] * r;
-                        c += dyr[j] * ws[j] * xhat;
-                        dw[j] += dyr[j] * xhat;
+                        dw[j] += dyr[j] * xr[j] * r;
                     }
-                    let c = c / d as f32;
+                    let c = fastmath::lane_sum(d, |j| dyr[j] * ws[j] * xr[j]) * r / d as f32;
                     for j in 0..d {
                         dxr[j] = r * (dyr[j] * ws[j] - xr[j] * r * c);
                     }

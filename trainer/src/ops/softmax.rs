@@ -30,31 +30,27 @@ impl MaskedSoftmax {
 pub(super) fn softmax_row(row: &mut [f32], vis: usize, mask: Option<&[f32]>, scale: f32) {
     let (head, tail) = row.split_at_mut(vis);
     tail.fill(0.0);
-    let mut max = f32::NEG_INFINITY;
-    match mask {
-        None => head.iter().for_each(|&v| max = max.max(v)),
+    let max = match mask {
+        None => fastmath::max(head),
         Some(m) => head
             .iter()
             .zip(m)
             .filter(|(_, m)| **m != 0.0)
-            .for_each(|(&v, _)| max = max.max(v)),
-    }
+            .fold(f32::NEG_INFINITY, |a, (&v, _)| a.max(v)),
+    };
     if max == f32::NEG_INFINITY {
         head.fill(0.0); // no visible key: a padding query
         return;
     }
-    let mut sum = 0f32;
     for o in head.iter_mut() {
         *o = fastmath::exp((*o - max) * scale);
-        sum += *o;
     }
     if let Some(m) = mask {
-        sum = 0.0;
         for (o, &m) in head.iter_mut().zip(m) {
             *o *= m;
-            sum += *o;
         }
     }
+    let sum = fastmath::sum(head);
     let inv = 1.0 / sum;
     head.iter_mut().for_each(|o| *o *= inv);
 }
@@ -65,7 +61,7 @@ pub(super) fn softmax_row_bwd(g: &mut [f32], p: &[f32], vis: usize, scale: f32) 
     let (head, tail) = g.split_at_mut(vis);
     tail.fill(0.0);
     let p = &p[..vis];
-    let dot: f32 = p.iter().zip(head.iter()).map(|(p, g)| p * g).sum();
+    let dot = fastmath::dot(p, head);
     for (d, &p) in head.iter_mut().zip(p) {
         *d = scale * p * (*d - dot);
     }
