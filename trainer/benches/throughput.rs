@@ -245,6 +245,8 @@ fn main() {
     if std::env::args().any(|a| a == "--loss-only") {
         return loss_only();
     }
+    // As `trainer` itself does (trainer/src/malloc.rs).
+    trainer::malloc::keep_freed_memory();
     let repeats = arg("--repeats", 3);
     let steps = arg("--steps", 5);
     let with_torch = !std::env::args().any(|a| a == "--no-torch");

@@ -71,6 +71,8 @@ B, T, V = 8, 256, 8192
 cfg = GPT2Config(vocab_size=V, n_positions=T, n_embd=256, n_layer=4, n_head=4,
                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, activation_function="gelu_new")
 model = GPT2LMHeadModel(cfg).float()
+# Eager attention, not transformers' default SDPA: on this CPU it trains faster (GPT-2 step
+# 3,255-3,291 vs 2,967-3,087 tok/s, 2026-11-30), so it is the stronger baseline.
 model.config._attn_implementation = "eager"
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
 ids = torch.randint(0, V, (B, T))

@@ -84,6 +84,16 @@ pub enum Error {
         message: String,
     },
 
+    /// Another process is training into the same run directory.
+    #[error(
+        "{path}: another `trainer sft` is running in this output_dir; let it finish (or stop \
+         it) before resuming, or choose another output_dir"
+    )]
+    RunDirBusy {
+        /// The run directory.
+        path: PathBuf,
+    },
+
     /// A checkpoint (model directory, GGUF file) lacks something the loader needs.
     #[error("{path}: {message}")]
     Checkpoint {

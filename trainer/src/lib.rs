@@ -10,8 +10,9 @@
 //! - [`generate`]: batched decoding with left padding, KV cache, sampling and log-probs.
 //! - [`loss`]: the completion-only next-token loss, fused with the LM head on the CPU (the
 //!   `(tokens, vocab)` logits are never formed).
-//! - [`ops`]: fused CPU kernels with backward passes: layer norm, RMSNorm, GELU, SwiGLU,
-//!   the masked attention softmax.
+//! - [`ops`]: fused CPU kernels with backward passes: projections (with LoRA), layer norm,
+//!   RMSNorm, GELU, SwiGLU, causal attention, the masked attention softmax.
+//! - [`malloc`]: keeps freed heap memory in the process during training (glibc).
 //! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.
 //! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, loop, checkpoints,
 //!   the memory guard.
@@ -37,7 +38,8 @@
 //!   grad norm, tokens/s, peak resident memory; eval lines with `eval_loss`),
 //!   `checkpoints/step-N/` (the newest `keep_last`) and `final/` (an HF directory, or the
 //!   LoRA adapter). Re-running the same command after a kill resumes from the newest
-//!   checkpoint, bit-identically (LoRA dropout included). A run that outgrows
+//!   checkpoint, bit-identically (LoRA dropout included); a second run on a directory a
+//!   live run holds is refused ([`Error::RunDirBusy`]). A run that outgrows
 //!   `memory_limit_mib` stops with a checkpoint and an error naming it (exit status 1).
 //!
 //! # Data formats (SFT)
@@ -51,6 +53,7 @@ pub mod generate;
 pub mod load;
 pub mod lora;
 pub mod loss;
+pub mod malloc;
 pub mod models;
 pub mod ops;
 pub mod optim;

@@ -104,7 +104,7 @@ impl LoraLinear {
 
     /// Applies the projection to `x` of shape `(.., in)`, giving `(.., out)`.
     ///
-    /// Base and adapter run as one fused op ([`crate::ops::linear`]) except while adapter
+    /// Base and adapter run as one fused op ([`mod@crate::ops::linear`]) except while adapter
     /// dropout is active, where the adapter's input differs from the base's.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let Some(ad) = &self.adapter else {

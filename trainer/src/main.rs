@@ -299,6 +299,8 @@ fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Training frees and reallocates its activations every step; keep them in the heap.
+    trainer::malloc::keep_freed_memory();
     match Cli::parse().command {
         Command::Sft(a) => run_sft(&a),
         Command::Generate(a) => run_generate(a),

@@ -445,3 +445,27 @@ fn a_batch_that_cannot_fit_is_refused_before_the_first_step() {
     cfg.memory_limit_mib = None;
     train(&cfg, &TrainOptions::default()).expect("a small batch runs under the default limit");
 }
+
+#[test]
+fn a_second_run_in_a_busy_output_dir_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = config(dir.path(), &common::tiny_llama_json());
+    // Stands in for a live `trainer sft` holding the directory (a separate open file
+    // description, so the lock conflicts as another process's would).
+    std::fs::create_dir_all(&cfg.output_dir).expect("run dir");
+    let holder = std::fs::File::create(cfg.output_dir.join(".lock")).expect("lock file");
+    holder.lock().expect("lock");
+    let err = train(&cfg, &TrainOptions::default()).expect_err("directory is busy");
+    assert!(matches!(err, Error::RunDirBusy { .. }), "{err}");
+    assert!(err.to_string().contains("another `trainer sft`"), "{err}");
+    assert!(!cfg.output_dir.join("config.toml").exists());
+    assert!(!cfg.output_dir.join("checkpoints").exists());
+    // Once the holder is gone the same run starts.
+    drop(holder);
+    let mut cfg = cfg;
+    cfg.max_steps = 2;
+    assert_eq!(
+        train(&cfg, &TrainOptions::default()).expect("train").steps,
+        2
+    );
+}

@@ -103,8 +103,15 @@ fn linear_bwd(
     };
     let dw = if w.track_op() {
         let mut dw = vec![0f32; out * inp];
-        matmul_par(&mut dw, inp, gm.t(), xm, false);
-        Some(Tensor::from_vec(dw, (out, inp), dev)?)
+        if w.stride() == [1, out] {
+            // A transposed view (GPT-2's Conv1D): the gradient in the same layout, so
+            // candle carries it back through the transpose without a strided copy.
+            matmul_par(&mut dw, out, xm.t(), gm, false);
+            Some(Tensor::from_vec(dw, (inp, out), dev)?.t()?)
+        } else {
+            matmul_par(&mut dw, inp, gm.t(), xm, false);
+            Some(Tensor::from_vec(dw, (out, inp), dev)?)
+        }
     } else {
         None
     };

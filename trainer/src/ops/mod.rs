@@ -16,7 +16,7 @@
 //! - [`act`]: GELU (tanh form) and SwiGLU's `silu(g) · u`;
 //! - [`softmax`]: scaled, causally and key-masked softmax for attention scores (the KV-cache
 //!   path of generation);
-//! - [`linear`]: projections `x Wᵀ + b`, with or without a LoRA update, each one op whose
+//! - [`linear`](mod@linear): projections `x Wᵀ + b`, with or without a LoRA update, each one op whose
 //!   backward computes only the tracked gradients;
 //! - [`attention`]: causal self-attention over a whole sequence (RoPE, scores, masks, softmax,
 //!   values) as one op with its backward pass, for training and scoring.

@@ -633,6 +633,27 @@ fn accumulate(
     Ok(out)
 }
 
+/// Takes an exclusive lock on `out/.lock` for the run's lifetime, so that two processes
+/// never interleave checkpoints and metrics in one directory (a resume started while the
+/// first run is still alive would). The kernel drops the lock when its holder dies, even
+/// by SIGKILL, so resuming after a kill is unaffected.
+fn lock_run_dir(out: &Path) -> Result<std::fs::File> {
+    let path = out.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::RunDirBusy {
+            path: out.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
 /// Runs (or resumes) supervised fine-tuning as configured.
 pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
     train_with(cfg, opts, &mut || memory::resident().map(|r| r.peak_mib))
@@ -657,6 +678,7 @@ fn train_with(
     let device = crate::device(&cfg.device)?;
     let out = &cfg.output_dir;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let _run_lock = lock_run_dir(out)?;
     std::fs::write(out.join("config.toml"), cfg.to_toml())
         .map_err(|e| Error::io(out.join("config.toml"), e))?;
 
