@@ -30,8 +30,8 @@
 //!
 //! # Command line
 //! - `trainer generate --model PATH --prompt TEXT [--chat] [--max-new-tokens N]
-//!   [--temperature T] [--top-k K] [--top-p P] [--stop TEXT] [--seed S]`; `PATH` is an HF
-//!   directory or a `.gguf` file.
+//!   [--temperature T] [--top-k K] [--top-p P] [--stop TEXT] [--seed S] [--dtype f32|bf16]
+//!   [--adapter DIR]`; `PATH` is an HF directory or a `.gguf` file.
 //! - `trainer sft --config run.toml [--KEY VALUE ...]`: keys are the fields of
 //!   [`sft::SftConfig`]; every key is also a flag and flags win. A run directory holds
 //!   `config.toml` (the resolved config), `metrics.jsonl` (one line per step: loss, lr,

@@ -138,18 +138,8 @@ impl LoraLinear {
                 .collect()
         };
         let x = (x * Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?)?;
-        // Adapters are f32 variables (their own master copy); under bf16 they are cast to
-        // the activations' dtype here, and the gradient flows back through the cast to the
-        // f32 variable. A no-op for f32 activations.
-        let (a, b) = (ad.a.to_dtype(x.dtype())?, ad.b.to_dtype(x.dtype())?);
-        let delta = crate::ops::linear(&crate::ops::linear(&x, &a, None)?, &b, None)?;
-        y + (delta * ad.scale)?
+        y + crate::ops::linear::lora_delta(&x, &ad.a, &ad.b, ad.scale)?
     }
-}
-
-/// `x Wᵀ` for `x (rows, in)` and `W (out, in)`; a frozen `W` gets no gradient.
-pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    crate::ops::linear(x, w, None)
 }
 
 /// Models whose projections can carry adapters.

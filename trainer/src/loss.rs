@@ -292,7 +292,7 @@ pub fn masked_nll_from_hidden(
     let (b, t, d) = hidden.dims3()?;
     let cpu_f32 = |x: &Tensor| x.device().is_cpu() && x.dtype() == DType::F32;
     if !(cpu_f32(hidden) && cpu_f32(head)) {
-        let logits = crate::lora::matmul_t(&hidden.reshape((b * t, d))?, head)?;
+        let logits = crate::ops::linear(&hidden.reshape((b * t, d))?, head, None)?;
         return masked_nll(&logits.reshape((b, t, ()))?, ids, loss_mask);
     }
     let (targets, weights) = shifted_targets(ids, loss_mask)?;

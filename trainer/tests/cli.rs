@@ -64,6 +64,30 @@ fn sft_reads_toml_applies_flag_overrides_and_generate_uses_the_result() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("tokens in"));
+
+    // The same model in bf16 runs too; an unknown dtype is refused by name.
+    let bf16 = |dtype: &str| {
+        trainer()
+            .args(["generate", "--max-new-tokens", "4", "--prompt", "p1"])
+            .args(["--dtype", dtype, "--model"])
+            .arg(d.join("run/final"))
+            .output()
+            .expect("generate")
+    };
+    let out = bf16("bf16");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokens in"));
+    let out = bf16("fp16");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("'fp16'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -189,8 +189,7 @@ impl Model {
 
     /// `(b, t, d)` → `(b, t, vocab)` through the tied embedding.
     pub fn lm_logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, t, d) = hidden.dims3()?;
-        crate::lora::matmul_t(&hidden.reshape((b * t, d))?, &self.wte)?.reshape((b, t, ()))
+        crate::ops::linear(hidden, &self.wte, None)
     }
 
     /// Every projection with its checkpoint name.

@@ -350,8 +350,7 @@ impl Model {
     /// `(b, t, d)` → `(b, t, vocab)`.
     pub fn lm_logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let w = self.lm_head_weight();
-        let (b, t, d) = hidden.dims3()?;
-        crate::lora::matmul_t(&hidden.reshape((b * t, d))?, w)?.reshape((b, t, ()))
+        crate::ops::linear(hidden, w, None)
     }
 
     /// Every projection with its checkpoint name.

@@ -127,6 +127,26 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// Asserts that `fused` and `slow`, the same function of `vars`, agree in value within
+    /// `tol` and in the gradients of `Σ up ⊙ output` within `grad_tol`.
+    pub(crate) fn assert_same_function(
+        fused: &Tensor,
+        slow: &Tensor,
+        up: &Tensor,
+        vars: &[&Var],
+        tol: f32,
+        grad_tol: f32,
+    ) -> candle_core::Result<()> {
+        assert_close(fused, slow, tol)?;
+        let gf = grads(&(fused * up)?.sum_all()?, vars)?;
+        let gs = grads(&(slow * up)?.sum_all()?, vars)?;
+        assert_eq!(gf.len(), vars.len());
+        for (f, s) in gf.iter().zip(&gs) {
+            assert_close(f, s, grad_tol)?;
+        }
+        Ok(())
+    }
+
     /// Asserts `max |a − b| ≤ tol`, naming the difference.
     pub(crate) fn assert_close(a: &Tensor, b: &Tensor, tol: f32) -> candle_core::Result<()> {
         assert_eq!(a.shape(), b.shape());

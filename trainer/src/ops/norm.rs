@@ -225,7 +225,7 @@ mod tests {
     use candle_core::{D, Device, Var};
 
     use super::*;
-    use crate::ops::tests::{assert_close, grads, sample};
+    use crate::ops::tests::{assert_same_function, sample};
 
     fn composed_rms(x: &Tensor, w: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
         let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
@@ -241,12 +241,7 @@ mod tests {
         let up = sample(&[3, 5, 64], 4, &dev)?;
         let fused = layer_norm(&x, &w, &b, 1e-5)?;
         let slow = candle_nn::ops::layer_norm_slow(&x, &w, &b, 1e-5)?;
-        assert_close(&fused, &slow, 2e-6)?;
-        let gf = grads(&(fused * &up)?.sum_all()?, &[&x, &w, &b])?;
-        let gs = grads(&(slow * &up)?.sum_all()?, &[&x, &w, &b])?;
-        for (a, b) in gf.iter().zip(&gs) {
-            assert_close(a, b, 2e-5)?;
-        }
+        assert_same_function(&fused, &slow, &up, &[&x, &w, &b], 2e-6, 2e-5)?;
         Ok(())
     }
 
@@ -258,12 +253,7 @@ mod tests {
         let up = sample(&[2, 7, 48], 7, &dev)?;
         let fused = rms_norm(&x, &w, 1e-6)?;
         let slow = composed_rms(&x, &w, 1e-6)?;
-        assert_close(&fused, &slow, 2e-6)?;
-        let gf = grads(&(fused * &up)?.sum_all()?, &[&x, &w])?;
-        let gs = grads(&(slow * &up)?.sum_all()?, &[&x, &w])?;
-        for (a, b) in gf.iter().zip(&gs) {
-            assert_close(a, b, 2e-5)?;
-        }
+        assert_same_function(&fused, &slow, &up, &[&x, &w], 2e-6, 2e-5)?;
         Ok(())
     }
 }
