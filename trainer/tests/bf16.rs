@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -246,22 +245,10 @@ fn every_family_loads_in_bf16_and_its_logits_and_gradients_are_close_to_f32() {
     }
 }
 
-fn write_data(path: &Path, n: usize) {
-    let mut f = std::fs::File::create(path).expect("data");
-    for i in 0..n {
-        let a = i % 4;
-        writeln!(
-            f,
-            r#"{{"prompt": "q{a}", "completion": "answer {a}{a}{a}"}}"#
-        )
-        .expect("w");
-    }
-}
-
 /// A run on a tiny model in `dir` (the same setup as `tests/sft.rs`).
 fn config(dir: &Path, model_json: &str, dtype: Precision) -> SftConfig {
     common::write_tiny(&dir.join("model"), model_json, 13);
-    write_data(&dir.join("train.jsonl"), 12);
+    common::write_prompt_completions(&dir.join("train.jsonl"), 12);
     let text = format!(
         "model = {:?}\ntrain_data = {:?}\noutput_dir = {:?}\nbatch_size = 4\nmax_steps = 30\n\
          lr = 1e-2\nwarmup_steps = 3\nsave_every = 10\nseed = 5\ndtype = \"{}\"\n",

