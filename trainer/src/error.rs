@@ -86,12 +86,49 @@ pub enum Error {
 
     /// Another process is training into the same run directory.
     #[error(
-        "{path}: another `trainer sft` is running in this output_dir; let it finish (or stop \
-         it) before resuming, or choose another output_dir"
+        "{path}: another trainer run (`trainer sft`, `trainer rl`, ...) is using this \
+         output_dir; let it finish (or stop it) before resuming, or choose another output_dir"
     )]
     RunDirBusy {
         /// The run directory.
         path: PathBuf,
+    },
+
+    /// A resumed run's settings differ from those its checkpoints were made with in keys that
+    /// may not change.
+    #[error(
+        "{path} holds a run made with other settings: {}. These cannot change when a run \
+         resumes (only {} can): restore them, or choose another output_dir",
+        changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        may_change.join(", ")
+    )]
+    SettingsChanged {
+        /// The run directory.
+        path: PathBuf,
+        /// The refused changes.
+        changes: Vec<crate::run::Change>,
+        /// The keys that may change.
+        may_change: Vec<String>,
+    },
+
+    /// SIGINT or SIGTERM stopped the run between two steps.
+    #[error(
+        "stopped by {} after step {step} of {max_steps}; {}",
+        signal.name(),
+        checkpoint.as_ref().map_or_else(
+            || "no step had finished, so no checkpoint was written".to_string(),
+            |p| format!("checkpoint {}", p.display())
+        )
+    )]
+    Interrupted {
+        /// The signal.
+        signal: crate::run::Signal,
+        /// The last finished step.
+        step: usize,
+        /// The run's length.
+        max_steps: usize,
+        /// The checkpoint holding that step, from which re-running the command resumes.
+        checkpoint: Option<PathBuf>,
     },
 
     /// A checkpoint (model directory, GGUF file) lacks something the loader needs.

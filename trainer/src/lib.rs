@@ -14,8 +14,12 @@
 //!   RMSNorm, GELU, SwiGLU, causal attention, the masked attention softmax.
 //! - [`malloc`]: keeps freed heap memory in the process during training (glibc).
 //! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.
-//! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, loop, checkpoints,
-//!   the memory guard.
+//! - [`run`]: what every command that owns a run directory shares: the directory and its
+//!   lock, the settings a resume may change, config files with derived flags, checkpoints,
+//!   metrics kept to one history, progress, and Ctrl-C / SIGTERM as a stop with a checkpoint.
+//! - [`precision`]: f32 or bf16 mixed precision.
+//! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, the loop, the memory
+//!   guard.
 //! - [`error`]: the one error type.
 //!
 //! Everything runs on the CPU by default; the `cuda` feature enables candle's CUDA backend
@@ -38,9 +42,12 @@
 //!   grad norm, tokens/s, peak resident memory; eval lines with `eval_loss`),
 //!   `checkpoints/step-N/` (the newest `keep_last`) and `final/` (an HF directory, or the
 //!   LoRA adapter). Re-running the same command after a kill resumes from the newest
-//!   checkpoint, bit-identically (LoRA dropout included); a second run on a directory a
-//!   live run holds is refused ([`Error::RunDirBusy`]). A run that outgrows
-//!   `memory_limit_mib` stops with a checkpoint and an error naming it (exit status 1).
+//!   checkpoint, bit-identically (LoRA dropout included), and keeps `metrics.jsonl` to one
+//!   line per step; a second run on a directory a live run holds is refused
+//!   ([`Error::RunDirBusy`]); changed settings are checked first ([`run::settings`]); a
+//!   finished run says so. A run that outgrows `memory_limit_mib` stops with a checkpoint and
+//!   an error naming it (exit status 1); SIGINT / SIGTERM stop after the current step with a
+//!   checkpoint ([`Error::Interrupted`], exit status 130 / 143).
 //!
 //! # Data formats (SFT)
 //! - JSONL `{"prompt": .., "completion": ..}`: loss on the completion (+ EOS) only.
@@ -57,6 +64,8 @@ pub mod malloc;
 pub mod models;
 pub mod ops;
 pub mod optim;
+pub mod precision;
+pub mod run;
 pub mod sft;
 
 pub use error::{Error, Result};

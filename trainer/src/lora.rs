@@ -62,6 +62,8 @@ pub struct LoraLinear {
     adapter: Option<Adapter>,
     /// Dropout is applied only while training.
     training: bool,
+    /// The adapter is skipped (the base alone: RL's reference model with LoRA).
+    disabled: bool,
 }
 
 impl LoraLinear {
@@ -73,6 +75,7 @@ impl LoraLinear {
             bias,
             adapter: None,
             training: false,
+            disabled: false,
         }
     }
 
@@ -107,7 +110,7 @@ impl LoraLinear {
     /// Base and adapter run as one fused op ([`mod@crate::ops::linear`]) except while adapter
     /// dropout is active, where the adapter's input differs from the base's.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let Some(ad) = &self.adapter else {
+        let Some(ad) = self.adapter.as_ref().filter(|_| !self.disabled) else {
             return crate::ops::linear(x, &self.weight, self.bias.as_ref());
         };
         if !(self.training && ad.dropout > 0.0) {
@@ -204,6 +207,14 @@ fn install(
         rng: Mutex::new(StdRng::seed_from_u64(dropout_seed)),
     });
     Ok(())
+}
+
+/// Switches every adapter of `model` on or off. Off, the model is its frozen base: with
+/// LoRA, RL's reference model costs no second copy of the weights.
+pub fn set_adapters_enabled(model: &mut impl LoraTarget, enabled: bool) {
+    for (_, lin) in model.linears_mut() {
+        lin.disabled = !enabled;
+    }
 }
 
 /// Restarts every adapter's dropout masks at a point named by `(step, micro_batch)`.

@@ -312,6 +312,47 @@ pub fn masked_nll_from_hidden(
     Ok((per_row.sum_all()?, count))
 }
 
+/// Per-token log-probabilities of the next tokens, `(b, t)`: entry `j` is
+/// `log p(ids[j + 1] | ids[..=j])` where `loss_mask[j + 1]` is 1, and 0 elsewhere (and at the
+/// last position). It is differentiable (the RL losses are non-linear in it: ratios, KL) and,
+/// on the CPU in f32, runs on the same fused head-and-loss op as [`masked_nll_from_hidden`],
+/// whose backward takes per-row output gradients; `with_grad = false` skips the gradients
+/// (reference and old-policy passes).
+pub fn token_logprobs_from_hidden(
+    hidden: &Tensor,
+    head: &Tensor,
+    ids: &Tensor,
+    loss_mask: &Tensor,
+    with_grad: bool,
+) -> Result<Tensor> {
+    let (b, t, d) = hidden.dims3()?;
+    let cpu_f32 = |x: &Tensor| x.device().is_cpu() && x.dtype() == DType::F32;
+    let (targets, weights) = shifted_targets(ids, loss_mask)?;
+    if !(cpu_f32(hidden) && cpu_f32(head)) {
+        let dev = hidden.device().clone();
+        let logits =
+            crate::ops::linear(&hidden.reshape((b * t, d))?, head, None)?.to_dtype(DType::F32)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let targets = Tensor::from_vec(targets, (b * t, 1), &dev)?;
+        let picked = logp.gather(&targets, 1)?.squeeze(1)?;
+        let weights = Tensor::from_vec(weights, b * t, &dev)?;
+        return Ok((picked * weights)?.reshape((b, t))?);
+    }
+    let op = HeadNll {
+        targets,
+        weights,
+        need_dh: with_grad && hidden.track_op(),
+        need_dw: with_grad && head.track_op(),
+        rows: (HEAD_CHUNK_LOGITS / head.dim(0)?.max(1)).max(16),
+        grads: std::sync::Mutex::new(None),
+    };
+    let per_row = hidden
+        .reshape((b * t, d))?
+        .contiguous()?
+        .apply_op2(&head.contiguous()?, op)?;
+    Ok(per_row.neg()?.reshape((b, t))?)
+}
+
 /// Next-token NLL over positions whose target has `loss_mask` 1: position `j` predicts
 /// `ids[j + 1]`. `logits (b, t, V)`, `ids (b, t)` u32, `loss_mask (b, t)` f32.
 /// Returns the summed loss (a scalar tensor, differentiable) and the number of targets.
@@ -352,6 +393,44 @@ mod tests {
         let ids = Tensor::new(&[[1u32, 2, 3, 4, 5], [6, 0, 10, 2, 3]], dev)?;
         let mask = Tensor::new(&[[0f32, 1., 1., 0., 1.], [0., 0., 1., 1., 1.]], dev)?;
         Ok((h, w, ids, mask))
+    }
+
+    #[test]
+    fn token_logprobs_match_the_composed_log_softmax_in_value_and_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let (h, w, ids, mask) = head_case(&dev)?;
+        // A non-uniform upstream gradient, as the RL losses give.
+        let coef = Tensor::new(
+            &[[0.3f32, -1.2, 0.7, 2.0, -0.4], [1.1, 0.2, -0.9, 0.5, 1.5]],
+            &dev,
+        )?;
+        let fused = token_logprobs_from_hidden(h.as_tensor(), w.as_tensor(), &ids, &mask, true)?;
+        let g_fused = (&fused * &coef)?.sum_all()?.backward()?;
+        let logits = h.as_tensor().broadcast_matmul(&w.as_tensor().t()?)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let (b, t, v) = logp.dims3()?;
+        let ids_v: Vec<Vec<u32>> = ids.to_vec2()?;
+        let mask_v: Vec<Vec<f32>> = mask.to_vec2()?;
+        let mut onehot = vec![0f32; b * t * v];
+        for i in 0..b {
+            for j in 0..t - 1 {
+                if mask_v[i][j + 1] == 1.0 {
+                    onehot[(i * t + j) * v + ids_v[i][j + 1] as usize] = 1.0;
+                }
+            }
+        }
+        let onehot = Tensor::from_vec(onehot, (b, t, v), &dev)?;
+        let composed = (logp * onehot)?.sum(D::Minus1)?;
+        let g_composed = (&composed * &coef)?.sum_all()?.backward()?;
+        assert!(max_diff(&fused, &composed)? < 1e-5);
+        for var in [&h, &w] {
+            let (a, c) = (
+                g_fused.get(var.as_tensor()).expect("fused grad"),
+                g_composed.get(var.as_tensor()).expect("composed grad"),
+            );
+            assert!(max_diff(a, c)? < 1e-5, "{}", max_diff(a, c)?);
+        }
+        Ok(())
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {

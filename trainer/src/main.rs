@@ -1,12 +1,18 @@
 //! `trainer`: the command line over the `trainer` library.
 //!
 //! - `trainer sft --config FILE.toml [--KEY VALUE ...]`: every key of the TOML file is also a
-//!   flag (`lr` ↔ `--lr`); flags override the file. A run stopped by the memory guard (or a
-//!   non-finite loss) prints the error, which names the last usable checkpoint, and exits 1.
+//!   flag (`lr` ↔ `--lr`, derived from `trainer::sft::config::KEYS`); flags override the file.
+//!   A run stopped by the memory guard (or a non-finite loss) prints the error, which names
+//!   the last usable checkpoint, and exits 1; one stopped by SIGINT / SIGTERM also prints the
+//!   command that resumes it and exits 130 / 143.
+//!
+//! Errors are printed as one line (`error: ...`, the causes joined); `--verbose` or
+//! `RUST_LOG` print the whole chain and, with `RUST_BACKTRACE=1`, a backtrace.
 //! - `trainer generate --model PATH [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N]
 //!   [--temperature T] [--dtype f32|bf16]`
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -19,6 +25,9 @@ use trainer::load::tokenizer::Message;
     about = "Align language models with several rewards: models, LoRA, generation, SFT"
 )]
 struct Cli {
+    /// On an error, print its full chain and (with RUST_BACKTRACE=1) a backtrace.
+    #[arg(long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,184 +82,96 @@ struct GenerateArgs {
 
 /// `trainer sft`: a TOML file and/or flags, one flag per config key.
 #[derive(clap::Args)]
+#[command(after_help = trainer::run::config::help(trainer::sft::config::KEYS))]
 struct SftArgs {
-    /// TOML file with the run's options (flags override it).
+    /// TOML file with the run's settings (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Do not draw the progress bar.
+    /// Print no progress (neither the bar nor, without a terminal, the progress lines).
     #[arg(long)]
     no_progress: bool,
-    /// Base model: HF directory or .gguf file.
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Training data: JSONL (prompt/completion or messages) or MaRio JSON.
-    #[arg(long)]
-    train_data: Option<PathBuf>,
-    /// Held-out data for the periodic eval loss.
-    #[arg(long)]
-    eval_data: Option<PathBuf>,
-    /// Run directory.
-    #[arg(long)]
-    output_dir: Option<PathBuf>,
-    /// Render examples with the chat template.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    chat: Option<bool>,
-    /// Longest tokenized example.
-    #[arg(long)]
-    max_len: Option<i64>,
-    /// Examples per micro-batch.
-    #[arg(long)]
-    batch_size: Option<i64>,
-    /// Micro-batches per optimizer step.
-    #[arg(long)]
-    grad_accum: Option<i64>,
-    /// Optimizer steps.
-    #[arg(long)]
-    max_steps: Option<i64>,
-    /// Peak learning rate.
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Final learning rate.
-    #[arg(long)]
-    min_lr: Option<f64>,
-    /// Warmup steps.
-    #[arg(long)]
-    warmup_steps: Option<i64>,
-    /// cosine, linear or constant.
-    #[arg(long)]
-    decay: Option<String>,
-    /// AdamW weight decay.
-    #[arg(long)]
-    weight_decay: Option<f64>,
-    /// AdamW beta1.
-    #[arg(long)]
-    beta1: Option<f64>,
-    /// AdamW beta2.
-    #[arg(long)]
-    beta2: Option<f64>,
-    /// AdamW epsilon.
-    #[arg(long)]
-    eps: Option<f64>,
-    /// Gradient-norm clip (0 disables).
-    #[arg(long)]
-    grad_clip: Option<f64>,
-    /// Seed.
-    #[arg(long)]
-    seed: Option<i64>,
-    /// Use only the first N eval examples (0: all).
-    #[arg(long)]
-    eval_limit: Option<i64>,
-    /// Eval every N steps.
-    #[arg(long)]
-    eval_every: Option<i64>,
-    /// Checkpoint every N steps.
-    #[arg(long)]
-    save_every: Option<i64>,
-    /// Checkpoints kept.
-    #[arg(long)]
-    keep_last: Option<i64>,
-    /// LoRA rank (0: full fine-tuning).
-    #[arg(long)]
-    lora_rank: Option<i64>,
-    /// LoRA alpha.
-    #[arg(long)]
-    lora_alpha: Option<f64>,
-    /// LoRA dropout.
-    #[arg(long)]
-    lora_dropout: Option<f64>,
-    /// Comma-separated projection names for adapters.
-    #[arg(long, value_delimiter = ',')]
-    lora_targets: Option<Vec<String>>,
-    /// cpu, or cuda / cuda:N (builds with the `cuda` feature).
-    #[arg(long)]
-    device: Option<String>,
-    /// f32, or bf16 (mixed precision: bf16 weights and activations, f32 master weights).
-    #[arg(long)]
-    dtype: Option<String>,
-    /// Resume from the newest checkpoint in the run directory.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    resume: Option<bool>,
-    /// Stop with a checkpoint once peak resident memory exceeds this many MiB (default: 90% of
-    /// the smaller of the cgroup limit and the memory available at start).
-    #[arg(long)]
-    memory_limit_mib: Option<i64>,
+    /// Settings as `--key value` (listed below).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "--KEY VALUE"
+    )]
+    settings: Vec<String>,
 }
 
 impl SftArgs {
-    /// The TOML file's table with the flags laid over it.
-    fn resolve(&self) -> anyhow::Result<trainer::sft::SftConfig> {
-        use toml::Value;
-        let (mut table, origin) = match &self.config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                let table: toml::Table = text
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-                (table, p.clone())
-            }
-            None => (toml::Table::new(), PathBuf::from("<flags>")),
-        };
-        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| Value::String(p.display().to_string()));
-        let int = |v: Option<i64>| v.map(Value::Integer);
-        let float = |v: Option<f64>| v.map(Value::Float);
-        let flags: Vec<(&str, Option<Value>)> = vec![
-            ("model", path(&self.model)),
-            ("train_data", path(&self.train_data)),
-            ("eval_data", path(&self.eval_data)),
-            ("output_dir", path(&self.output_dir)),
-            ("chat", self.chat.map(Value::Boolean)),
-            ("max_len", int(self.max_len)),
-            ("batch_size", int(self.batch_size)),
-            ("grad_accum", int(self.grad_accum)),
-            ("max_steps", int(self.max_steps)),
-            ("lr", float(self.lr)),
-            ("min_lr", float(self.min_lr)),
-            ("warmup_steps", int(self.warmup_steps)),
-            ("decay", self.decay.clone().map(Value::String)),
-            ("weight_decay", float(self.weight_decay)),
-            ("beta1", float(self.beta1)),
-            ("beta2", float(self.beta2)),
-            ("eps", float(self.eps)),
-            ("grad_clip", float(self.grad_clip)),
-            ("seed", int(self.seed)),
-            ("eval_limit", int(self.eval_limit)),
-            ("eval_every", int(self.eval_every)),
-            ("save_every", int(self.save_every)),
-            ("keep_last", int(self.keep_last)),
-            ("lora_rank", int(self.lora_rank)),
-            ("lora_alpha", float(self.lora_alpha)),
-            ("lora_dropout", float(self.lora_dropout)),
-            (
-                "lora_targets",
-                self.lora_targets
-                    .clone()
-                    .map(|v| Value::Array(v.into_iter().map(Value::String).collect())),
-            ),
-            ("device", self.device.clone().map(Value::String)),
-            ("dtype", self.dtype.clone().map(Value::String)),
-            ("resume", self.resume.map(Value::Boolean)),
-            ("memory_limit_mib", int(self.memory_limit_mib)),
-        ];
-        for (k, v) in flags {
-            if let Some(v) = v {
-                table.insert(k.to_string(), v);
+    /// The `--config` file with the flags laid over it. `--config` and `--no-progress` may
+    /// also come after the settings, where clap leaves them in `settings`.
+    fn resolve(&mut self) -> anyhow::Result<trainer::sft::SftConfig> {
+        let mut rest = Vec::with_capacity(self.settings.len());
+        let mut args = std::mem::take(&mut self.settings).into_iter();
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--no-progress" => self.no_progress = true,
+                "--config" => self.config = args.next().map(PathBuf::from),
+                _ => match a.strip_prefix("--config=") {
+                    Some(p) => self.config = Some(PathBuf::from(p)),
+                    None => rest.push(a),
+                },
             }
         }
-        Ok(trainer::sft::SftConfig::from_toml(
-            &toml::to_string(&table)?,
-            &origin,
-        )?)
+        let sources = trainer::run::config::Sources::read(
+            self.config.as_deref(),
+            &rest,
+            trainer::sft::config::KEYS,
+        )?;
+        Ok(sources.resolve()?)
     }
 }
 
-fn run_sft(a: &SftArgs) -> anyhow::Result<()> {
+/// The command line that resumes this run: the same one.
+fn resume_command() -> String {
+    let quote = |a: String| {
+        if a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
+        {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        }
+    };
+    let mut args = std::env::args();
+    let bin = args.next().unwrap_or_else(|| "trainer".into());
+    let bin = if bin.ends_with("/trainer") {
+        "trainer".to_string()
+    } else {
+        bin
+    };
+    std::iter::once(bin)
+        .chain(args.map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn run_sft(mut a: SftArgs) -> anyhow::Result<()> {
     let cfg = a.resolve()?;
     let opts = trainer::sft::TrainOptions {
         progress: !a.no_progress,
         stop_after: None,
+        interrupt: trainer::run::Interrupt::install()?,
     };
     let s = trainer::sft::train(&cfg, &opts)?;
+    if s.already_finished {
+        eprintln!(
+            "{} is finished: {} of {} steps, last loss {}, final weights {}. To train further, \
+             re-run with a larger --max-steps.",
+            cfg.output_dir.display(),
+            s.steps,
+            cfg.max_steps,
+            if s.last_loss.is_finite() {
+                format!("{:.4}", s.last_loss)
+            } else {
+                "-".into()
+            },
+            s.final_dir.map_or("-".into(), |p| p.display().to_string()),
+        );
+        return Ok(());
+    }
     eprintln!(
         "done: {} steps (resumed from {}), last loss {:.4}, eval loss {}, final weights {}",
         s.steps,
@@ -306,11 +227,29 @@ fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     // Training frees and reallocates its activations every step; keep them in the heap.
     trainer::malloc::keep_freed_memory();
-    match Cli::parse().command {
-        Command::Sft(a) => run_sft(&a),
+    let cli = Cli::parse();
+    let verbose = cli.verbose || std::env::var_os("RUST_LOG").is_some();
+    let result = match cli.command {
+        Command::Sft(a) => run_sft(*a),
         Command::Generate(a) => run_generate(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(trainer::Error::Interrupted { signal, .. }) = e.downcast_ref() {
+                eprintln!("{e}. Resume with: {}", resume_command());
+                return ExitCode::from(signal.exit_code());
+            }
+            if verbose {
+                eprintln!("error: {e:?}");
+            } else {
+                // One line: the causes joined, no backtrace.
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
     }
 }

@@ -427,6 +427,17 @@ fn resuming_in_another_dtype_is_refused_naming_the_key() {
     let err = train(&cfg, &TrainOptions::default()).expect_err("refused");
     let msg = err.to_string();
     assert!(
+        matches!(&err, Error::SettingsChanged { changes, .. } if changes.len() == 1
+            && changes[0].key == "dtype")
+            && msg.contains("dtype = \"f32\" (now \"bf16\")"),
+        "{msg}"
+    );
+    // Without the settings file (a directory from before it was checked), the checkpoint
+    // itself still refuses, naming its dtype.
+    std::fs::remove_file(cfg.output_dir.join("config.toml")).expect("rm");
+    let err = train(&cfg, &TrainOptions::default()).expect_err("refused");
+    let msg = err.to_string();
+    assert!(
         matches!(&err, Error::Config { key, .. } if key == "dtype")
             && msg.contains("written with dtype = \"f32\"")
             && msg.contains("step-00000002"),

@@ -1,13 +1,15 @@
 //! The SFT run configuration: a flat TOML table whose every key is also a CLI flag
-//! (`lr` ↔ `--lr`, `lora_targets` ↔ `--lora-targets q_proj,v_proj`).
+//! (`lr` ↔ `--lr`, `lora_targets` ↔ `--lora-targets q_proj,v_proj`), declared once in
+//! [`KEYS`].
 
 use std::path::{Path, PathBuf};
 
-use candle_core::DType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::optim::Decay;
+pub use crate::precision::Precision;
+use crate::run::config::{Key, Kind, Sources};
 
 fn d_max_len() -> usize {
     512
@@ -56,37 +58,6 @@ fn d_device() -> String {
 }
 fn d_true() -> bool {
     true
-}
-
-/// The precision a run trains in (`dtype = "f32" | "bf16"`); the module docs of
-/// [`super::train`](mod@super::train) say what bf16 keeps in f32, and why.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// Weights, activations and gradients in f32.
-    #[default]
-    F32,
-    /// Mixed precision: weights and activations in bfloat16; loss, norm statistics,
-    /// gradient sums, LoRA adapters and the optimizer's master weights and moments in f32.
-    Bf16,
-}
-
-impl Precision {
-    /// The dtype the model's weights and activations are held in.
-    pub fn dtype(self) -> DType {
-        match self {
-            Self::F32 => DType::F32,
-            Self::Bf16 => DType::BF16,
-        }
-    }
-
-    /// The config value (`f32`, `bf16`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::F32 => "f32",
-            Self::Bf16 => "bf16",
-        }
-    }
 }
 
 /// Every option of `trainer sft`.
@@ -188,30 +159,139 @@ pub struct SftConfig {
     pub memory_limit_mib: Option<u64>,
 }
 
+/// The keys of [`SftConfig`] as settings and flags (`trainer sft --help` lists them).
+pub const KEYS: &[Key] = &[
+    Key::new(
+        "model",
+        Kind::Path,
+        "base model: HF directory or .gguf file",
+    ),
+    Key::new(
+        "train_data",
+        Kind::Path,
+        "JSONL (prompt/completion or messages) or MaRio JSON",
+    ),
+    Key::new(
+        "eval_data",
+        Kind::Path,
+        "held-out data for the periodic eval loss",
+    ),
+    Key::new("output_dir", Kind::Path, "run directory"),
+    Key::new("chat", Kind::Bool, "render examples with the chat template"),
+    Key::new(
+        "max_len",
+        Kind::Int,
+        "longest tokenized example (default 512)",
+    ),
+    Key::new(
+        "batch_size",
+        Kind::Int,
+        "examples per micro-batch (default 8)",
+    ),
+    Key::new(
+        "grad_accum",
+        Kind::Int,
+        "micro-batches per optimizer step (default 1)",
+    ),
+    Key::new("max_steps", Kind::Int, "optimizer steps (default 1000)"),
+    Key::new("lr", Kind::Float, "peak learning rate (default 2e-5)"),
+    Key::new("min_lr", Kind::Float, "final learning rate (default 0)"),
+    Key::new("warmup_steps", Kind::Int, "linear warmup steps (default 0)"),
+    Key::new(
+        "decay",
+        Kind::Str,
+        "cosine, linear or constant (default cosine)",
+    ),
+    Key::new(
+        "weight_decay",
+        Kind::Float,
+        "AdamW weight decay (default 0)",
+    ),
+    Key::new("beta1", Kind::Float, "AdamW beta1 (default 0.9)"),
+    Key::new("beta2", Kind::Float, "AdamW beta2 (default 0.999)"),
+    Key::new("eps", Kind::Float, "AdamW epsilon (default 1e-8)"),
+    Key::new(
+        "grad_clip",
+        Kind::Float,
+        "gradient-norm clip, 0 disables (default 1)",
+    ),
+    Key::new(
+        "seed",
+        Kind::Int,
+        "seed for data order, LoRA init and dropout (default 0)",
+    ),
+    Key::new(
+        "eval_limit",
+        Kind::Int,
+        "use only the first N eval examples, 0: all",
+    ),
+    Key::new("eval_every", Kind::Int, "eval every N steps (default 100)"),
+    Key::new(
+        "save_every",
+        Kind::Int,
+        "checkpoint every N steps (default 100)",
+    ),
+    Key::new("keep_last", Kind::Int, "checkpoints kept (default 3)"),
+    Key::new(
+        "lora_rank",
+        Kind::Int,
+        "LoRA rank, 0: full fine-tuning (default 0)",
+    ),
+    Key::new("lora_alpha", Kind::Float, "LoRA alpha (default 16)"),
+    Key::new("lora_dropout", Kind::Float, "LoRA dropout (default 0)"),
+    Key::new(
+        "lora_targets",
+        Kind::List,
+        "projections that get adapters (default q_proj,v_proj)",
+    ),
+    Key::new(
+        "device",
+        Kind::Str,
+        "cpu, or cuda / cuda:N in builds with the cuda feature",
+    ),
+    Key::new("dtype", Kind::Str, "f32, or bf16 mixed precision"),
+    Key::new(
+        "resume",
+        Kind::Bool,
+        "continue from the newest checkpoint (default true)",
+    ),
+    Key::new(
+        "memory_limit_mib",
+        Kind::Int,
+        "stop with a checkpoint above this peak resident memory (default: 90% of available)",
+    ),
+];
+
+/// The keys a resumed run may change: how long to train (which also stretches a decaying
+/// learning-rate schedule from the resumed step on), how often to evaluate and save, the
+/// eval data, the memory limit and the device. Everything else shapes the checkpoints or
+/// the steps already taken, and is refused ([`crate::run::settings`]).
+pub const MAY_CHANGE_ON_RESUME: &[&str] = &[
+    "max_steps",
+    "eval_data",
+    "eval_limit",
+    "eval_every",
+    "save_every",
+    "keep_last",
+    "memory_limit_mib",
+    "device",
+    "resume",
+];
+
 impl SftConfig {
-    /// Parses TOML text; errors name the file and the key.
+    /// Parses TOML text; errors name the file, line and key.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let cfg: Self = toml::from_str(text).map_err(|e| {
-            // "unknown field `x`" / "missing field `x`" quote the key; a bad value ("invalid
-            // value: integer `-5`") quotes the value instead, so take the key from the line
-            // the error points at.
-            let quoted = e.message().split('`').nth(1);
-            let key = match (e.message().contains(" field `"), e.span()) {
-                (false, Some(span)) => text[..span.start.min(text.len())]
-                    .rsplit('\n')
-                    .next()
-                    .and_then(|line| line.split('=').next())
-                    .map(|k| k.trim().trim_matches('"').to_string())
-                    .filter(|k| !k.is_empty()),
-                _ => None,
-            };
-            let key = key.or(quoted.map(str::to_string)).unwrap_or("?".into());
-            Error::Config {
-                key,
-                message: format!("{}: {e}", path.display()),
-            }
-        })?;
-        Ok(cfg)
+        Sources {
+            file: Some((path.to_path_buf(), text.to_string())),
+            flags: toml::Table::new(),
+        }
+        .resolve()
+    }
+
+    /// The settings as a table, exactly as `config.toml` holds them (parsed back from the
+    /// text, so an f32 compares as the file spells it).
+    pub fn to_table(&self) -> toml::Table {
+        self.to_toml().parse().unwrap_or_default()
     }
 
     /// Reads a TOML file.
@@ -266,6 +346,16 @@ impl SftConfig {
         Ok(())
     }
 
+    /// Checks that the files the run reads exist; errors name the key.
+    pub fn check_inputs(&self) -> Result<()> {
+        crate::run::config::check_model_path("model", &self.model)?;
+        crate::run::config::check_file("train_data", &self.train_data)?;
+        if let Some(p) = &self.eval_data {
+            crate::run::config::check_file("eval_data", p)?;
+        }
+        Ok(())
+    }
+
     /// The config as TOML (saved in the run directory).
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
@@ -275,6 +365,7 @@ impl SftConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
 
     const MIN: &str = "model = \"m\"\ntrain_data = \"d.jsonl\"\noutput_dir = \"out\"\n";
 
@@ -296,7 +387,10 @@ mod tests {
     fn a_wrong_type_and_a_missing_key_are_named() {
         let err = SftConfig::from_toml(&format!("{MIN}lr = \"fast\"\n"), Path::new("run.toml"))
             .expect_err("type");
-        assert!(err.to_string().contains("lr = \"fast\""), "{err}");
+        assert!(
+            err.to_string().contains("run.toml:4: invalid type"),
+            "{err}"
+        );
         assert!(err.to_string().contains("key `lr`"), "{err}");
         let err =
             SftConfig::from_toml("model = \"m\"\noutput_dir = \"o\"\n", Path::new("run.toml"))
@@ -343,6 +437,22 @@ mod tests {
                 .expect_err(bad);
             let s = err.to_string();
             assert!(s.contains("key `dtype`") && s.contains("run.toml"), "{s}");
+        }
+    }
+
+    #[test]
+    fn the_key_list_names_every_field_once() {
+        let mut cfg = SftConfig::from_toml(MIN, Path::new("run.toml")).expect("defaults");
+        // Every optional field set, so that all appear in the table.
+        cfg.eval_data = Some("e".into());
+        cfg.memory_limit_mib = Some(1);
+        let fields: std::collections::BTreeSet<String> = cfg.to_table().keys().cloned().collect();
+        let keys: std::collections::BTreeSet<String> =
+            KEYS.iter().map(|k| k.name.to_string()).collect();
+        assert_eq!(fields, keys);
+        assert_eq!(KEYS.len(), keys.len(), "a key is listed twice");
+        for k in MAY_CHANGE_ON_RESUME {
+            assert!(keys.contains(*k), "{k}");
         }
     }
 

@@ -29,11 +29,40 @@ pub enum Example {
     Chat(Vec<Message>),
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum Line {
     Text { prompt: String, completion: String },
     Chat { messages: Vec<Message> },
+}
+
+/// One JSONL record, with an error that says which form was expected and what is off (serde's
+/// untagged enums only say that no variant matched).
+fn parse_line(line: &str) -> std::result::Result<Line, String> {
+    const FORMS: &str =
+        r#"{"prompt": "...", "completion": "..."} or {"messages": [{"role", "content"}, ...]}"#;
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("not JSON ({e}); expected {FORMS}"))?;
+    let Some(obj) = value.as_object() else {
+        return Err(format!("expected an object {FORMS}"));
+    };
+    let text = |key: &str| match obj.get(key) {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(format!("`{key}` must be a string, found {other}")),
+        None => Err(format!("missing `{key}`; expected {FORMS}")),
+    };
+    if let Some(messages) = obj.get("messages") {
+        let messages: Vec<Message> = serde_json::from_value(messages.clone()).map_err(|e| {
+            format!("`messages` must be a list of {{\"role\", \"content\"}} objects: {e}")
+        })?;
+        return Ok(Line::Chat { messages });
+    }
+    if obj.contains_key("prompt") || obj.contains_key("completion") {
+        return Ok(Line::Text {
+            prompt: text("prompt")?,
+            completion: text("completion")?,
+        });
+    }
+    let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    Err(format!("expected {FORMS}, found keys {keys:?}"))
 }
 
 #[derive(Deserialize)]
@@ -97,12 +126,7 @@ pub fn read_counting_skipped(path: &Path) -> Result<(Vec<Example>, usize)> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: Line = serde_json::from_str(line).map_err(|e| {
-            data_err(
-                i + 1,
-                format!("expected {{\"prompt\", \"completion\"}} or {{\"messages\": [...]}}: {e}"),
-            )
-        })?;
+        let parsed = parse_line(line).map_err(|m| data_err(i + 1, m))?;
         out.push(match parsed {
             Line::Text { prompt, completion } => Example::Text { prompt, completion },
             Line::Chat { messages } => {
@@ -183,6 +207,24 @@ mod tests {
         writeln!(f, r#"{{"prompt": "a", "completion": 3}}"#).expect("w");
         let err = read(f.path()).expect_err("must fail").to_string();
         assert!(err.contains(&format!("{}:3:", f.path().display())), "{err}");
+        assert!(
+            err.contains("`completion` must be a string, found 3"),
+            "{err}"
+        );
+        for (line, says) in [
+            (r#"{"text": "a"}"#, r#"found keys ["text"]"#),
+            (r#"{"prompt": "a"}"#, "missing `completion`"),
+            (r#"[1]"#, "expected an object"),
+            (
+                r#"{"messages": [{"role": "user"}]}"#,
+                "`messages` must be a list",
+            ),
+        ] {
+            let mut g = tempfile::NamedTempFile::new().expect("tmp");
+            writeln!(g, "{line}").expect("w");
+            let err = read(g.path()).expect_err(line).to_string();
+            assert!(err.contains(says) && err.contains(":1:"), "{line}: {err}");
+        }
     }
 
     #[test]

@@ -54,8 +54,6 @@
 //! matmuls to f32 internally, and the fused f32 kernels (norms, activations, attention,
 //! the frozen-weight matmul) give way to composed tensor ops; choose it there for memory.
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -66,7 +64,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::config::{Precision, SftConfig};
+use super::config::{MAY_CHANGE_ON_RESUME, Precision, SftConfig};
 use super::data::{self, Tokenized};
 use super::memory::{self, Estimate, ModelShape};
 use crate::error::{Error, MemoryCheck, Result};
@@ -74,6 +72,7 @@ use crate::load::{self, tokenizer::Tokenizer};
 use crate::lora::{self, LoraConfig, LoraTarget};
 use crate::models::{CausalLm, Inputs};
 use crate::optim::{AdamW, AdamWParams, GradAccumulator, lr_at};
+use crate::run::{self, Checkpoints, Interrupt, Opening, Progress};
 
 /// Options that are not part of the run's configuration.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +81,9 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Return after this step as if killed (tests of resumption).
     pub stop_after: Option<usize>,
+    /// Polled between steps: a request stops the run with a checkpoint
+    /// ([`Error::Interrupted`]).
+    pub interrupt: Interrupt,
 }
 
 /// What a finished (or stopped) run reports.
@@ -101,15 +103,8 @@ pub struct Summary {
     pub resumed_from: usize,
     /// The memory limit the run was held to, MiB (`None`: none known, the guard was off).
     pub memory_limit_mib: Option<u64>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct CheckpointState {
-    step: usize,
-    lora: bool,
-    /// The run's precision (checkpoints from before it existed are f32).
-    #[serde(default)]
-    dtype: Precision,
+    /// The run had already reached `max_steps` before this call: nothing was trained.
+    pub already_finished: bool,
 }
 
 pub use crate::loss::{masked_nll, masked_nll_from_hidden};
@@ -162,111 +157,6 @@ fn micro_batch(k: usize, batch: usize, n: usize, seed: u64) -> Vec<usize> {
         }
     }
     out
-}
-
-fn checkpoints(dir: &Path) -> Vec<(usize, PathBuf)> {
-    let mut out: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().to_string();
-                    let step = name.strip_prefix("step-")?.parse().ok()?;
-                    e.path()
-                        .join("state.json")
-                        .exists()
-                        .then(|| (step, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-/// Trainable tensors by name.
-fn trainable(opt: &AdamW) -> HashMap<String, Tensor> {
-    opt.vars()
-        .map(|(n, v)| (n.to_string(), v.as_tensor().clone()))
-        .collect()
-}
-
-fn all_finite(opt: &AdamW) -> Result<bool> {
-    for (_, v) in opt.vars() {
-        let s = v
-            .as_tensor()
-            .abs()?
-            .sum_all()?
-            .to_dtype(DType::F32)?
-            .to_scalar::<f32>()?;
-        if !s.is_finite() {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-fn save_checkpoint(
-    dir: &Path,
-    step: usize,
-    opt: &AdamW,
-    lora: bool,
-    dtype: Precision,
-    keep: usize,
-) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let final_dir = dir.join(format!("step-{step:08}"));
-    let tmp = dir.join(format!(".tmp-step-{step:08}"));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    candle_core::safetensors::save(&trainable(opt), tmp.join("trainable.safetensors"))?;
-    candle_core::safetensors::save(&opt.state(), tmp.join("optimizer.safetensors"))?;
-    let state = serde_json::to_string(&CheckpointState { step, lora, dtype }).unwrap_or_default();
-    std::fs::write(tmp.join("state.json"), state)
-        .map_err(|e| Error::io(tmp.join("state.json"), e))?;
-    if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
-    }
-    std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
-    let all = checkpoints(dir);
-    for (_, old) in all.iter().take(all.len().saturating_sub(keep)) {
-        std::fs::remove_dir_all(old).map_err(|e| Error::io(old, e))?;
-    }
-    Ok(final_dir)
-}
-
-/// Where checkpoints go, and the newest one written or resumed from.
-struct Checkpoints {
-    dir: PathBuf,
-    lora: bool,
-    dtype: Precision,
-    keep: usize,
-    /// The newest usable checkpoint (`None` until one exists).
-    last: Option<PathBuf>,
-    /// The step the parameters of `last` belong to (the start step when there is none).
-    last_step: usize,
-}
-
-impl Checkpoints {
-    fn save(&mut self, step: usize, opt: &AdamW) -> Result<PathBuf> {
-        let path = save_checkpoint(&self.dir, step, opt, self.lora, self.dtype, self.keep)?;
-        self.last = Some(path.clone());
-        self.last_step = step;
-        Ok(path)
-    }
-
-    /// The checkpoint to name when a run stops for lack of memory with parameters (and
-    /// moments) belonging to `step`: the existing one for that step, else a new one if the
-    /// parameters are finite, else the newest existing one. A failed write is not an error
-    /// here (memory is short, and the older checkpoint is still usable): the newest existing
-    /// one is named instead.
-    fn for_stop(&mut self, step: usize, opt: &AdamW) -> Option<PathBuf> {
-        if step == self.last_step || !all_finite(opt).unwrap_or(false) {
-            return self.last.clone();
-        }
-        self.save(step, opt).ok().or_else(|| self.last.clone())
-    }
 }
 
 /// What to change so a run fits in memory.
@@ -382,50 +272,6 @@ impl Guard<'_> {
     }
 }
 
-/// Restores trainable tensors and optimizer state (moments, master copies) from a checkpoint
-/// directory written by a run of precision `dtype`.
-pub fn restore(ckpt: &Path, opt: &mut AdamW, dtype: Precision, device: &Device) -> Result<usize> {
-    let state_path = ckpt.join("state.json");
-    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-    let state: CheckpointState = serde_json::from_str(&text).map_err(|e| Error::Json {
-        path: state_path,
-        source: e,
-    })?;
-    if state.dtype != dtype {
-        return Err(Error::config(
-            "dtype",
-            format!(
-                "the checkpoint {} was written with dtype = \"{}\" but this run has \"{}\"; \
-                 resume with \"{}\", or start afresh (another output_dir, or resume = false)",
-                ckpt.display(),
-                state.dtype.as_str(),
-                dtype.as_str(),
-                state.dtype.as_str()
-            ),
-        ));
-    }
-    let weights = candle_core::safetensors::load(ckpt.join("trainable.safetensors"), device)?;
-    for (name, var) in opt.vars() {
-        let t = weights
-            .get(name)
-            .ok_or_else(|| Error::checkpoint(ckpt, format!("lacks tensor `{name}`")))?;
-        if t.dtype() != var.dtype() {
-            return Err(Error::checkpoint(
-                ckpt,
-                format!(
-                    "tensor `{name}` is {:?}, the model's is {:?}",
-                    t.dtype(),
-                    var.dtype()
-                ),
-            ));
-        }
-        var.set(t)?;
-    }
-    let moments = candle_core::safetensors::load(ckpt.join("optimizer.safetensors"), device)?;
-    opt.load_state(&moments, state.step)?;
-    Ok(state.step)
-}
-
 struct Setup {
     model: CausalLm,
     tokenizer: Tokenizer,
@@ -539,22 +385,6 @@ fn eval_loss(
     Ok(sum / count.max(1.0))
 }
 
-struct Metrics(std::fs::File, PathBuf);
-
-impl Metrics {
-    fn open(path: PathBuf) -> Result<Self> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        Ok(Self(f, path))
-    }
-    fn write(&mut self, v: serde_json::Value) -> Result<()> {
-        writeln!(self.0, "{v}").map_err(|e| Error::io(&self.1, e))
-    }
-}
-
 /// What the micro-batches of one step add up to.
 struct StepLoss {
     sum: f32,
@@ -633,27 +463,6 @@ fn accumulate(
     Ok(out)
 }
 
-/// Takes an exclusive lock on `out/.lock` for the run's lifetime, so that two processes
-/// never interleave checkpoints and metrics in one directory (a resume started while the
-/// first run is still alive would). The kernel drops the lock when its holder dies, even
-/// by SIGKILL, so resuming after a kill is unaffected.
-fn lock_run_dir(out: &Path) -> Result<std::fs::File> {
-    let path = out.join(".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::RunDirBusy {
-            path: out.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-    }
-}
-
 /// Runs (or resumes) supervised fine-tuning as configured.
 pub fn train(cfg: &SftConfig, opts: &TrainOptions) -> Result<Summary> {
     train_with(cfg, opts, &mut || memory::resident().map(|r| r.peak_mib))
@@ -667,6 +476,7 @@ fn train_with(
     peak_mib: &mut dyn FnMut() -> Option<u64>,
 ) -> Result<Summary> {
     cfg.validate()?;
+    cfg.check_inputs()?;
     // Read before the model is loaded: what the process holds now plus what is available is
     // what it can grow to.
     let limit_mib = cfg.memory_limit_mib.or_else(memory::default_limit_mib);
@@ -677,13 +487,32 @@ fn train_with(
     };
     let device = crate::device(&cfg.device)?;
     let out = &cfg.output_dir;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let _run_lock = lock_run_dir(out)?;
-    std::fs::write(out.join("config.toml"), cfg.to_toml())
-        .map_err(|e| Error::io(out.join("config.toml"), e))?;
-
-    let ckpt_dir = out.join("checkpoints");
-    let newest = cfg.resume.then(|| checkpoints(&ckpt_dir).pop()).flatten();
+    // Settings against what the directory holds, before anything is loaded or written.
+    let mut run = match run::open(
+        out,
+        &cfg.to_table(),
+        cfg.resume,
+        cfg.max_steps,
+        MAY_CHANGE_ON_RESUME,
+    )? {
+        Opening::Finished { steps, final_dir } => {
+            let log = out.join(run::dir::METRICS_FILE);
+            let last = |key| run::metrics::last_value(&log, key).map(|v| v as f32);
+            return Ok(Summary {
+                steps,
+                last_loss: last("loss").unwrap_or(f32::NAN),
+                eval_loss: last("eval_loss"),
+                last_checkpoint: run::checkpoint::list(&out.join("checkpoints"))
+                    .pop()
+                    .map(|(_, p)| p),
+                final_dir: Some(final_dir),
+                resumed_from: steps,
+                memory_limit_mib: limit_mib,
+                already_finished: true,
+            });
+        }
+        Opening::Start(start) => start,
+    };
     let Setup {
         mut model,
         tokenizer,
@@ -696,10 +525,10 @@ fn train_with(
         Err(e) if is_device_oom(&e, &device) => {
             return Err(out_of_memory(
                 cfg,
-                newest.as_ref().map_or(0, |(s, _)| *s) + 1,
+                run.resume_from.as_ref().map_or(0, |(s, _)| *s) + 1,
                 MemoryCheck::Device,
                 None,
-                newest.map(|(_, p)| p),
+                run.resume_from.map(|(_, p)| p),
             ));
         }
         Err(e) => return Err(e),
@@ -722,9 +551,6 @@ fn train_with(
         }
         None => (None, None),
     };
-    let report = serde_json::json!({"train": train_report, "eval": eval_report});
-    std::fs::write(out.join("data.json"), report.to_string())
-        .map_err(|e| Error::io(out.join("data.json"), e))?;
     let params = AdamWParams {
         lr: cfg.lr,
         beta1: cfg.beta1,
@@ -733,20 +559,16 @@ fn train_with(
         weight_decay: cfg.weight_decay,
     };
     let mut opt = AdamW::new(vars, params)?;
-    let mut ckpts = Checkpoints {
-        dir: ckpt_dir,
-        lora: lora.is_some(),
-        dtype: cfg.dtype,
-        keep: cfg.keep_last,
-        last: None,
-        last_step: 0,
+    let mut ckpts = Checkpoints::new(
+        run.dir.checkpoints(),
+        lora.is_some(),
+        cfg.dtype,
+        cfg.keep_last,
+    );
+    let start = match &run.resume_from {
+        Some((_, newest)) => ckpts.resume_from(newest, &mut opt, &device)?,
+        None => 0,
     };
-    let mut start = 0;
-    if let Some((_, newest)) = newest {
-        start = restore(&newest, &mut opt, cfg.dtype, &device)?;
-        ckpts.last = Some(newest);
-        ckpts.last_step = start;
-    }
     if let Some(limit) = limit_mib {
         // The longest batch the data can form; `max_len` already cut every example.
         let seq = train_set.iter().map(|t| t.ids.len()).max().unwrap_or(2);
@@ -762,19 +584,27 @@ fn train_with(
             ));
         }
     }
-    let mut metrics = Metrics::open(out.join("metrics.jsonl"))?;
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(cfg.max_steps as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
+    // The inputs are valid: from here on the run directory is written.
+    let mut metrics = run.begin(&cfg.to_toml(), start)?;
+    let report = serde_json::json!({"train": train_report, "eval": eval_report});
+    run.dir
+        .write_atomic("data.json", report.to_string().as_bytes())?;
+    eprintln!("{}", start_line(&run, start, cfg.max_steps));
+    let mut progress = Progress::new(opts.progress, start, cfg.max_steps);
+    let stopped = |progress: &Progress, ckpts: &mut Checkpoints, opt: &AdamW, step| {
+        progress.abandon();
+        opts.interrupt.requested().map(|signal| Error::Interrupted {
+            signal,
+            step,
+            max_steps: cfg.max_steps,
+            checkpoint: ckpts.for_stop(step, opt),
+        })
     };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_position(start as u64);
+    if start < cfg.max_steps
+        && let Some(e) = stopped(&progress, &mut ckpts, &opt, start)
+    {
+        return Err(e);
+    }
     model.set_training(true);
     let (mut last_loss, mut last_eval) = (f32::NAN, None);
     let t0 = Instant::now();
@@ -812,7 +642,7 @@ fn train_with(
         let (step_loss, grad_norm) = match accumulated {
             Ok(v) => v,
             Err(e) => {
-                bar.abandon();
+                progress.abandon();
                 if !is_device_oom(&e, &device) {
                     return Err(e);
                 }
@@ -827,7 +657,7 @@ fn train_with(
             }
         };
         if let Err(e) = opt.step(&acc.take()) {
-            bar.abandon();
+            progress.abandon();
             if !is_device_oom(&e, &device) {
                 return Err(e);
             }
@@ -846,13 +676,11 @@ fn train_with(
         let secs = t0.elapsed().as_secs_f64();
         let tok_s = tokens_seen as f64 / secs.max(1e-9);
         let peak_rss_mib = memory::resident().map(|r| r.peak_mib);
-        metrics.write(
-            serde_json::json!({"step": step, "loss": last_loss, "lr": lr, "grad_norm": grad_norm,
+        metrics.write(&serde_json::json!({
+            "step": step, "loss": last_loss, "lr": lr, "grad_norm": grad_norm,
             "tokens": tokens_seen, "tokens_per_s": tok_s, "elapsed_s": secs,
-            "peak_rss_mib": peak_rss_mib}),
-        )?;
-        bar.set_position(step as u64);
-        bar.set_message(format!("loss {last_loss:.4} | {tok_s:.0} tok/s"));
+            "peak_rss_mib": peak_rss_mib}))?;
+        progress.step(step, &format!("loss {last_loss:.4} | {tok_s:.0} tok/s"));
         if let Some(set) = &eval_set
             && (step % cfg.eval_every == 0 || step == cfg.max_steps)
         {
@@ -860,7 +688,7 @@ fn train_with(
             let e = match eval_loss(&model, set, cfg.batch_size, tokenizer.pad_id, &device) {
                 Ok(e) => e,
                 Err(e) if is_device_oom(&e, &device) => {
-                    bar.abandon();
+                    progress.abandon();
                     let last = ckpts.for_stop(step, &opt);
                     return Err(out_of_memory(cfg, step, MemoryCheck::Device, None, last));
                 }
@@ -868,12 +696,12 @@ fn train_with(
             };
             model.set_training(true);
             last_eval = Some(e);
-            metrics.write(serde_json::json!({"step": step, "eval_loss": e}))?;
-            bar.println(format!("step {step}: eval loss {e:.4}"));
+            metrics.write(&serde_json::json!({"step": step, "eval_loss": e}))?;
+            progress.println(&format!("step {step}: eval loss {e:.4}"));
         }
         if step % cfg.save_every == 0 || step == cfg.max_steps {
-            if !all_finite(&opt)? {
-                bar.abandon();
+            if !run::checkpoint::all_finite(&opt)? {
+                progress.abandon();
                 return Err(Error::NonFiniteLoss {
                     step,
                     loss: f32::NAN,
@@ -888,7 +716,7 @@ fn train_with(
         if step < cfg.max_steps
             && let Some((used, limit)) = guard.over()
         {
-            bar.abandon();
+            progress.abandon();
             let last = ckpts.for_stop(step, &opt);
             return Err(out_of_memory(
                 cfg,
@@ -898,8 +726,15 @@ fn train_with(
                 last,
             ));
         }
+        // A stop request after the last step just lets the run finish.
+        if step < cfg.max_steps
+            && let Some(e) = stopped(&progress, &mut ckpts, &opt, step)
+        {
+            metrics.write(&serde_json::json!({"event": "interrupted", "step": step}))?;
+            return Err(e);
+        }
         if opts.stop_after == Some(step) && step < cfg.max_steps {
-            bar.abandon();
+            progress.abandon();
             return Ok(Summary {
                 steps: step,
                 last_loss,
@@ -908,14 +743,64 @@ fn train_with(
                 final_dir: None,
                 resumed_from: start,
                 memory_limit_mib: limit_mib,
+                already_finished: false,
             });
         }
     }
-    bar.finish();
+    progress.finish();
     model.set_training(false);
-    let final_dir = out.join("final");
-    match (&lora, &full) {
-        (Some((lc, vm)), _) => lora::save(&final_dir, lc, vm)?,
+    let final_dir = run.dir.path().join("final");
+    save_final(
+        &final_dir,
+        cfg,
+        &model,
+        &tokenizer,
+        lora.as_ref(),
+        full.as_ref(),
+    )?;
+    Ok(Summary {
+        steps: step,
+        last_loss,
+        eval_loss: last_eval,
+        last_checkpoint: ckpts.last,
+        final_dir: Some(final_dir),
+        resumed_from: start,
+        memory_limit_mib: limit_mib,
+        already_finished: false,
+    })
+}
+
+/// The line a run starts with: a fresh start, or the step it resumes from and what changed.
+fn start_line(run: &run::Start, start: usize, max_steps: usize) -> String {
+    let dir = run.dir.path().display();
+    match &run.resume_from {
+        None => format!("starting a run in {dir}: {max_steps} steps"),
+        Some((_, ckpt)) => {
+            let changed = if run.changes.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> = run.changes.iter().map(ToString::to_string).collect();
+                format!("; changed: {}", list.join(", "))
+            };
+            format!(
+                "resuming {dir} from step {start} of {max_steps} ({}){changed}",
+                ckpt.display()
+            )
+        }
+    }
+}
+
+/// Writes the final weights: the adapter, or an HF directory of the whole model.
+fn save_final(
+    final_dir: &Path,
+    cfg: &SftConfig,
+    model: &CausalLm,
+    tokenizer: &Tokenizer,
+    lora: Option<&(LoraConfig, VarMap)>,
+    full: Option<&VarMap>,
+) -> Result<()> {
+    match (lora, full) {
+        (Some((lc, vm)), _) => lora::save(final_dir, lc, vm)?,
         (None, Some(vm)) => {
             // The weights as the model holds them (bf16 in a bf16 run), labelled the way
             // transformers labels them.
@@ -930,7 +815,7 @@ fn train_with(
                 o.insert("torch_dtype".into(), name.into());
             }
             crate::load::hf::save(
-                &final_dir,
+                final_dir,
                 &config.to_string(),
                 &tensors,
                 Some(&tokenizer.to_json()?),
@@ -940,20 +825,13 @@ fn train_with(
         }
         (None, None) => {}
     }
-    Ok(Summary {
-        steps: step,
-        last_loss,
-        eval_loss: last_eval,
-        last_checkpoint: ckpts.last,
-        final_dir: Some(final_dir),
-        resumed_from: start,
-        memory_limit_mib: limit_mib,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn data_order_is_a_function_of_seed_and_index_and_covers_each_epoch() {
