@@ -20,6 +20,8 @@
 //! - [`precision`]: f32 or bf16 mixed precision.
 //! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, the loop, the memory
 //!   guard.
+//! - [`rl`]: RL numerics pinned to TRL / OpenRLHF: advantage estimators (GRPO, RLOO,
+//!   REINFORCE++) and policy losses (GRPO / DAPO / BNPO / Dr. GRPO, RLOO, REINFORCE++).
 //! - [`error`]: the one error type.
 //!
 //! Everything runs on the CPU by default; the `cuda` feature enables candle's CUDA backend
@@ -65,6 +67,7 @@ pub mod models;
 pub mod ops;
 pub mod optim;
 pub mod precision;
+pub mod rl;
 pub mod run;
 pub mod sft;
 
