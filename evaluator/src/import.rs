@@ -11,20 +11,45 @@
 //!   rewards) are kept as the generation's `extra`.
 //!
 //! Every row gets a key that identifies its dataset item: the canonical `id` when
-//! given, otherwise the prompt. Generations of different systems meet on that key,
-//! never on their position in a file. Errors name the line (or entry) and the field.
+//! given (exactly as written), otherwise the prompt normalised by [`prompt_key`]
+//! (Unicode NFC, whitespace runs collapsed to one space, ends trimmed; case
+//! kept), so files that spell a prompt with other whitespace or another Unicode
+//! form meet on the same item. Generations of different systems meet on that
+//! key, never on their position in a file. Errors name the line (or entry) and
+//! the field.
 
 use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use unicode_normalization::UnicodeNormalization;
+
+/// The item key of a prompt: the text in Unicode NFC, every run of whitespace
+/// (Unicode's `White_Space`, what [`char::is_whitespace`] tests) replaced by
+/// one space, and the ends trimmed. Case is kept: it can change meaning.
+///
+/// The migration that re-keyed stored items applies the same rule in SQL
+/// (`item_prompt_key` in `migrations/*_normalised_item_keys.sql`); a test
+/// holds the two together.
+pub fn prompt_key(prompt: &str) -> String {
+    let composed: String = prompt.nfc().collect();
+    let mut key = String::with_capacity(composed.len());
+    for word in composed.split_whitespace() {
+        if !key.is_empty() {
+            key.push(' ');
+        }
+        key.push_str(word);
+    }
+    key
+}
 
 /// One parsed generation with the dataset item it answers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// Identifies the dataset item.
+    /// Identifies the dataset item: the canonical `id`, else [`prompt_key`] of
+    /// the prompt.
     pub key: String,
-    /// The item's prompt.
+    /// The item's prompt, as the file writes it.
     pub prompt: String,
     /// The item's reference answer, if the file gives one.
     pub reference: Option<String>,
@@ -274,7 +299,7 @@ fn canonical_row(line: &str, number: usize) -> Result<Row, ImportError> {
         }
         Some(Id::Text(id)) => id,
         Some(Id::Number(id)) => id.to_string(),
-        None => parsed.prompt.clone(),
+        None => prompt_key(&parsed.prompt),
     };
     Ok(Row {
         key,
@@ -345,7 +370,7 @@ fn mario_entry(key: &str, value: serde_json::Value) -> Result<Row, ImportError> 
     let origin = format!("entry {key:?}");
     let entry: MarioEntry = from_value(value, &origin)?;
     Ok(Row {
-        key: entry.question.clone(),
+        key: prompt_key(&entry.question),
         response: mario_response(&entry.predicted_rationale, &entry.predicted_label),
         prompt: entry.question,
         reference: Some(entry.gold_label),
@@ -370,7 +395,7 @@ struct LlamaLine {
 fn llama_row(line: &str, number: usize) -> Result<Row, ImportError> {
     let parsed: LlamaLine = from_line(line, number)?;
     Ok(Row {
-        key: parsed.question.clone(),
+        key: prompt_key(&parsed.question),
         prompt: parsed.question,
         reference: Some(parsed.answer),
         fields: serde_json::Map::new(),
@@ -396,7 +421,7 @@ fn alarm(item: AlarmItem, origin: String) -> Row {
         .filter(|(_, v)| v.is_number())
         .collect();
     Row {
-        key: item.query.clone(),
+        key: prompt_key(&item.query),
         prompt: item.query,
         reference: None,
         fields: serde_json::Map::new(),
@@ -444,6 +469,76 @@ mod tests {
         assert_eq!(rows[1].key, "q");
         assert_eq!(rows[1].reference.as_deref(), Some("x"));
         assert_eq!(rows[1].origin, "line 3");
+    }
+
+    #[test]
+    fn prompts_key_in_nfc_with_whitespace_collapsed_and_case_kept() {
+        // The issue's LLaMA/GPT-3 spellings, CRLF, tabs, a no-break space, NFD.
+        let forms = [
+            "Is it a week?\n(A) no (B) yes",
+            "Is it a week? \n (A) no (B) yes",
+            "  Is it a week?\r\n(A)\tno  (B)\u{a0}yes ",
+        ];
+        for form in forms {
+            assert_eq!(prompt_key(form), "Is it a week? (A) no (B) yes", "{form:?}");
+        }
+        assert_eq!(prompt_key("Cafe\u{301} au lait"), "Caf\u{e9} au lait");
+        assert_eq!(prompt_key("\u{212b}ngstr\u{f6}m"), "\u{c5}ngstr\u{f6}m");
+        assert_ne!(
+            prompt_key("Paris"),
+            prompt_key("paris"),
+            "case can change meaning"
+        );
+        assert_eq!(prompt_key(" \t\n"), "");
+    }
+
+    #[test]
+    fn the_migrations_whitespace_class_is_rusts() {
+        // migrations/*_normalised_item_keys.sql re-keyed stored items with a
+        // regular-expression class of whitespace; it must be exactly the set
+        // `str::split_whitespace` splits on, or old and new keys would differ.
+        let sql = include_str!("../../migrations/20261122000009_normalised_item_keys.sql");
+        let class = sql
+            .split("'[")
+            .nth(1)
+            .and_then(|rest| rest.split("]+'").next())
+            .expect("the class in the migration");
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for part in class.split("\\u").filter(|p| !p.is_empty()) {
+            let (code, range_end) = match part.split_once('-') {
+                Some((code, end)) => (code, Some(end)),
+                None => (part, None),
+            };
+            let code = u32::from_str_radix(code, 16).expect("hex");
+            match range_end {
+                Some(_) => ranges.push((code, u32::MAX)),
+                None => match ranges.last_mut() {
+                    Some(last) if last.1 == u32::MAX => last.1 = code,
+                    _ => ranges.push((code, code)),
+                },
+            }
+        }
+        assert!(ranges.len() > 5, "{class}");
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let in_class = ranges
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&(c as u32)));
+            assert_eq!(in_class, c.is_whitespace(), "U+{:04X}", c as u32);
+        }
+    }
+
+    #[test]
+    fn one_file_spelling_a_prompt_twice_answers_it_twice() {
+        let body = "{\"prompt\": \"Why?\", \"response\": \"a\"}\n{\"prompt\": \"Why? \", \"response\": \"b\"}\n";
+        let err = parse(Format::Canonical, body).unwrap_err();
+        assert!(
+            err.to_string().starts_with("line 2: the same item"),
+            "{err}"
+        );
+        // Ids are keys exactly as written.
+        let body = "{\"id\": \"a \", \"prompt\": \"p\", \"response\": \"r\"}\n{\"id\": \"a\", \"prompt\": \"p\", \"response\": \"s\"}\n";
+        let rows = parse(Format::Canonical, body).unwrap();
+        assert_eq!((rows[0].key.as_str(), rows[1].key.as_str()), ("a ", "a"));
     }
 
     #[test]
@@ -508,6 +603,17 @@ mod tests {
         let rows = parse(Format::Mario, llama).unwrap();
         assert_eq!(rows[0].response, "T. So the answer is no.");
         assert_eq!(rows[0].key, "Q0?");
+
+        // The two layouts' spellings of one question meet on one key; each row
+        // keeps its own text as the prompt.
+        let one = r#"{"0": {"question": "Is it? \n (A) no", "gold_label": "(a)", "predicted_label": "(a)", "predicted_rationale": "R"}}"#;
+        let llama = r#"{"question": "Is it?\n(A) no", "answer": "(a)", "trunc_output": "T"}"#;
+        let (one, llama) = (
+            parse(Format::Mario, one).unwrap(),
+            parse(Format::Mario, llama).unwrap(),
+        );
+        assert_eq!(one[0].key, llama[0].key);
+        assert_eq!(one[0].prompt, "Is it? \n (A) no");
 
         let bad = r#"{"0": {"question": "Q0?", "gold_label": "no", "predicted_label": "yes"}}"#;
         let err = parse(Format::Mario, bad).unwrap_err();

@@ -60,22 +60,43 @@ pub fn push_generations(
     if json {
         return out(&pretty(&summary));
     }
-    let mut line = format!(
-        "{}/{}: {} rows, {} new generations, {} already stored, {} new items",
+    out(&describe_import(&summary))
+}
+
+/// `push-generations`' report: what was stored, how the rows met the dataset's
+/// items, and which other systems it shares nothing with.
+fn describe_import(summary: &ImportSummary) -> String {
+    let mut text = format!(
+        "{}/{}: {} rows, {} new generations, {} already stored\n  items: {} new, {} matched, {} of other systems missing here",
         summary.dataset,
         summary.system,
         summary.rows,
         summary.generations_created,
         summary.generations_unchanged,
-        summary.items_created
+        summary.items_created,
+        summary.items_matched,
+        summary.items_missing,
     );
     if summary.reference_mismatches > 0 {
-        line.push_str(&format!(
-            "; {} rows give a reference that differs from the item's first one (kept)",
+        text.push_str(&format!(
+            "\n  {} rows give a reference that differs from the item's first one (kept)",
             summary.reference_mismatches
         ));
     }
-    out(&line)
+    if !summary.systems_without_common_items.is_empty() {
+        text.push_str(&format!(
+            "\n  warning: no item in common with {}; items are matched by `id`, else by the prompt \
+             (Unicode NFC, whitespace collapsed, case kept), so these files ask different questions \
+             and comparisons with those systems will be refused",
+            summary
+                .systems_without_common_items
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    text
 }
 
 fn parse_meta(meta: &[String]) -> Result<Option<serde_json::Value>> {
@@ -194,8 +215,8 @@ fn pair_table(pairs: &[PairResult]) -> String {
         .max()
         .unwrap_or(1);
     let mut table = format!(
-        "{:<width$}  {:<width$}  {:>6} {:>6} {:>6}  {:>8}  {:<17} {:>7} {:>12}",
-        "a", "b", "wins", "losses", "ties", "win rate", "95% CI", "LC rate", "inconsistent"
+        "{:<width$}  {:<width$}  {:>6} {:>6} {:>6} {:>6}  {:>8}  {:<17} {:>7} {:>12}",
+        "a", "b", "n", "wins", "losses", "ties", "win rate", "95% CI", "LC rate", "inconsistent"
     );
     for p in pairs {
         let rate = p.win_rate.map_or("-".to_string(), |r| format!("{:.3}", r));
@@ -203,8 +224,24 @@ fn pair_table(pairs: &[PairResult]) -> String {
             p.ci.map_or("-".to_string(), |[lo, hi]| format!("[{lo:.3}, {hi:.3}]"));
         let lc = p.lc_win_rate.map_or("-".to_string(), |r| format!("{r:.3}"));
         table.push_str(&format!(
-            "\n{:<width$}  {:<width$}  {:>6} {:>6} {:>6}  {:>8}  {:<17} {:>7} {:>12}",
-            p.a, p.b, p.wins, p.losses, p.ties, rate, ci, lc, p.inconsistent
+            "\n{:<width$}  {:<width$}  {:>6} {:>6} {:>6} {:>6}  {:>8}  {:<17} {:>7} {:>12}",
+            p.a, p.b, p.n, p.wins, p.losses, p.ties, rate, ci, lc, p.inconsistent
+        ));
+    }
+    let partial: Vec<String> = pairs
+        .iter()
+        .filter(|p| p.n < p.a_items.max(p.b_items))
+        .map(|p| {
+            format!(
+                "{}/{} on {} of {} and {} items",
+                p.a, p.b, p.n, p.a_items, p.b_items
+            )
+        })
+        .collect();
+    if !partial.is_empty() {
+        table.push_str(&format!(
+            "\npartial overlap (compared on the items both answered): {}",
+            partial.join("; ")
         ));
     }
     table
@@ -227,28 +264,57 @@ pub fn leaderboard(
         path.push_str(&format!("&metric={}", encode(metric)));
     }
     let board: serde_json::Value = client.get(&path)?;
+    if let Some(warning) = board["warning"].as_str() {
+        // On stderr, so it reaches a person even when a script reads stdout.
+        eprintln!("warning: {warning}");
+    }
     if json {
         return out(&pretty(&board));
     }
     let entries: Vec<LeaderboardEntry> = serde_json::from_value(board["systems"].clone())
         .map_err(|e| Error::Usage(format!("unexpected leaderboard: {e}")))?;
+    let connected = board["connected"].as_bool().unwrap_or(true);
+    out(&leaderboard_table(
+        &board["job"].to_string(),
+        dataset,
+        &entries,
+        connected,
+    ))
+}
+
+fn leaderboard_table(
+    job: &str,
+    dataset: &str,
+    entries: &[LeaderboardEntry],
+    connected: bool,
+) -> String {
     let width = entries
         .iter()
         .map(|e| e.system.len())
         .max()
         .unwrap_or(6)
         .max(6);
-    let mut table = format!(
-        "comparison job {} on {dataset}\n{:>4}  {:<width$}  {:>8}  95% CI",
-        board["job"], "rank", "system", "rating"
-    );
-    for e in &entries {
+    let mut table = format!("comparison job {job} on {dataset}");
+    let mut group = 0;
+    for e in entries {
+        if e.group != group {
+            group = e.group;
+            if !connected {
+                table.push_str(&format!(
+                    "\ngroup {group} (its own scale: never compared with the other groups)"
+                ));
+            }
+            table.push_str(&format!(
+                "\n{:>4}  {:<width$}  {:>8}  95% CI",
+                "rank", "system", "rating"
+            ));
+        }
         table.push_str(&format!(
             "\n{:>4}  {:<width$}  {:>8.1}  [{:.1}, {:.1}]",
             e.rank, e.system, e.rating, e.ci[0], e.ci[1]
         ));
     }
-    out(&table)
+    table
 }
 
 /// `results`: the results table, or the JSON document.
@@ -296,6 +362,51 @@ pub fn results(client: &Client, dataset: &str, json: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_import_report_says_what_matched_and_warns_about_disjoint_systems() {
+        let mut summary = ImportSummary {
+            dataset: "qa".into(),
+            system: "llama-65b".into(),
+            rows: 229,
+            items_created: 229,
+            items_matched: 0,
+            items_missing: 229,
+            systems_without_common_items: vec!["flant5-xl".into(), "gpt3".into()],
+            generations_created: 229,
+            generations_unchanged: 0,
+            reference_mismatches: 0,
+        };
+        let text = describe_import(&summary);
+        assert!(
+            text.contains("items: 229 new, 0 matched, 229 of other systems missing here"),
+            "{text}"
+        );
+        assert!(
+            text.contains("warning: no item in common with `flant5-xl`, `gpt3`"),
+            "{text}"
+        );
+        summary.systems_without_common_items.clear();
+        assert!(!describe_import(&summary).contains("warning"));
+    }
+
+    #[test]
+    fn a_disconnected_leaderboard_prints_one_table_per_group() {
+        let entry = |system: &str, group: usize| LeaderboardEntry {
+            system: system.into(),
+            rating: 1000.0,
+            ci: [990.0, 1010.0],
+            rank: 1,
+            group,
+        };
+        let entries = [entry("a", 1), entry("b", 1), entry("c", 2)];
+        let table = leaderboard_table("7", "qa", &entries, false);
+        assert_eq!(table.matches("group ").count(), 2, "{table}");
+        assert!(table.contains("group 2 (its own scale"), "{table}");
+        let table = leaderboard_table("7", "qa", &entries[..2], true);
+        assert!(!table.contains("group"), "{table}");
+        assert_eq!(table.matches("rank").count(), 1, "{table}");
+    }
 
     #[test]
     fn metadata_values_keep_their_type() {

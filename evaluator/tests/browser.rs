@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use base64::Engine;
-use common::{TestDb, post_json, push, start_workers, upload, wait_for_job};
+use common::{TestDb, legacy_compare_job, post_json, push, start_workers, upload, wait_for_job};
 use evaluator::api::{AppState, app};
 use evaluator::db::teams;
 use reward_builtins::builtin;
@@ -685,6 +685,116 @@ async fn six_mario_systems_in_the_browser_match_an_independent_computation() {
             .unwrap();
         assert_eq!(shown, 50, "the first page of 458 items");
         browser.screenshot(&dir, "mario-compare", 1280);
+        let errors = browser.errors();
+        assert!(errors.is_empty(), "browser errors: {errors:#?}");
+        browser.close();
+    })
+    .await
+    .unwrap();
+    server.abort();
+    db.finish().await;
+}
+
+/// A comparison stored before comparisons without common items were refused:
+/// `a`, `b` on one half of the items and `c`, `d` on the other, each pair
+/// overlapping only partly. The page must say that the leaderboard is not one
+/// scale and that the pairs cover part of the items, readably at both widths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disconnected_partly_overlapping_comparison_is_flagged_on_the_page() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        println!("SKIPPED: {CHROMIUM} or {CHROMEDRIVER} missing (scripts/setup installs them)");
+        return;
+    }
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "reviewers").await.unwrap();
+    for (system, items, right) in [
+        ("model-a", 0..4, 4),
+        ("model-b", 0..3, 1),
+        ("model-c", 4..8, 3),
+        ("model-d", 4..7, 2),
+    ] {
+        let lines: Vec<String> = items
+            .enumerate()
+            .map(|(k, i)| {
+                let answer = if k < right { "yes" } else { "no" };
+                json!({"prompt": format!("Question {i}?"), "reference": "yes",
+                       "response": format!("So the answer is {answer}.")})
+                .to_string()
+            })
+            .collect();
+        let (status, summary) = push(
+            &db,
+            &token,
+            "halves",
+            system,
+            "canonical",
+            &lines.join("\n"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{summary}");
+    }
+    let judge = upload(&db, &token, builtin("accuracy").unwrap().wasm).await;
+    let job = legacy_compare_job(
+        &db,
+        "halves",
+        judge,
+        &[("model-a", "model-b"), ("model-c", "model-d")],
+    )
+    .await;
+    let workers = start_workers(&db, 2);
+    assert_eq!(wait_for_job(&db, &token, job).await["state"], "succeeded");
+    workers.stop().await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(AppState {
+        db: db.pool.clone(),
+        host: db.host.clone(),
+    });
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let dir = artifacts();
+    tokio::task::spawn_blocking(move || {
+        let driver = Driver::start();
+        let browser = Browser::open(&driver);
+        browser.resize(1280, 900);
+        browser.go(&format!("{site}/login"));
+        browser.type_into("#token", &token);
+        browser.click("form button[type=submit]");
+        browser.wait_for(
+            "return location.pathname === '/';",
+            "the overview",
+            Duration::from_secs(10),
+        );
+        for width in [1280, 390] {
+            browser.resize(width, if width == 390 { 844 } else { 900 });
+            browser.go(&format!("{site}/datasets/halves/winrates?job={job}"));
+            let warning =
+                browser.script("return document.querySelector('#leaderboard-warning').innerText;");
+            assert!(
+                warning.as_str().unwrap().starts_with("Not one scale: the comparison graph is disconnected: 2 groups"),
+                "{warning}"
+            );
+            let groups = browser.script(
+                "return [...document.querySelectorAll('#leaderboard tbody tr')].map(r => r.dataset.group);",
+            );
+            assert_eq!(groups, json!(["1", "1", "2", "2"]));
+            let note = browser.script("return document.querySelector('#overlap-note').innerText;");
+            assert!(note.as_str().unwrap().starts_with("2 of 2 pairs"), "{note}");
+            let items = browser.script(
+                "return [...document.querySelectorAll('#pairs tbody tr')].map(r => r.cells[2].innerText);",
+            );
+            assert_eq!(
+                items,
+                json!(["3 of 4 / 3 answered", "3 of 4 / 3 answered"])
+            );
+            let overflow =
+                browser.script("return document.documentElement.scrollWidth - window.innerWidth;");
+            assert!(
+                overflow.as_i64().unwrap() <= 0,
+                "overflows by {overflow} px at {width} px"
+            );
+            browser.screenshot(&dir, "winrates-disconnected", width);
+        }
         let errors = browser.errors();
         assert!(errors.is_empty(), "browser errors: {errors:#?}");
         browser.close();

@@ -210,3 +210,138 @@ async fn labels_written_differently_across_files_are_reported_not_overwritten() 
     );
     db.finish().await;
 }
+
+/// A dataset's six test-set files: (system, path under the data directory).
+fn six_files(dataset: &str) -> Vec<(String, String)> {
+    let mut files = vec![(
+        "gpt3".to_string(),
+        format!("{dataset}/gpt3/test_gpt3_responses.jsonl"),
+    )];
+    for size in ["large", "xl", "xxl"] {
+        files.push((
+            format!("flant5-{size}"),
+            format!("{dataset}/flant5/test_flant5{size}_responses.jsonl"),
+        ));
+    }
+    for size in ["7b", "65b"] {
+        files.push((
+            format!("llama-{size}"),
+            format!("{dataset}/llama/llama-{size}_{dataset}_test_output.jsonl"),
+        ));
+    }
+    files
+}
+
+/// Rewrites every `question` of a MaRio file (either layout) with `respell`.
+fn respelled(body: &str, respell: impl Fn(&str) -> String) -> String {
+    let edit = |entry: &mut serde_json::Value| {
+        let question = entry["question"].as_str().unwrap().to_string();
+        entry["question"] = serde_json::Value::String(respell(&question));
+    };
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut entries)) if entries.values().all(|v| v.is_object()) => {
+            entries.values_mut().for_each(edit);
+            serde_json::Value::Object(entries).to_string()
+        }
+        _ => body
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let mut entry: serde_json::Value = serde_json::from_str(line).unwrap();
+                edit(&mut entry);
+                entry.to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// Pushes six files; checks that every file after the first meets all of the
+/// first's items and adds none. Returns the number of items.
+async fn push_aligned(db: &TestDb, token: &str, dataset: &str, files: &[(String, String)]) -> u64 {
+    let mut items = None;
+    for (system, body) in files {
+        let (status, summary) = push(db, token, dataset, system, "mario", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{dataset}/{system}: {summary}");
+        let rows = summary["rows"].as_u64().unwrap();
+        assert_eq!(summary["generations_created"], rows, "{summary}");
+        match items {
+            None => items = Some(rows),
+            Some(n) => assert_eq!(
+                (
+                    rows,
+                    &summary["items_created"],
+                    &summary["items_matched"],
+                    &summary["items_missing"],
+                    &summary["systems_without_common_items"]
+                ),
+                (
+                    n,
+                    &serde_json::json!(0),
+                    &serde_json::json!(n),
+                    &serde_json::json!(0),
+                    &serde_json::json!([])
+                ),
+                "{dataset}/{system} meets every item: {summary}"
+            ),
+        }
+    }
+    let n = items.unwrap();
+    let (_, record) = get(db, &format!("/api/v1/datasets/{dataset}"), Some(token)).await;
+    assert_eq!(
+        (
+            &record["dataset"]["items"],
+            &record["dataset"]["generations"]
+        ),
+        (&serde_json::json!(n), &serde_json::json!(6 * n)),
+        "{dataset}: {record}"
+    );
+    n
+}
+
+#[tokio::test]
+async fn the_six_systems_align_on_every_shared_dataset_and_when_respelt() {
+    let Some(dir) = data() else { return };
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "mario").await.unwrap();
+    let read = |path: &str| std::fs::read_to_string(dir.join(path)).unwrap();
+    let mut sizes = Vec::new();
+    for dataset in ["strategyqa", "quarel", "obqa"] {
+        let files: Vec<(String, String)> = six_files(dataset)
+            .into_iter()
+            .map(|(system, path)| {
+                // The item count, read independently of the importer.
+                if system == "gpt3" {
+                    sizes.push(common::mario_answers(&dir.join(&path)).len() as u64);
+                }
+                (system, read(&path))
+            })
+            .collect();
+        let n = push_aligned(&db, &token, dataset, &files).await;
+        assert_eq!(n, *sizes.last().unwrap(), "{dataset}");
+        eprintln!("{dataset}: six systems aligned on {n} items");
+    }
+    assert_eq!(sizes, [458, 552, 498]);
+
+    // QuaRel as another MaRio dataset spells it (the issue's files): GPT-3 and
+    // FLAN-T5 put " \n " before the options, LLaMA "\n" and doubles a space.
+    let files: Vec<(String, String)> = six_files("quarel")
+        .into_iter()
+        .map(|(system, path)| {
+            let body = read(&path);
+            let body = if system.starts_with("llama") {
+                respelled(&body, |q| q.replacen(" (A) ", "\n(A)  ", 1))
+            } else {
+                respelled(&body, |q| q.replacen(" (A) ", " \n (A) ", 1))
+            };
+            (system, body)
+        })
+        .collect();
+    assert!(
+        files[4].1.contains(r"\n(A)  "),
+        "the LLaMA file was respelt"
+    );
+    let n = push_aligned(&db, &token, "quarel-respelt", &files).await;
+    assert_eq!(n, 552);
+    db.finish().await;
+}

@@ -276,6 +276,9 @@ pub struct LeaderRow {
     pub rating: String,
     /// Its 95% interval.
     pub ci: String,
+    /// Its connected group of the comparison graph (1-based; shown only when
+    /// there are several).
+    pub group: usize,
 }
 
 /// A pair of the comparison, as a table row (the heatmap's numbers in words).
@@ -293,6 +296,11 @@ pub struct PairRow {
     pub excluding_ties: String,
     /// Length-controlled win rate.
     pub lc: String,
+    /// Items compared.
+    pub n: u64,
+    /// For a pair compared on part of its systems' items: how many each
+    /// answered (`of 458 / 229 answered`).
+    pub partial: Option<String>,
     /// `W / L / T`.
     pub counts: String,
     /// Position-inconsistent items.
@@ -321,6 +329,11 @@ pub struct WinratesPage {
     pub heatmap: String,
     /// The leaderboard.
     pub leaderboard: Vec<LeaderRow>,
+    /// Set when the comparison graph is disconnected: the ratings form several
+    /// scales, which the page must say.
+    pub leaderboard_warning: Option<String>,
+    /// Set when some pairs were compared on part of their systems' items.
+    pub overlap_note: Option<String>,
     /// The pairs.
     pub pairs: Vec<PairRow>,
     /// The job while it runs (progress, polled).

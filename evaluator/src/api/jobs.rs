@@ -15,6 +15,10 @@ pub(super) fn refused(error: JobRefused) -> ApiError {
     match error {
         JobRefused::NotFound(m) => ApiError::NotFound(m),
         JobRefused::Invalid(m) => ApiError::invalid(m),
+        JobRefused::NoCommonItems { .. } => ApiError::Unprocessable {
+            code: "no_common_items",
+            message: error.to_string(),
+        },
         JobRefused::Database(e) => ApiError::from(e),
     }
 }
@@ -103,7 +107,7 @@ pub(super) async fn pairs(
 }
 
 /// `GET /api/v1/jobs/{id}/leaderboard`: the Bradley–Terry leaderboard of a
-/// comparison.
+/// comparison, with its connected groups and a warning when there are several.
 pub(super) async fn job_leaderboard(
     State(db): State<PgPool>,
     team: Team,
@@ -117,8 +121,14 @@ pub(super) async fn job_leaderboard(
             job.kind
         )));
     }
-    let systems = results::leaderboard(&db, id).await?;
-    Ok(Json(serde_json::json!({ "job": job, "systems": systems })))
+    let board = results::leaderboard(&db, id).await?;
+    Ok(Json(serde_json::json!({
+        "job": job,
+        "systems": board.systems,
+        "connected": board.connected,
+        "groups": board.groups,
+        "warning": board.warning,
+    })))
 }
 
 /// `?judge=MODULE[&metric=METRIC]`.
@@ -154,8 +164,13 @@ pub(super) async fn dataset_leaderboard(
                 query.judge
             ))
         })?;
-    let systems = results::leaderboard(&db, job).await?;
-    Ok(Json(
-        serde_json::json!({ "dataset": name, "job": job, "systems": systems }),
-    ))
+    let board = results::leaderboard(&db, job).await?;
+    Ok(Json(serde_json::json!({
+        "dataset": name,
+        "job": job,
+        "systems": board.systems,
+        "connected": board.connected,
+        "groups": board.groups,
+        "warning": board.warning,
+    })))
 }

@@ -18,8 +18,17 @@ pub struct ImportSummary {
     pub system: String,
     /// Rows in the file.
     pub rows: u64,
-    /// Items the dataset did not have before.
+    /// Items the dataset did not have before (new items).
     pub items_created: u64,
+    /// Rows that met an item the dataset already had (by `id`, else by the
+    /// normalised prompt; see [`crate::import::prompt_key`]).
+    pub items_matched: u64,
+    /// Items that other systems answered on the dataset and this system has no
+    /// generation for, after this import.
+    pub items_missing: u64,
+    /// Other systems on the dataset sharing no item with this one: a comparison
+    /// with them would be refused.
+    pub systems_without_common_items: Vec<String>,
     /// Generations stored by this import.
     pub generations_created: u64,
     /// Rows identical to a generation already stored (a repeated push).
@@ -218,6 +227,30 @@ pub async fn import(
             }
         }
     }
+    let items_missing: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT g.item_id) FROM generations g \
+         WHERE g.dataset_id = $1 AND g.system_id <> $2 \
+           AND NOT EXISTS (SELECT 1 FROM generations m WHERE m.system_id = $2 AND m.item_id = g.item_id)",
+    )
+    .bind(dataset_id)
+    .bind(system_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db("count missing items"))?;
+    let systems_without_common_items: Vec<String> = sqlx::query_scalar(
+        "SELECT s.name FROM systems s \
+         WHERE s.id <> $2 \
+           AND EXISTS (SELECT 1 FROM generations g WHERE g.dataset_id = $1 AND g.system_id = s.id) \
+           AND NOT EXISTS (SELECT 1 FROM generations g JOIN generations m \
+                             ON m.item_id = g.item_id AND m.system_id = $2 \
+                           WHERE g.dataset_id = $1 AND g.system_id = s.id) \
+         ORDER BY s.name",
+    )
+    .bind(dataset_id)
+    .bind(system_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db("find systems without common items"))?;
     tx.commit().await.map_err(db("commit import"))?;
     if generations_created >= ANALYZE_AFTER {
         // Fresh statistics for the planner: right after a bulk import, before
@@ -232,6 +265,9 @@ pub async fn import(
         system: system.to_string(),
         rows: rows.len() as u64,
         items_created,
+        items_matched: rows.len() as u64 - items_created,
+        items_missing: items_missing as u64,
+        systems_without_common_items,
         generations_created,
         generations_unchanged: rows.len() as u64 - generations_created,
         reference_mismatches,

@@ -147,6 +147,13 @@ pub struct PairResult {
     pub a: String,
     /// The second system.
     pub b: String,
+    /// Items compared so far (wins + losses + ties): the items both systems
+    /// answered, once the comparison has finished.
+    pub n: u64,
+    /// Items `a` answered on the dataset; more than `n` when `b` lacks some.
+    pub a_items: u64,
+    /// Items `b` answered on the dataset.
+    pub b_items: u64,
     /// Items where the judge preferred `a`.
     pub wins: u64,
     /// Items where it preferred `b`.
@@ -173,12 +180,64 @@ pub struct PairResult {
 pub struct LeaderboardEntry {
     /// The system's name.
     pub system: String,
-    /// Rating on the Elo scale (400·log10-odds + 1000; the ratings average 1000).
+    /// Rating on the Elo scale (400·log10-odds + 1000; the ratings of a group
+    /// average 1000).
     pub rating: f64,
     /// 95% bootstrap interval (100 rounds, seeded).
     pub ci: [f64; 2],
-    /// 1 + the number of systems whose interval lies entirely above this one's.
+    /// 1 + the number of systems of its group whose interval lies entirely
+    /// above this one's.
     pub rank: usize,
+    /// The connected group of the comparison graph it belongs to (1-based,
+    /// the index into [`Leaderboard::groups`] + 1); always 1 when connected.
+    pub group: usize,
+}
+
+/// A comparison's Bradley–Terry leaderboard, and whether it is one scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Leaderboard {
+    /// The rated systems, group by group, best first within a group.
+    pub systems: Vec<LeaderboardEntry>,
+    /// Whether every system was compared, directly or through others, with
+    /// every other: only then are all ratings on one scale.
+    pub connected: bool,
+    /// The connected groups of the comparison graph (systems as nodes, pairs
+    /// with a compared item as edges), by name; a system with no compared item
+    /// is a group of its own, and not rated.
+    pub groups: Vec<Vec<String>>,
+    /// For a disconnected graph: what that means, in one sentence.
+    pub warning: Option<String>,
+}
+
+impl Leaderboard {
+    fn new(mut systems: Vec<LeaderboardEntry>, groups: Vec<Vec<String>>) -> Self {
+        systems.sort_by(|x, y| {
+            x.group
+                .cmp(&y.group)
+                .then(x.rank.cmp(&y.rank))
+                .then(y.rating.total_cmp(&x.rating))
+                .then(x.system.cmp(&y.system))
+        });
+        let connected = groups.len() <= 1;
+        let warning = (!connected).then(|| {
+            let listed = groups
+                .iter()
+                .map(|g| format!("{{{}}}", g.join(", ")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "the comparison graph is disconnected: {} groups of systems were never compared \
+                 with each other ({listed}); ratings and ranks are comparable only within a group",
+                groups.len()
+            )
+        });
+        Leaderboard {
+            systems,
+            connected,
+            groups,
+            warning,
+        }
+    }
 }
 
 /// The per-pair results of a comparison job, by the pair's names.
@@ -188,6 +247,19 @@ pub async fn pair_results(pool: &PgPool, job_id: i64) -> Result<Vec<PairResult>>
     if rows.iter().any(|r| !r.lc_computed) {
         fill_length_control(pool, job_id, &mut rows).await?;
     }
+    let answered: HashMap<i64, i64> = sqlx::query_as(
+        "SELECT g.system_id, count(*) FROM generations g \
+         WHERE g.dataset_id = (SELECT dataset_id FROM jobs WHERE id = $1) \
+           AND g.system_id IN (SELECT system_id FROM job_systems WHERE job_id = $1) \
+         GROUP BY g.system_id",
+    )
+    .bind(job_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("count generations"))?
+    .into_iter()
+    .collect();
+    let items = |system: i64| answered.get(&system).copied().unwrap_or(0) as u64;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -197,6 +269,9 @@ pub async fn pair_results(pool: &PgPool, job_id: i64) -> Result<Vec<PairResult>>
                 ties: row.ties as u64,
             };
             PairResult {
+                n: counts.wins + counts.losses + counts.ties,
+                a_items: items(row.system_a),
+                b_items: items(row.system_b),
                 a: row.a,
                 b: row.b,
                 wins: counts.wins,
@@ -352,28 +427,11 @@ pub async fn latest_compare_job_with(
 }
 
 /// The Bradley–Terry leaderboard of a comparison (all its pairs' outcomes, ties
-/// as half wins; Chatbot Arena's method), best first. Computed once a job has
-/// finished and stored; while it runs, computed from the outcomes so far.
-pub async fn leaderboard(pool: &PgPool, job_id: i64) -> Result<Vec<LeaderboardEntry>> {
-    let cached: Vec<(String, f64, f64, f64, i32)> = sqlx::query_as(
-        "SELECT s.name, l.rating, l.ci_low, l.ci_high, l.rank FROM job_leaderboards l \
-         JOIN systems s ON s.id = l.system_id WHERE l.job_id = $1 ORDER BY l.rank, l.rating DESC, s.name",
-    )
-    .bind(job_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db("read leaderboard"))?;
-    if !cached.is_empty() {
-        return Ok(cached
-            .into_iter()
-            .map(|(system, rating, lo, hi, rank)| LeaderboardEntry {
-                system,
-                rating,
-                ci: [lo, hi],
-                rank: rank as usize,
-            })
-            .collect());
-    }
+/// as half wins; Chatbot Arena's method), fitted on each connected group of the
+/// comparison graph separately and flagged when there is more than one group.
+/// Computed once a job has finished and stored; while it runs, computed from the
+/// outcomes so far.
+pub async fn leaderboard(pool: &PgPool, job_id: i64) -> Result<Leaderboard> {
     let systems: Vec<(i64, String)> = sqlx::query_as(
         "SELECT s.id, s.name FROM job_systems j JOIN systems s ON s.id = j.system_id \
          WHERE j.job_id = $1 ORDER BY s.name",
@@ -382,6 +440,28 @@ pub async fn leaderboard(pool: &PgPool, job_id: i64) -> Result<Vec<LeaderboardEn
     .fetch_all(pool)
     .await
     .map_err(db("read job systems"))?;
+    let cached: Vec<(String, f64, f64, f64, i32, i32)> = sqlx::query_as(
+        "SELECT s.name, l.rating, l.ci_low, l.ci_high, l.rank, l.grp FROM job_leaderboards l \
+         JOIN systems s ON s.id = l.system_id WHERE l.job_id = $1",
+    )
+    .bind(job_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read leaderboard"))?;
+    if !cached.is_empty() {
+        let entries: Vec<LeaderboardEntry> = cached
+            .into_iter()
+            .map(|(system, rating, lo, hi, rank, group)| LeaderboardEntry {
+                system,
+                rating,
+                ci: [lo, hi],
+                rank: rank as usize,
+                group: group as usize,
+            })
+            .collect();
+        let groups = stored_groups(&entries, &systems);
+        return Ok(Leaderboard::new(entries, groups));
+    }
     let pairs = read_pairs(pool, job_id).await?;
     let index: HashMap<i64, usize> = systems
         .iter()
@@ -398,11 +478,11 @@ pub async fn leaderboard(pool: &PgPool, job_id: i64) -> Result<Vec<LeaderboardEn
         }
     }
     if battles.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Leaderboard::new(Vec::new(), Vec::new()));
     }
     let n = systems.len();
-    let rated = tokio::task::spawn_blocking(move || {
-        evaluator_stats::bradley_terry::leaderboard(
+    let boards = tokio::task::spawn_blocking(move || {
+        evaluator_stats::bradley_terry::leaderboard_by_group(
             n,
             &battles,
             &evaluator_stats::BtOptions::default(),
@@ -412,32 +492,37 @@ pub async fn leaderboard(pool: &PgPool, job_id: i64) -> Result<Vec<LeaderboardEn
     .map_err(|e| Error::Database {
         message: format!("leaderboard fit panicked: {e}"),
     })??;
-    let mut entries: Vec<(i64, LeaderboardEntry)> = rated
-        .into_iter()
-        .map(|r| {
+    let groups: Vec<Vec<String>> = boards
+        .iter()
+        .map(|board| {
+            board
+                .systems
+                .iter()
+                .map(|&i| systems[i].1.clone())
+                .collect()
+        })
+        .collect();
+    let mut entries: Vec<(i64, LeaderboardEntry)> = Vec::new();
+    for (g, board) in boards.iter().enumerate() {
+        for r in &board.rows {
             let (id, name) = &systems[r.system];
-            (
+            entries.push((
                 *id,
                 LeaderboardEntry {
                     system: name.clone(),
                     rating: r.rating,
                     ci: [r.lower, r.upper],
                     rank: r.rank,
+                    group: g + 1,
                 },
-            )
-        })
-        .collect();
-    entries.sort_by(|x, y| {
-        x.1.rank
-            .cmp(&y.1.rank)
-            .then(y.1.rating.total_cmp(&x.1.rating))
-            .then(x.1.system.cmp(&y.1.system))
-    });
+            ));
+        }
+    }
     if job_succeeded(pool, job_id).await? {
         for (id, entry) in &entries {
             sqlx::query(
-                "INSERT INTO job_leaderboards (job_id, system_id, rating, ci_low, ci_high, rank) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                "INSERT INTO job_leaderboards (job_id, system_id, rating, ci_low, ci_high, rank, grp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             )
             .bind(job_id)
             .bind(id)
@@ -445,10 +530,36 @@ pub async fn leaderboard(pool: &PgPool, job_id: i64) -> Result<Vec<LeaderboardEn
             .bind(entry.ci[0])
             .bind(entry.ci[1])
             .bind(entry.rank as i32)
+            .bind(entry.group as i32)
             .execute(pool)
             .await
             .map_err(db("store leaderboard"))?;
         }
     }
-    Ok(entries.into_iter().map(|(_, e)| e).collect())
+    Ok(Leaderboard::new(
+        entries.into_iter().map(|(_, e)| e).collect(),
+        groups,
+    ))
+}
+
+/// The groups of a stored leaderboard, rebuilt in the order the fit numbered
+/// them ([`evaluator_stats::bradley_terry::components`]: by smallest member,
+/// systems in name order): rated systems by their group, each system without a
+/// rating a group of its own.
+fn stored_groups(entries: &[LeaderboardEntry], systems: &[(i64, String)]) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut slots: HashMap<usize, usize> = HashMap::new();
+    for (_, name) in systems {
+        match entries.iter().find(|e| &e.system == name) {
+            Some(entry) => {
+                let slot = *slots.entry(entry.group).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[slot].push(name.clone());
+            }
+            None => groups.push(vec![name.clone()]),
+        }
+    }
+    groups
 }

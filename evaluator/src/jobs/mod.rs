@@ -41,9 +41,39 @@ pub enum JobRefused {
     /// A request that names existing things but cannot run (422).
     #[error("{0}")]
     Invalid(String),
+    /// A comparison of systems that answered no item in common (422,
+    /// `no_common_items`): there would be nothing to compare, and a leaderboard
+    /// would rank them on numbers never compared.
+    #[error(
+        "{}: no item in common on dataset `{dataset}`, so nothing to compare; items are matched by \
+         `id`, else by the prompt (Unicode NFC, whitespace collapsed, case kept): check that the files \
+         ask the same questions, or leave one system of each pair out (`systems`)",
+        describe_pairs(pairs)
+    )]
+    NoCommonItems {
+        /// The dataset's name.
+        dataset: String,
+        /// The pairs of systems without a common item, by name.
+        pairs: Vec<(String, String)>,
+    },
     /// The database failed.
     #[error(transparent)]
     Database(#[from] Error),
+}
+
+/// `systems `a` and `b`` or, for several pairs, the first few of them.
+fn describe_pairs(pairs: &[(String, String)]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = pairs
+        .iter()
+        .take(SHOWN)
+        .map(|(a, b)| format!("`{a}` and `{b}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if pairs.len() > SHOWN {
+        text.push_str(&format!(" and {} more pairs", pairs.len() - SHOWN));
+    }
+    format!("systems {text}")
 }
 
 /// A scoring run: modules × systems on a dataset.
@@ -355,7 +385,8 @@ pub async fn create_score_job(
 }
 
 /// Creates a pairwise comparison over every pair of the systems, on the items
-/// both systems answered, and wakes the workers.
+/// both systems answered, and wakes the workers. Refused with
+/// [`JobRefused::NoCommonItems`] when some pair answered no item in common.
 pub async fn create_compare_job(
     pool: &PgPool,
     team_id: i64,
@@ -381,8 +412,9 @@ pub async fn create_compare_job(
     }
     let mut tx = pool.begin().await.map_err(db("begin"))?;
     let mut chunks: Vec<(i64, i64, Vec<i64>)> = Vec::new();
-    for (i, (a, _)) in systems.iter().enumerate() {
-        for (b, _) in &systems[i + 1..] {
+    let mut disjoint: Vec<(String, String)> = Vec::new();
+    for (i, (a, a_name)) in systems.iter().enumerate() {
+        for (b, b_name) in &systems[i + 1..] {
             let shared: Vec<i64> = sqlx::query_scalar(
                 "SELECT ga.item_id FROM generations ga \
                  JOIN generations gb ON gb.item_id = ga.item_id AND gb.system_id = $3 \
@@ -394,8 +426,17 @@ pub async fn create_compare_job(
             .fetch_all(&mut *tx)
             .await
             .map_err(db("plan compare chunks"))?;
+            if shared.is_empty() {
+                disjoint.push((a_name.clone(), b_name.clone()));
+            }
             chunks.extend(shared.chunks(COMPARE_CHUNK).map(|c| (*a, *b, c.to_vec())));
         }
+    }
+    if !disjoint.is_empty() {
+        return Err(JobRefused::NoCommonItems {
+            dataset: request.dataset.clone(),
+            pairs: disjoint,
+        });
     }
     let units: Vec<usize> = chunks.iter().map(|(_, _, items)| items.len()).collect();
     let job_id = insert_job(

@@ -121,6 +121,8 @@ pub(super) async fn page(
         job_label: String::new(),
         heatmap: String::new(),
         leaderboard: Vec::new(),
+        leaderboard_warning: None,
+        overlap_note: None,
         pairs: Vec::new(),
         jobs: Vec::new(),
         live: false,
@@ -158,17 +160,35 @@ pub(super) async fn page(
     }
     let pairs = results::pair_results(&db, job.id).await?;
     let leaderboard = results::leaderboard(&db, job.id).await?;
-    let order: Vec<String> = leaderboard.iter().map(|e| e.system.clone()).collect();
+    let order: Vec<String> = leaderboard
+        .systems
+        .iter()
+        .map(|e| e.system.clone())
+        .collect();
     page.heatmap = heatmap_svg(&heatmap(&pairs, &order));
     page.leaderboard = leaderboard
+        .systems
         .iter()
         .map(|e| LeaderRow {
             rank: e.rank,
             system: e.system.clone(),
             rating: fixed(e.rating, 1),
             ci: format!("{} to {}", fixed(e.ci[0], 1), fixed(e.ci[1], 1)),
+            group: e.group,
         })
         .collect();
+    page.leaderboard_warning = leaderboard.warning.clone();
+    let partial = pairs
+        .iter()
+        .filter(|p| p.n < p.a_items.max(p.b_items))
+        .count();
+    if partial > 0 {
+        page.overlap_note = Some(format!(
+            "{partial} of {} pairs were compared on part of their systems' items: only items both \
+             systems answered count (n), so those win rates cover fewer items than the systems' means.",
+            pairs.len()
+        ));
+    }
     let job_id = job.id.to_string();
     page.pairs = pairs
         .iter()
@@ -182,6 +202,9 @@ pub(super) async fn page(
                 .unwrap_or_else(|| "—".into()),
             excluding_ties: rate(p.win_rate_excluding_ties),
             lc: rate(p.lc_win_rate),
+            n: p.n,
+            partial: (p.n < p.a_items.max(p.b_items))
+                .then(|| format!("of {} / {} answered", p.a_items, p.b_items)),
             counts: format!("{} / {} / {}", p.wins, p.losses, p.ties),
             inconsistent: p.inconsistent,
             href: href(

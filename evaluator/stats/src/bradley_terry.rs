@@ -28,6 +28,9 @@
 //! - disconnected groups of systems (no battles between them) are each centred
 //!   on 1000, and a system with no battles at all is rated 1000; ratings are
 //!   not comparable across groups, which the bootstrap intervals do not show.
+//!   [`components`] finds the groups, and [`leaderboard_by_group`] fits and
+//!   ranks each on its own, so a caller can say the scales differ rather than
+//!   present them as one.
 //!
 //! On data where the plain MLE exists, the prior's effect is negligible: under
 //! 1e-4 Elo points on the 200-battle set pinned in `tests/reference.rs`.
@@ -205,6 +208,113 @@ pub fn leaderboard(
         })
         .collect();
     Ok(rows)
+}
+
+/// The connected components of the comparison graph (systems as nodes, a
+/// battle as an edge), each in increasing index order, ordered by their
+/// smallest index. A system without battles is a component of its own. Ratings
+/// from different components are on different scales: nothing links them.
+///
+/// # Errors
+/// [`Error::SystemOutOfRange`] for a battle naming a system `>= n_systems`.
+pub fn components(n_systems: usize, battles: &[Battle]) -> Result<Vec<Vec<usize>>> {
+    // Union-find with path halving; tiny inputs (systems, not battles) dominate.
+    let mut parent: Vec<usize> = (0..n_systems).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for (index, &(a, b, _)) in battles.iter().enumerate() {
+        for system in [a, b] {
+            if system >= n_systems {
+                return Err(Error::SystemOutOfRange {
+                    index,
+                    system,
+                    n_systems,
+                });
+            }
+        }
+        let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+        if ra != rb {
+            parent[ra.max(rb)] = ra.min(rb);
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of_root: Vec<Option<usize>> = vec![None; n_systems];
+    for i in 0..n_systems {
+        let r = root(&mut parent, i);
+        match group_of_root[r] {
+            Some(g) => groups[g].push(i),
+            None => {
+                group_of_root[r] = Some(groups.len());
+                groups.push(vec![i]);
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// One connected group's leaderboard (see [`leaderboard_by_group`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupBoard {
+    /// The group's systems, in increasing index order.
+    pub systems: Vec<usize>,
+    /// Its leaderboard, in the group's index order, with the original system
+    /// indices; empty for a system without battles (nothing to rate it on).
+    /// Ratings average 1000 within the group, and ranks count only its members.
+    pub rows: Vec<RatedSystem>,
+}
+
+/// [`leaderboard`] fitted separately on each connected component of the
+/// comparison graph ([`components`]), so that ranks and intervals never compare
+/// systems that never met. On a connected graph this is one group whose rows are
+/// exactly [`leaderboard`]'s.
+///
+/// # Errors
+/// As [`leaderboard`], except that a system without battles is not an error
+/// (its group has no rows); [`Error::Empty`] when there are no battles at all.
+pub fn leaderboard_by_group(
+    n_systems: usize,
+    battles: &[Battle],
+    options: &BtOptions,
+) -> Result<Vec<GroupBoard>> {
+    if battles.is_empty() {
+        return Err(Error::Empty { what: "battles" });
+    }
+    let groups = components(n_systems, battles)?;
+    let mut group_of = vec![0; n_systems];
+    let mut position = vec![0; n_systems];
+    for (g, systems) in groups.iter().enumerate() {
+        for (p, &i) in systems.iter().enumerate() {
+            group_of[i] = g;
+            position[i] = p;
+        }
+    }
+    let mut local: Vec<Vec<Battle>> = vec![Vec::new(); groups.len()];
+    for &(a, b, y) in battles {
+        local[group_of[a]].push((position[a], position[b], y));
+    }
+    groups
+        .into_iter()
+        .zip(local)
+        .map(|(systems, battles)| {
+            let rows = if battles.is_empty() {
+                Vec::new()
+            } else {
+                leaderboard(systems.len(), &battles, options)?
+                    .into_iter()
+                    .map(|row| RatedSystem {
+                        system: systems[row.system],
+                        ..row
+                    })
+                    .collect()
+            };
+            Ok(GroupBoard { systems, rows })
+        })
+        .collect()
 }
 
 /// Validated battles, aggregated per unordered pair.
@@ -499,6 +609,59 @@ mod tests {
         assert_eq!(board[4].battles, 0);
         // Each group is centred on its own.
         assert!((board[0].rating + board[1].rating - 2000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn components_split_systems_that_never_met() {
+        let battles = [(0, 1, 1.0), (3, 2, 0.5), (1, 4, 0.0)];
+        assert_eq!(
+            components(6, &battles).unwrap(),
+            vec![vec![0, 1, 4], vec![2, 3], vec![5]]
+        );
+        assert_eq!(components(3, &[(0, 1, 1.0), (1, 2, 1.0)]).unwrap().len(), 1);
+        assert!(matches!(
+            components(2, &[(0, 2, 1.0)]),
+            Err(Error::SystemOutOfRange { system: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn each_group_is_fitted_and_ranked_on_its_own() {
+        // {0,1}: 0 always wins; {2,3}: 3 always wins; 4 never plays.
+        let battles = [
+            (0, 1, 1.0),
+            (0, 1, 1.0),
+            (1, 0, 0.0),
+            (2, 3, 0.0),
+            (3, 2, 1.0),
+            (3, 2, 1.0),
+        ];
+        let options = BtOptions::default();
+        let groups = leaderboard_by_group(5, &battles, &options).unwrap();
+        assert_eq!(
+            groups.iter().map(|g| g.systems.clone()).collect::<Vec<_>>(),
+            vec![vec![0, 1], vec![2, 3], vec![4]]
+        );
+        assert!(groups[2].rows.is_empty(), "nothing to rate system 4 on");
+        // Each group is the leaderboard of its own battles, renumbered.
+        let alone = leaderboard(2, &[(0, 1, 1.0), (0, 1, 1.0), (1, 0, 0.0)], &options).unwrap();
+        assert_eq!(groups[0].rows, alone);
+        let second: Vec<usize> = groups[1].rows.iter().map(|r| r.system).collect();
+        assert_eq!(second, vec![2, 3]);
+        for group in &groups[..2] {
+            let mean: f64 = group.rows.iter().map(|r| r.rating).sum::<f64>() / 2.0;
+            assert!((mean - ELO_ANCHOR).abs() < 1e-6, "{group:?}");
+            assert!(group.rows.iter().any(|r| r.rank == 1));
+        }
+        // Connected input: one group, exactly the plain leaderboard.
+        let connected = [(0, 1, 1.0), (1, 2, 0.5), (2, 0, 0.0)];
+        let one = leaderboard_by_group(3, &connected, &options).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].rows, leaderboard(3, &connected, &options).unwrap());
+        assert!(matches!(
+            leaderboard_by_group(3, &[], &options),
+            Err(Error::Empty { .. })
+        ));
     }
 
     #[test]

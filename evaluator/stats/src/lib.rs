@@ -13,7 +13,9 @@
 //!   [`bootstrap_ci`], a seeded percentile bootstrap of per-item outcomes.
 //! - [`bradley_terry`]: Chatbot Arena's Bradley–Terry fit on the Elo scale
 //!   ([`bradley_terry::fit`]) and the leaderboard with bootstrap intervals and
-//!   ranks ([`bradley_terry::leaderboard`]).
+//!   ranks ([`bradley_terry::leaderboard`]); the comparison graph's connected
+//!   groups ([`bradley_terry::components`]) and a leaderboard per group
+//!   ([`bradley_terry::leaderboard_by_group`]).
 //! - [`length_control`]: a simplified AlpacaEval 2.0 length-controlled win rate
 //!   ([`length_controlled_win_rate`]).
 //! - [`pareto`]: [`pareto_front`] and exact [`hypervolume`] over several rewards.

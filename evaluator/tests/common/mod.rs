@@ -26,6 +26,17 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> Self {
+        Self::create(None).await
+    }
+
+    /// A database with only the migrations before `version` applied, to test
+    /// what a later migration does to data stored before it; the pool does not
+    /// migrate (run `evaluator::db::MIGRATOR` to finish).
+    pub async fn migrated_before(version: i64) -> Self {
+        Self::create(Some(version)).await
+    }
+
+    async fn create(before: Option<i64>) -> Self {
         let server_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
         let admin = sqlx::PgPool::connect(&server_url).await.unwrap_or_else(|e| {
             panic!(
@@ -44,7 +55,29 @@ impl TestDb {
             Some(slash) => format!("{}/{name}", &server_url[..slash]),
             None => panic!("DATABASE_URL has no database path: {server_url}"),
         };
-        let pool = db::connect(&url).await.unwrap();
+        let pool = match before {
+            None => db::connect(&url).await.unwrap(),
+            Some(version) => {
+                // The earlier files, through sqlx's public migrator on a copy.
+                let dir = tempfile::tempdir().unwrap();
+                for migration in db::MIGRATOR.iter().filter(|m| m.version < version) {
+                    let name = format!(
+                        "{}_{}.sql",
+                        migration.version,
+                        migration.description.replace(' ', "_")
+                    );
+                    std::fs::write(dir.path().join(name), migration.sql.as_bytes()).unwrap();
+                }
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                sqlx::migrate::Migrator::new(dir.path())
+                    .await
+                    .unwrap()
+                    .run(&pool)
+                    .await
+                    .unwrap();
+                pool
+            }
+        };
         let host = reward_host::Host::new(reward_host::HostConfig::default()).unwrap();
         TestDb {
             pool,
@@ -122,6 +155,105 @@ pub async fn send(db: &TestDb, request: Request<Body>) -> (StatusCode, serde_jso
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// Creates a comparison of the dataset's `pairs` (by system name) with a scorer
+/// judge's first metric, the way the planner did before comparisons of systems
+/// without common items were refused: only the pairs named, on the items both
+/// answered. Workers run it like any other job; returns its id.
+pub async fn legacy_compare_job(
+    db: &TestDb,
+    dataset: &str,
+    judge: i64,
+    pairs: &[(&str, &str)],
+) -> i64 {
+    let (a, b): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
+    let mut tx = db.pool.begin().await.unwrap();
+    let job: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (team_id, dataset_id, kind, judge_module_id, judge_metric, total_chunks, total_units) \
+         SELECT team_id, id, 'compare', $2, 0, 0, 0 FROM datasets WHERE name = $1 RETURNING id",
+    )
+    .bind(dataset)
+    .bind(judge)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO job_systems (job_id, system_id) \
+         SELECT DISTINCT $1, s.id FROM systems s WHERE s.name = ANY($2) OR s.name = ANY($3)",
+    )
+    .bind(job)
+    .bind(&a)
+    .bind(&b)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO job_chunks (job_id, system_a, system_b, item_ids, units) \
+         SELECT $1, sa.id, sb.id, shared.items, cardinality(shared.items) \
+         FROM UNNEST($2::text[], $3::text[]) AS p(a, b) \
+         JOIN systems sa ON sa.name = p.a JOIN systems sb ON sb.name = p.b \
+         CROSS JOIN LATERAL (SELECT ARRAY(SELECT g.item_id FROM generations g \
+             JOIN generations h ON h.item_id = g.item_id AND h.system_id = sb.id \
+             WHERE g.system_id = sa.id ORDER BY 1) AS items) shared",
+    )
+    .bind(job)
+    .bind(&a)
+    .bind(&b)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE jobs SET total_chunks = (SELECT count(*) FROM job_chunks WHERE job_id = $1), \
+           total_units = (SELECT sum(units) FROM job_chunks WHERE job_id = $1) WHERE id = $1",
+    )
+    .bind(job)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(evaluator::jobs::CHANNEL)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    job
+}
+
+/// Signs in to the pages; returns the `name=value` to send back as `Cookie`.
+pub async fn sign_in(db: &TestDb, token: &str) -> String {
+    let request = Request::post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!("token={token}")))
+        .unwrap();
+    let response = app(AppState {
+        db: db.pool.clone(),
+        host: db.host.clone(),
+    })
+    .oneshot(request)
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set = response.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+/// A page's status and HTML.
+pub async fn html(db: &TestDb, path: &str, cookie: &str) -> (StatusCode, String) {
+    let request = Request::get(path)
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap();
+    let response = app(AppState {
+        db: db.pool.clone(),
+        host: db.host.clone(),
+    })
+    .oneshot(request)
+    .await
+    .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
 /// Job workers running in this process on the test's database.
