@@ -150,9 +150,10 @@ pub struct PairResult {
     /// Items compared so far (wins + losses + ties): the items both systems
     /// answered, once the comparison has finished.
     pub n: u64,
-    /// Items `a` answered on the dataset; more than `n` when `b` lacks some.
+    /// Items `a` had answered on the dataset when the comparison was created;
+    /// more than `n` when `b` lacks some.
     pub a_items: u64,
-    /// Items `b` answered on the dataset.
+    /// Items `b` had answered then.
     pub b_items: u64,
     /// Items where the judge preferred `a`.
     pub wins: u64,
@@ -247,18 +248,15 @@ pub async fn pair_results(pool: &PgPool, job_id: i64) -> Result<Vec<PairResult>>
     if rows.iter().any(|r| !r.lc_computed) {
         fill_length_control(pool, job_id, &mut rows).await?;
     }
-    let answered: HashMap<i64, i64> = sqlx::query_as(
-        "SELECT g.system_id, count(*) FROM generations g \
-         WHERE g.dataset_id = (SELECT dataset_id FROM jobs WHERE id = $1) \
-           AND g.system_id IN (SELECT system_id FROM job_systems WHERE job_id = $1) \
-         GROUP BY g.system_id",
-    )
-    .bind(job_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db("count generations"))?
-    .into_iter()
-    .collect();
+    // Counted when the job was created (see migrations/*_job_system_items.sql).
+    let answered: HashMap<i64, i64> =
+        sqlx::query_as("SELECT system_id, items FROM job_systems WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_all(pool)
+            .await
+            .map_err(db("read job systems"))?
+            .into_iter()
+            .collect();
     let items = |system: i64| answered.get(&system).copied().unwrap_or(0) as u64;
     Ok(rows
         .into_iter()

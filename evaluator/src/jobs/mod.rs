@@ -368,7 +368,7 @@ pub async fn create_score_job(
             .await
             .map_err(db("record job modules"))?;
     }
-    insert_job_systems(&mut tx, job_id, &system_ids).await?;
+    insert_job_systems(&mut tx, job_id, dataset_id, &system_ids).await?;
     for (module_id, generation_ids) in &chunks {
         sqlx::query(
             "INSERT INTO job_chunks (job_id, module_id, generation_ids, units) VALUES ($1, $2, $3, $4)",
@@ -450,7 +450,7 @@ pub async fn create_compare_job(
     )
     .await?;
     let system_ids: Vec<i64> = systems.iter().map(|(id, _)| *id).collect();
-    insert_job_systems(&mut tx, job_id, &system_ids).await?;
+    insert_job_systems(&mut tx, job_id, dataset_id, &system_ids).await?;
     for (a, b, items) in &chunks {
         sqlx::query(
             "INSERT INTO job_chunks (job_id, system_a, system_b, item_ids, units) VALUES ($1, $2, $3, $4, $5)",
@@ -573,17 +573,25 @@ async fn insert_job(
     Ok(id)
 }
 
+/// Records the job's systems with the items each has answered on the dataset
+/// now (what a pair's partial overlap is measured against).
 async fn insert_job_systems(
     tx: &mut sqlx::PgConnection,
     job_id: i64,
+    dataset_id: i64,
     system_ids: &[i64],
 ) -> Result<(), JobRefused> {
-    sqlx::query("INSERT INTO job_systems (job_id, system_id) SELECT $1, UNNEST($2::bigint[])")
-        .bind(job_id)
-        .bind(system_ids)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("record job systems"))?;
+    sqlx::query(
+        "INSERT INTO job_systems (job_id, system_id, items) \
+         SELECT $1, s, (SELECT count(*) FROM generations g WHERE g.dataset_id = $2 AND g.system_id = s) \
+         FROM UNNEST($3::bigint[]) AS s",
+    )
+    .bind(job_id)
+    .bind(dataset_id)
+    .bind(system_ids)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("record job systems"))?;
     Ok(())
 }
 

@@ -179,8 +179,9 @@ pub async fn legacy_compare_job(
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO job_systems (job_id, system_id) \
-         SELECT DISTINCT $1, s.id FROM systems s WHERE s.name = ANY($2) OR s.name = ANY($3)",
+        "INSERT INTO job_systems (job_id, system_id, items) \
+         SELECT $1, s.id, (SELECT count(*) FROM generations g WHERE g.system_id = s.id) \
+         FROM systems s WHERE s.name = ANY($2) OR s.name = ANY($3)",
     )
     .bind(job)
     .bind(&a)
