@@ -131,6 +131,32 @@ pub enum Error {
         checkpoint: Option<PathBuf>,
     },
 
+    /// A reward source failed on a batch (a module's timeout, trap, fuel or bad output).
+    #[error("reward {} ({source_name}): {message}", rewards.join(", "))]
+    Reward {
+        /// The source (`builtin:NAME` or a path).
+        source_name: String,
+        /// The rewards that read it.
+        rewards: Vec<String>,
+        /// The sandbox's message.
+        message: String,
+    },
+
+    /// A reward fault stopped an RL run (`on_reward_error = "stop"`).
+    #[error(
+        "step {step}: {message}; training stopped. {} Set on_reward_error = \"skip\" to treat \
+         a failing batch's values as missing instead",
+        checkpoint.as_ref().map_or_else(|| "No checkpoint was written yet.".to_string(), |p| format!("The last checkpoint is {}; re-running the same command resumes from it.", p.display()))
+    )]
+    RewardStopped {
+        /// The step whose rollouts were being scored.
+        step: usize,
+        /// The reward error.
+        message: String,
+        /// The checkpoint to resume from.
+        checkpoint: Option<PathBuf>,
+    },
+
     /// A checkpoint (model directory, GGUF file) lacks something the loader needs.
     #[error("{path}: {message}")]
     Checkpoint {

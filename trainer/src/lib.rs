@@ -12,12 +12,15 @@
 //!   `(tokens, vocab)` logits are never formed).
 //! - [`ops`]: fused CPU kernels with backward passes: projections (with LoRA), layer norm,
 //!   RMSNorm, GELU, SwiGLU, causal attention, the masked attention softmax.
+//! - [`data`]: data order and the RL prompt reader.
 //! - [`malloc`]: keeps freed heap memory in the process during training (glibc).
 //! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.
 //! - [`run`]: what every command that owns a run directory shares: the directory and its
 //!   lock, the settings a resume may change, config files with derived flags, checkpoints,
 //!   metrics kept to one history, progress, and Ctrl-C / SIGTERM as a stop with a checkpoint.
 //! - [`precision`]: f32 or bf16 mixed precision.
+//! - [`reward`]: reward sources (sandboxed WebAssembly scorers, the evaluator's modules) and
+//!   the `[[reward]]` spec: which value, its direction and transforms, its weight.
 //! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, the loop, the memory
 //!   guard.
 //! - [`rl`]: RL numerics pinned to TRL / OpenRLHF: advantage estimators (GRPO, RLOO,
@@ -57,6 +60,7 @@
 //! - MaRio's one-object JSON `{"0": {question, gold_label, predicted_label,
 //!   predicted_rationale}, ..}`: completion `"<rationale> So the answer is <label>."`.
 
+pub mod data;
 pub mod error;
 pub mod generate;
 pub mod load;
@@ -67,6 +71,7 @@ pub mod models;
 pub mod ops;
 pub mod optim;
 pub mod precision;
+pub mod reward;
 pub mod rl;
 pub mod run;
 pub mod sft;

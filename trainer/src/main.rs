@@ -35,7 +35,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Supervised fine-tuning (full or LoRA) with checkpoints and resumption.
-    Sft(Box<SftArgs>),
+    #[command(after_help = trainer::run::config::help(trainer::sft::config::KEYS))]
+    Sft(Box<RunArgs>),
+    /// RL against several sandboxed rewards (GRPO, RLOO, REINFORCE++); rewards are
+    /// `[[reward]]` tables of the --config file.
+    #[command(after_help = trainer::run::config::help(trainer::rl::config::KEYS))]
+    Rl(Box<RunArgs>),
     /// Generate a continuation of one prompt.
     Generate(GenerateArgs),
 }
@@ -80,10 +85,9 @@ struct GenerateArgs {
     stop: Vec<String>,
 }
 
-/// `trainer sft`: a TOML file and/or flags, one flag per config key.
+/// A training command's arguments: a TOML file and/or flags, one flag per config key.
 #[derive(clap::Args)]
-#[command(after_help = trainer::run::config::help(trainer::sft::config::KEYS))]
-struct SftArgs {
+struct RunArgs {
     /// TOML file with the run's settings (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -99,10 +103,14 @@ struct SftArgs {
     settings: Vec<String>,
 }
 
-impl SftArgs {
-    /// The `--config` file with the flags laid over it. `--config` and `--no-progress` may
-    /// also come after the settings, where clap leaves them in `settings`.
-    fn resolve(&mut self) -> anyhow::Result<trainer::sft::SftConfig> {
+impl RunArgs {
+    /// The `--config` file with the flags laid over it, as the command's config. `--config`
+    /// and `--no-progress` may also come after the settings, where clap leaves them in
+    /// `settings`.
+    fn resolve<T: serde::de::DeserializeOwned>(
+        &mut self,
+        keys: &[trainer::run::config::Key],
+    ) -> anyhow::Result<T> {
         let mut rest = Vec::with_capacity(self.settings.len());
         let mut args = std::mem::take(&mut self.settings).into_iter();
         while let Some(a) = args.next() {
@@ -115,11 +123,7 @@ impl SftArgs {
                 },
             }
         }
-        let sources = trainer::run::config::Sources::read(
-            self.config.as_deref(),
-            &rest,
-            trainer::sft::config::KEYS,
-        )?;
+        let sources = trainer::run::config::Sources::read(self.config.as_deref(), &rest, keys)?;
         Ok(sources.resolve()?)
     }
 }
@@ -148,8 +152,8 @@ fn resume_command() -> String {
         .join(" ")
 }
 
-fn run_sft(mut a: SftArgs) -> anyhow::Result<()> {
-    let cfg = a.resolve()?;
+fn run_sft(mut a: RunArgs) -> anyhow::Result<()> {
+    let cfg: trainer::sft::SftConfig = a.resolve(trainer::sft::config::KEYS)?;
     let opts = trainer::sft::TrainOptions {
         progress: !a.no_progress,
         stop_after: None,
@@ -179,6 +183,36 @@ fn run_sft(mut a: SftArgs) -> anyhow::Result<()> {
         s.last_loss,
         s.eval_loss.map_or("-".into(), |e| format!("{e:.4}")),
         s.final_dir.map_or("-".into(), |p| p.display().to_string()),
+    );
+    Ok(())
+}
+
+fn run_rl(mut a: RunArgs) -> anyhow::Result<()> {
+    let cfg: trainer::rl::RlConfig = a.resolve(trainer::rl::config::KEYS)?;
+    let opts = trainer::rl::RlOptions {
+        progress: !a.no_progress,
+        interrupt: trainer::run::Interrupt::install()?,
+        stop_after: None,
+    };
+    let s = trainer::rl::train(&cfg, &opts)?;
+    let reward = s.last_reward.map_or("-".into(), |r| format!("{r:.4}"));
+    if s.already_finished {
+        eprintln!(
+            "{} is finished: {} of {} steps, last mean reward {reward}, final adapter {}. To \
+             train further, re-run with a larger --max-steps.",
+            cfg.output_dir.display(),
+            s.steps,
+            cfg.max_steps,
+            s.final_dir.map_or("-".into(), |p| p.display().to_string()),
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "done: {} steps (resumed from {}), last mean reward {reward}, final {}; metrics in {}",
+        s.steps,
+        s.resumed_from,
+        s.final_dir.map_or("-".into(), |p| p.display().to_string()),
+        cfg.output_dir.join("metrics.jsonl").display(),
     );
     Ok(())
 }
@@ -234,6 +268,7 @@ fn main() -> ExitCode {
     let verbose = cli.verbose || std::env::var_os("RUST_LOG").is_some();
     let result = match cli.command {
         Command::Sft(a) => run_sft(*a),
+        Command::Rl(a) => run_rl(*a),
         Command::Generate(a) => run_generate(a),
     };
     match result {

@@ -40,7 +40,8 @@ use crate::error::{Error, Result};
 pub const TRL_STD_EPSILON: f64 = 1e-4;
 
 /// How the group-relative advantage is scaled (TRL's `scale_rewards`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ScaleRewards {
     /// Divide by the group's standard deviation (+ ε): TRL's default (`"group"`, `True`).
     #[default]
@@ -53,7 +54,8 @@ pub enum ScaleRewards {
 }
 
 /// How several rewards become one advantage (TRL's `multi_objective_aggregation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MultiObjectiveAggregation {
     /// Weighted sum of the raw rewards, then group normalisation (TRL's default).
     #[default]

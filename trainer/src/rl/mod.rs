@@ -10,6 +10,12 @@
 //! | REINFORCE++-baseline | [`advantage::reinforce_baseline_advantages`] | [`policy_loss::reinforce_loss`] | OpenRLHF 0.11.2 `reinforce_baseline` + `PolicyLoss` |
 //!
 //! # Layout
+//! - [`config`]: the `trainer rl` settings ([`RlConfig`]) and their flags.
+//! - [`rollout`]: sampling completions, the padded batch, per-token log-probs.
+//! - [`mod@train`]: the loop (sample → score → advantages → updates), on the run services
+//!   of [`crate::run`].
+//! - [`eval`]: `rollouts.jsonl` and the greedy eval files.
+//! - [`push`]: eval generations to an evaluation service, over HTTP.
 //! - [`advantage`]: rewards (per sample, per reward, `None` = "not applicable") → one
 //!   advantage per sample (GRPO, RLOO) or per token (REINFORCE++); plain `f64` slices, no
 //!   tensors, because these are a few thousand numbers computed once per rollout batch.
@@ -46,4 +52,12 @@
 //!   defaults and with this trainer (one generation batch per optimizer step).
 
 pub mod advantage;
+pub mod config;
+pub mod eval;
 pub mod policy_loss;
+pub mod push;
+pub mod rollout;
+pub mod train;
+
+pub use config::RlConfig;
+pub use train::{RlOptions, RlSummary, train};

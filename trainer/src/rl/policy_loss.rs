@@ -39,7 +39,8 @@ use candle_core::{DType, Tensor};
 use crate::error::{Error, Result};
 
 /// How per-token losses become one number (TRL's `loss_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LossType {
     /// Per-sequence token mean, then the mean over sequences (the GRPO paper).
     Grpo,

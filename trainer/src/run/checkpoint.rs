@@ -27,6 +27,11 @@ struct State {
     /// The run's precision (checkpoints from before it existed are f32).
     #[serde(default)]
     dtype: Precision,
+    /// Optimizer updates taken (AdamW's bias correction counts them): more than `step` when
+    /// a run step makes several (RL's `num_iterations`); absent in older checkpoints, where
+    /// it equals `step`.
+    #[serde(default)]
+    optimizer_steps: Option<usize>,
 }
 
 /// The whole checkpoints in `dir`, oldest first.
@@ -123,6 +128,7 @@ impl Checkpoints {
             step,
             lora: self.lora,
             dtype: self.dtype,
+            optimizer_steps: Some(opt.step_count()),
         };
         let state = serde_json::to_string(&state).unwrap_or_default();
         std::fs::write(tmp.join("state.json"), state)
@@ -203,6 +209,6 @@ pub fn restore(ckpt: &Path, opt: &mut AdamW, dtype: Precision, device: &Device) 
         var.set(t)?;
     }
     let moments = candle_core::safetensors::load(ckpt.join("optimizer.safetensors"), device)?;
-    opt.load_state(&moments, state.step)?;
+    opt.load_state(&moments, state.optimizer_steps.unwrap_or(state.step))?;
     Ok(state.step)
 }

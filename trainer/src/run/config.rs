@@ -205,12 +205,10 @@ impl Sources {
     /// The file's table with the flags laid over it.
     pub fn merged(&self) -> Result<toml::Table> {
         let mut table = match &self.file {
-            Some((path, text)) => text.parse::<toml::Table>().map_err(|e| {
-                let line = e.span().map_or(0, |s| line_of(text, s.start));
-                Error::config(
-                    "?",
-                    format!("{}:{line}: {}", path.display(), e.message().trim()),
-                )
+            Some((path, text)) => text.parse::<toml::Table>().map_err(|e| Error::Data {
+                path: path.clone(),
+                line: e.span().map_or(0, |s| line_of(text, s.start)),
+                message: format!("not valid TOML: {}", e.message().trim()),
             })?,
             None => toml::Table::new(),
         };

@@ -59,9 +59,6 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::config::{MAY_CHANGE_ON_RESUME, Precision, SftConfig};
@@ -136,27 +133,6 @@ pub fn collate(
     let ids = Tensor::from_vec(ids, (b, t), device)?;
     let inputs = Inputs::with_mask(ids.clone(), &mask)?;
     Ok((inputs, ids, Tensor::from_vec(loss, (b, t), device)?))
-}
-
-/// Index of the examples of global micro-batch `k`.
-fn micro_batch(k: usize, batch: usize, n: usize, seed: u64) -> Vec<usize> {
-    let mut out = Vec::with_capacity(batch);
-    let mut cache: Option<(usize, Vec<usize>)> = None;
-    for j in 0..batch {
-        let flat = k * batch + j;
-        let (epoch, pos) = (flat / n, flat % n);
-        if cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            let mut perm: Vec<usize> = (0..n).collect();
-            perm.shuffle(&mut StdRng::seed_from_u64(
-                seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64),
-            ));
-            cache = Some((epoch, perm));
-        }
-        if let Some((_, perm)) = &cache {
-            out.push(perm[pos]);
-        }
-    }
-    out
 }
 
 /// What to change so a run fits in memory.
@@ -417,7 +393,7 @@ fn accumulate(
         tokens: 0,
     };
     for j in 0..cfg.grad_accum {
-        let idx = micro_batch(
+        let idx = crate::data::order::batch(
             step * cfg.grad_accum + j,
             cfg.batch_size,
             set.len(),
@@ -832,22 +808,6 @@ fn save_final(
 mod tests {
     use super::*;
     use std::collections::HashMap;
-
-    #[test]
-    fn data_order_is_a_function_of_seed_and_index_and_covers_each_epoch() {
-        let n = 10;
-        let epoch0: Vec<usize> = (0..5).flat_map(|k| micro_batch(k, 2, n, 7)).collect();
-        let mut sorted = epoch0.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (0..n).collect::<Vec<_>>());
-        assert_eq!(micro_batch(3, 2, n, 7), micro_batch(3, 2, n, 7));
-        assert_ne!(
-            (0..5)
-                .flat_map(|k| micro_batch(k, 2, n, 8))
-                .collect::<Vec<_>>(),
-            epoch0
-        );
-    }
 
     /// A LoRA run on a tiny GPT-2 written to `dir` (the integration tests' setup, in small).
     fn tiny_lora_run(dir: &Path) -> SftConfig {

@@ -1,0 +1,333 @@
+//! `trainer rl` on a tiny model against built-in reward modules run in the sandbox: the run
+//! directory's files, advantages recomputable from `rollouts.jsonl`, an exact resume, the
+//! three algorithms, a reward that rises, and the command line.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use serde_json::Value;
+use trainer::rl::advantage::{GrpoAdvantageConfig, grpo_advantages};
+use trainer::rl::{RlConfig, RlOptions, train};
+
+/// A tiny GPT-2 in `d/model`, six prompts in `d/prompts.jsonl` and a GRPO config against
+/// two built-in rewards: fewer words (`builtin:length`, declared lower-is-better, so
+/// negated) and readability.
+fn setup(d: &Path, extra: &str) -> RlConfig {
+    common::write_tiny(&d.join("model"), &common::tiny_gpt2_json(), 11);
+    let prompts: String = (0..6)
+        .map(|i| format!("{{\"id\": \"p{i}\", \"prompt\": \"say {i}\", \"reference\": \"{i}\"}}\n"))
+        .collect();
+    std::fs::write(d.join("prompts.jsonl"), prompts).expect("prompts");
+    let base = format!(
+        "model = {:?}\nprompts = {:?}\neval_prompts = {:?}\noutput_dir = {:?}\n\
+         num_generations = 4\nprompts_per_step = 2\nmax_new_tokens = 10\nmicro_batch = 4\n\
+         lr = 0.02\nlora_rank = 4\nlora_targets = [\"c_attn\", \"c_proj\"]\nmax_steps = 6\n\
+         eval_every = 3\nsave_every = 2\nseed = 3\n",
+        d.join("model"),
+        d.join("prompts.jsonl"),
+        d.join("prompts.jsonl"),
+        d.join("run"),
+    );
+    // `extra` overrides the base keys.
+    let mut table: toml::Table = base.parse().expect("base");
+    table.extend(extra.parse::<toml::Table>().expect("extra"));
+    let text = format!(
+        "{}\n[[reward]]\nsource = \"builtin:length\"\nmetric = \"characters\"\nweight = 0.1\n\
+         [[reward]]\nsource = \"builtin:length\"\nmetric = \"words\"\nweight = 0.5\n",
+        toml::to_string(&table).expect("toml")
+    );
+    RlConfig::from_toml(&text, Path::new("rl.toml")).expect("config")
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+fn adapter(run: &Path) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(run.join("final/adapter_model.safetensors"), &Device::Cpu)
+        .expect("adapter")
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("values")
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
+#[test]
+fn a_grpo_run_writes_its_files_and_the_advantages_follow_from_the_rollouts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = setup(dir.path(), "");
+    let s = train(&cfg, &RlOptions::default()).expect("run");
+    assert_eq!((s.steps, s.resumed_from), (6, 0));
+    let run = &cfg.output_dir;
+    let metrics = lines(&run.join("metrics.jsonl"));
+    let steps: Vec<u64> = metrics
+        .iter()
+        .filter(|m| m.get("reward").is_some())
+        .map(|m| m["step"].as_u64().expect("step"))
+        .collect();
+    assert_eq!(steps, [1, 2, 3, 4, 5, 6]);
+    let first = &metrics
+        .iter()
+        .find(|m| m.get("reward").is_some())
+        .expect("a step");
+    for key in ["kl", "loss", "grad_norm", "completion_tokens", "time_s"] {
+        assert!(first.get(key).is_some(), "{key} missing: {first}");
+    }
+    assert!(first["rewards"]["words"].is_number() && first["rewards"]["characters"].is_number());
+    // Evals before the first step, at step 3 and at the end, in the canonical form.
+    for step in [0, 3, 6] {
+        let eval = lines(&run.join(format!("eval/step-{step}.jsonl")));
+        assert_eq!(eval.len(), 6);
+        assert_eq!(eval[0]["id"], "p0");
+        assert_eq!(eval[0]["reference"], "0");
+        assert!(eval[0]["response"].is_string() && eval[0]["rewards"]["words"].is_number());
+    }
+    // rollouts.jsonl: 8 per step; the advantages are recomputed from its rewards.
+    let rollouts = lines(&run.join("rollouts.jsonl"));
+    assert_eq!(rollouts.len(), 6 * 8);
+    for step in 1..=6u64 {
+        let rows: Vec<&Value> = rollouts.iter().filter(|r| r["step"] == step).collect();
+        let rewards: Vec<Vec<Option<f64>>> = rows
+            .iter()
+            .map(|r| {
+                ["characters", "words"]
+                    .iter()
+                    .map(|k| r["rewards"][k].as_f64())
+                    .collect()
+            })
+            .collect();
+        let recomputed = grpo_advantages(&rewards, &[0.1, 0.5], 4, &GrpoAdvantageConfig::default())
+            .expect("advantages");
+        for (r, a) in rows.iter().zip(&recomputed) {
+            let logged = r["advantage"].as_f64().expect("advantage");
+            assert!((logged - a).abs() < 1e-12, "step {step}: {logged} vs {a}");
+            let combined = 0.1 * r["rewards"]["characters"].as_f64().expect("c")
+                + 0.5 * r["rewards"]["words"].as_f64().expect("w");
+            assert!((r["reward"].as_f64().expect("reward") - combined).abs() < 1e-12);
+            // Lower-is-better metrics enter negated; the raw value is the module's.
+            assert_eq!(
+                r["rewards"]["words"].as_f64(),
+                r["rewards_raw"]["words"].as_f64().map(|w| -w)
+            );
+        }
+    }
+    assert!(run.join("final/adapter_model.safetensors").exists());
+    assert!(run.join("checkpoints/step-00000006/state.json").exists());
+}
+
+#[test]
+fn a_stopped_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = setup(dir.path(), "beta = 0.05\nnum_iterations = 2");
+    let straight = train(&cfg, &RlOptions::default()).expect("straight");
+    assert_eq!(straight.steps, 6);
+    let reference = adapter(&cfg.output_dir);
+    cfg.output_dir = dir.path().join("stopped");
+    let stop = RlOptions {
+        stop_after: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(train(&cfg, &stop).expect("first leg").steps, 3);
+    let resumed = train(&cfg, &RlOptions::default()).expect("second leg");
+    assert_eq!(resumed.resumed_from, 2, "the newest checkpoint is step 2");
+    let after = adapter(&cfg.output_dir);
+    for (k, t) in &reference {
+        assert!(
+            bits(t) == bits(&after[k]),
+            "{k} differs after stop + resume"
+        );
+    }
+    // One history: rollouts of step 3 were computed twice but are logged once.
+    let rollouts = lines(&cfg.output_dir.join("rollouts.jsonl"));
+    assert_eq!(rollouts.len(), 6 * 8);
+    // A finished run re-run says so.
+    let again = train(&cfg, &RlOptions::default()).expect("finished");
+    assert!(again.already_finished);
+}
+
+#[test]
+fn rloo_and_reinforce_baseline_train_with_a_kl_to_the_reference() {
+    for algo in ["rloo", "reinforce_baseline"] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = setup(
+            dir.path(),
+            &format!("algorithm = \"{algo}\"\nbeta = 0.05\nmax_steps = 3"),
+        );
+        train(&cfg, &RlOptions::default()).expect(algo);
+        let metrics = lines(&cfg.output_dir.join("metrics.jsonl"));
+        let steps: Vec<&Value> = metrics
+            .iter()
+            .filter(|m| m.get("reward").is_some())
+            .collect();
+        assert_eq!(steps.len(), 3, "{algo}");
+        // After the first update the policy has left the reference: the KL is positive.
+        let kl = steps[2]["time_s"]["reference"].as_f64().expect("ref time");
+        assert!(kl > 0.0, "{algo}: the reference pass ran");
+        assert!(
+            steps
+                .iter()
+                .all(|m| m["loss"].as_f64().is_some_and(f64::is_finite)),
+            "{algo}"
+        );
+    }
+}
+
+/// One GRPO update through the loop's own pieces (sampling, the padded batch, the fused
+/// per-token log-probs, the loss, AdamW) raises the log-probability of the completions with
+/// a positive advantage and lowers that of the others: the signs of the whole chain agree.
+#[test]
+fn one_update_moves_the_policy_towards_positive_advantages() {
+    use trainer::generate::GenerationConfig;
+    use trainer::lora::{self, LoraConfig};
+    use trainer::optim::{AdamW, AdamWParams};
+    use trainer::rl::policy_loss::{GrpoLossConfig, PolicyBatch, grpo_loss};
+    use trainer::rl::rollout::{Rollout, collate, sample, token_logprobs};
+
+    let dir = tempfile::tempdir().expect("tmp");
+    common::write_tiny(&dir.path().join("model"), &common::tiny_gpt2_json(), 5);
+    let loaded = trainer::load::load(&dir.path().join("model"), false, &Device::Cpu).expect("load");
+    let (mut model, tok) = (loaded.model, loaded.tokenizer.expect("tokenizer"));
+    let vm = candle_nn::VarMap::new();
+    let lc = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: vec!["c_attn".into(), "c_proj".into()],
+        seed: 1,
+    };
+    lora::attach(&mut model, &lc, &vm).expect("lora");
+    let prompts = vec![
+        (0, tok.encode("say 1").expect("enc")),
+        (1, tok.encode("say 2").expect("enc")),
+    ];
+    let cfg = GenerationConfig {
+        max_new_tokens: 8,
+        temperature: 1.0,
+        seed: 4,
+        ..GenerationConfig::default()
+    };
+    let rollouts = sample(&model, &tok, &prompts, 4, &cfg).expect("sample");
+    let rows: Vec<&Rollout> = rollouts.iter().collect();
+    let batch = collate(&rows, tok.pad_id, false, &Device::Cpu).expect("batch");
+    let advantages: Vec<f32> = (0..8)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    let seq_logp = |model: &trainer::models::CausalLm| -> Vec<f32> {
+        let logp = token_logprobs(model, &batch, 1.0, false).expect("logp");
+        (logp * &batch.mask)
+            .expect("m")
+            .sum(1)
+            .expect("s")
+            .to_vec1()
+            .expect("v")
+    };
+    let before = seq_logp(&model);
+    let vars: Vec<(String, candle_core::Var)> = vm
+        .data()
+        .lock()
+        .expect("vars")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut opt = AdamW::new(
+        vars,
+        AdamWParams {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        },
+    )
+    .expect("opt");
+    model.set_training(true);
+    let logp = token_logprobs(&model, &batch, 1.0, true).expect("logp");
+    let adv = Tensor::from_vec(advantages.clone(), 8, &Device::Cpu).expect("adv");
+    let loss = grpo_loss(
+        &PolicyBatch {
+            logp: &logp,
+            old_logp: None,
+            ref_logp: None,
+            mask: &batch.mask,
+            advantages: &adv,
+            generation_batch_tokens: None,
+        },
+        &GrpoLossConfig::default(),
+    )
+    .expect("loss");
+    let grads = loss.loss.backward().expect("backward");
+    let grads: Vec<Option<Tensor>> = opt
+        .vars()
+        .map(|(_, v)| grads.get(v.as_tensor()).cloned())
+        .collect();
+    opt.step(&grads).expect("step");
+    let after = seq_logp(&model);
+    let moved: Vec<f32> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let side = |positive: bool| -> f32 {
+        let d: Vec<f32> = moved
+            .iter()
+            .zip(&advantages)
+            .filter(|(_, a)| (**a > 0.0) == positive)
+            .map(|(d, _)| *d)
+            .collect();
+        d.iter().sum::<f32>() / d.len() as f32
+    };
+    assert!(
+        side(true) > 0.0 && side(false) < 0.0,
+        "positive-advantage completions must gain log-probability: {moved:?}"
+    );
+}
+
+#[test]
+fn the_command_line_runs_rl_from_a_toml_file_and_names_bad_reward_tables() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let cfg = setup(d, "");
+    std::fs::write(d.join("rl.toml"), cfg.to_toml()).expect("toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["rl", "--config"])
+        .arg(d.join("rl.toml"))
+        .args(["--max-steps", "2"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("starting a run in")
+            && err.contains("step 2/2")
+            && err.contains("done: 2 steps"),
+        "{err}"
+    );
+    let bad = cfg
+        .to_toml()
+        .replace("metric = \"words\"", "metric = \"wrds\"");
+    std::fs::write(d.join("bad.toml"), bad).expect("toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["rl", "--config"])
+        .arg(d.join("bad.toml"))
+        .args(["--output-dir"])
+        .arg(d.join("bad-run"))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("reward[1].metric")
+            && err.contains("no metric `wrds`")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!d.join("bad-run").exists(), "a failed start writes nothing");
+}
