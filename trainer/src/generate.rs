@@ -262,7 +262,8 @@ fn last_logits(
     inputs: &Inputs,
     cache: Option<&mut KvCache>,
 ) -> Result<Vec<Vec<f32>>> {
-    let h = model.forward_hidden(inputs, cache)?;
+    // Generation is never differentiated: detached, the step's graph is dropped here.
+    let h = model.forward_hidden(inputs, cache)?.detach();
     let t = h.dim(1)?;
     let last = h.narrow(1, t - 1, 1)?;
     let logits = model.lm_logits(&last)?.squeeze(1)?.to_dtype(DType::F32)?;

@@ -92,7 +92,16 @@ fn a_grpo_run_writes_its_files_and_the_advantages_follow_from_the_rollouts() {
         assert_eq!(eval.len(), 6);
         assert_eq!(eval[0]["id"], "p0");
         assert_eq!(eval[0]["reference"], "0");
-        assert!(eval[0]["response"].is_string() && eval[0]["rewards"]["words"].is_number());
+        assert!(eval[0]["response"].is_string());
+        let keys: Vec<&String> = eval[0].as_object().expect("object").keys().collect();
+        assert_eq!(
+            keys,
+            ["id", "prompt", "response", "reference"],
+            "canonical keys only"
+        );
+        let scores = lines(&run.join(format!("eval/step-{step}.rewards.jsonl")));
+        assert_eq!(scores[0]["id"], "p0");
+        assert!(scores[0]["rewards"]["words"].is_number());
     }
     // rollouts.jsonl: 8 per step; the advantages are recomputed from its rewards.
     let rollouts = lines(&run.join("rollouts.jsonl"));

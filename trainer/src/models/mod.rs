@@ -103,9 +103,15 @@ impl KvCache {
         k: Tensor,
         v: Tensor,
     ) -> candle_core::Result<(Tensor, Tensor)> {
+        // A cache is for decoding only, never differentiated: stored detached, so that a
+        // model with trainable adapters (RL rollouts) does not keep every step's graph, and
+        // with it every step's activations, alive through the growing cache.
         let (k, v) = match self.layers[i].take() {
-            None => (k.contiguous()?, v.contiguous()?),
-            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            None => (k.contiguous()?.detach(), v.contiguous()?.detach()),
+            Some((pk, pv)) => (
+                Tensor::cat(&[&pk, &k.detach()], 2)?,
+                Tensor::cat(&[&pv, &v.detach()], 2)?,
+            ),
         };
         self.layers[i] = Some((k.clone(), v.clone()));
         Ok((k, v))

@@ -7,8 +7,10 @@
 //! "advantage"}`. `reward` is Σ weight·value over the rewards that are not `None` (null when
 //! all are); with the run's algorithm settings anyone can recompute the advantages from it.
 //!
-//! An eval line: `{"id", "prompt", "response", "reference"?, "fields"?, "rewards": {..}}`,
-//! ids those of the prompt file, so `evaluator push-generations` aligns checkpoints by item.
+//! An eval line: `{"id", "prompt", "response", "reference"?, "fields"?}`, exactly the
+//! evaluator's canonical form (which refuses other keys), ids those of the prompt file, so
+//! `evaluator push-generations` aligns checkpoints by item. The trainer's scores of the same
+//! lines go beside it, `eval/step-N.rewards.jsonl`: `{"id", "rewards", "rewards_raw"}`.
 
 use std::path::{Path, PathBuf};
 
@@ -141,10 +143,13 @@ impl Evaluator {
             .collect();
         let scored = rewards.score(&samples)?;
         let names = rewards.names();
-        let mut out = String::new();
+        let (mut out, mut scores) = (String::new(), String::new());
         for (i, p) in self.prompts.iter().enumerate() {
-            let mut line = json!({"id": p.id, "prompt": p.text, "response": texts[i],
-                "rewards": named(&names, &scored.value[i])});
+            let score = json!({"id": p.id, "rewards": named(&names, &scored.value[i]),
+                "rewards_raw": named(&names, &scored.raw[i])});
+            scores.push_str(&score.to_string());
+            scores.push('\n');
+            let mut line = json!({"id": p.id, "prompt": p.text, "response": texts[i]});
             if let Some(r) = &p.reference {
                 line["reference"] = json!(r);
             }
@@ -160,10 +165,11 @@ impl Evaluator {
             out.push('\n');
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        crate::run::dir::write_atomic(
-            &self.dir.join(format!("step-{step}.jsonl")),
-            out.as_bytes(),
-        )?;
+        let write = |name: String, text: &str| {
+            crate::run::dir::write_atomic(&self.dir.join(name), text.as_bytes())
+        };
+        write(format!("step-{step}.rewards.jsonl"), &scores)?;
+        write(format!("step-{step}.jsonl"), &out)?;
         let means = means(&scored.value);
         let weights = rewards.weights();
         let eval_reward: f64 = means
