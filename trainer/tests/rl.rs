@@ -340,3 +340,52 @@ fn the_command_line_runs_rl_from_a_toml_file_and_names_bad_reward_tables() {
     );
     assert!(!d.join("bad-run").exists(), "a failed start writes nothing");
 }
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_adapter_of_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let cfg = setup(d, "max_steps = 24\neval_every = 100");
+    std::fs::write(d.join("rl.toml"), cfg.to_toml()).expect("toml");
+    let rl = |out: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
+        c.args(["rl", "--no-progress", "--config"])
+            .arg(d.join("rl.toml"))
+            .arg("--output-dir")
+            .arg(d.join(out));
+        c
+    };
+    let out = rl("straight").output().expect("straight");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut child = rl("killed")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let marker = d.join("killed/checkpoints/step-00000004/state.json");
+    let t0 = std::time::Instant::now();
+    while !marker.exists() && t0.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert!(marker.exists(), "no checkpoint appeared");
+    assert!(!d.join("killed/final").exists(), "killed before the end");
+    let out = rl("killed").output().expect("resumed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("resuming"), "{err}");
+    let (a, b) = (adapter(&d.join("straight")), adapter(&d.join("killed")));
+    for (k, t) in &a {
+        assert!(bits(t) == bits(&b[k]), "{k} differs after kill + resume");
+    }
+    let steps: Vec<u64> = lines(&d.join("killed/metrics.jsonl"))
+        .iter()
+        .filter(|m| m.get("reward").is_some())
+        .map(|m| m["step"].as_u64().expect("step"))
+        .collect();
+    assert_eq!(steps, (1..=24).collect::<Vec<_>>(), "one line per step");
+}

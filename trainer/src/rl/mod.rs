@@ -13,7 +13,8 @@
 //! - [`config`]: the `trainer rl` settings ([`RlConfig`]) and their flags.
 //! - [`rollout`]: sampling completions, the padded batch, per-token log-probs.
 //! - [`mod@train`]: the loop (sample → score → advantages → updates), on the run services
-//!   of [`crate::run`].
+//!   of [`crate::run`]; [`policy`] holds the model, optimizer and reference, [`update`] one
+//!   step's advantages and optimizer steps.
 //! - [`eval`]: `rollouts.jsonl` and the greedy eval files.
 //! - [`push`]: eval generations to an evaluation service, over HTTP.
 //! - [`advantage`]: rewards (per sample, per reward, `None` = "not applicable") → one
@@ -54,10 +55,12 @@
 pub mod advantage;
 pub mod config;
 pub mod eval;
+pub mod policy;
 pub mod policy_loss;
 pub mod push;
 pub mod rollout;
 pub mod train;
+pub mod update;
 
 pub use config::RlConfig;
 pub use train::{RlOptions, RlSummary, train};

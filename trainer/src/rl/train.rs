@@ -18,27 +18,16 @@
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
-use candle_nn::VarMap;
-
-use super::advantage::{
-    GrpoAdvantageConfig, KlEstimator, ReinforceConfig, RlooAdvantageConfig, approx_kl,
-    grpo_advantages, reinforce_baseline_advantages, rloo_advantages, sequence_k1,
-};
-use super::config::{Algorithm, MAY_CHANGE_ON_RESUME, OnRewardError, RlConfig};
+use super::config::{MAY_CHANGE_ON_RESUME, OnRewardError, RlConfig};
 use super::eval::{Evaluator, RolloutLog};
-use super::policy_loss::{
-    GrpoLossConfig, PolicyBatch, ReinforceLossConfig, RlooLossConfig, grpo_loss, reinforce_loss,
-    rloo_loss, sequence_logp,
-};
-use super::rollout::{self, Batch, Rollout};
+use super::policy::Policy;
+use super::rollout;
+use super::update::Update;
 use crate::data::prompts;
 use crate::error::{Error, MemoryCheck, Result};
 use crate::generate::GenerationConfig;
-use crate::load::{self, tokenizer::Tokenizer};
-use crate::lora::{self, LoraConfig};
-use crate::models::CausalLm;
-use crate::optim::{AdamW, AdamWParams, GradAccumulator, lr_at};
+use crate::lora;
+use crate::optim::lr_at;
 use crate::reward::{Rewards, Scored};
 use crate::run::{self, Checkpoints, Interrupt, Opening, Progress};
 use crate::sft::memory;
@@ -67,90 +56,6 @@ pub struct RlSummary {
     pub already_finished: bool,
     /// Mean combined reward of the last step's completions.
     pub last_reward: Option<f64>,
-}
-
-/// What one step measured.
-struct StepStats {
-    reward_mean: f64,
-    kl: f64,
-    loss: f64,
-    clip_fraction: f64,
-    grad_norm: f64,
-    completion_tokens: usize,
-    truncated: usize,
-}
-
-/// The model, its trainable state and the reference.
-struct Policy {
-    model: CausalLm,
-    tokenizer: Tokenizer,
-    opt: AdamW,
-    lora: Option<(LoraConfig, VarMap)>,
-    /// A frozen copy for full fine-tuning with β > 0 (with LoRA the base is the reference).
-    reference: Option<CausalLm>,
-}
-
-impl Policy {
-    fn load(cfg: &RlConfig, device: &Device) -> Result<Self> {
-        let full = cfg.lora_rank == 0;
-        let loaded = load::load_as(&cfg.model, full, cfg.dtype.dtype(), device)?;
-        let tokenizer = loaded
-            .tokenizer
-            .ok_or_else(|| Error::checkpoint(&cfg.model, "no tokenizer"))?;
-        let mut model = loaded.model;
-        let (vm, lora) = if full {
-            let vm = loaded.varmap.ok_or_else(|| {
-                Error::InvalidArgument("full fine-tuning needs trainable weights".into())
-            })?;
-            (vm, None)
-        } else {
-            let lc = LoraConfig {
-                rank: cfg.lora_rank,
-                alpha: cfg.lora_alpha,
-                dropout: 0.0,
-                targets: cfg.lora_targets.clone(),
-                seed: cfg.seed,
-            };
-            let vm = VarMap::new();
-            lora::attach(&mut model, &lc, &vm)?;
-            (vm.clone(), Some((lc, vm)))
-        };
-        let vars = vm
-            .data()
-            .lock()
-            .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let params = AdamWParams {
-            lr: cfg.lr,
-            beta1: cfg.beta1,
-            beta2: cfg.beta2,
-            eps: cfg.eps,
-            weight_decay: cfg.weight_decay,
-        };
-        let reference = (full && cfg.beta > 0.0)
-            .then(|| load::load_as(&cfg.model, false, cfg.dtype.dtype(), device).map(|l| l.model))
-            .transpose()?;
-        Ok(Self {
-            model,
-            tokenizer,
-            opt: AdamW::new(vars, params)?,
-            lora,
-            reference,
-        })
-    }
-
-    /// Per-token log-probs of the reference: the base with adapters off, or the frozen copy.
-    fn reference_logprobs(&mut self, batch: &Batch, temperature: f64) -> Result<Tensor> {
-        if let Some(r) = &self.reference {
-            return rollout::token_logprobs(r, batch, temperature, false);
-        }
-        lora::set_adapters_enabled(&mut self.model, false);
-        let out = rollout::token_logprobs(&self.model, batch, temperature, false);
-        lora::set_adapters_enabled(&mut self.model, true);
-        out
-    }
 }
 
 /// Runs (or resumes) RL as configured.
@@ -309,7 +214,17 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
         let update = Update::prepare(cfg, &mut policy, &rollouts, &device)?;
         let ref_s = t_ref.elapsed().as_secs_f64();
         let t_update = Instant::now();
-        let (advantages, stats) = update.run(cfg, &mut policy, &scored, &weights)?;
+        let (advantages, stats) = match update.run(cfg, &mut policy, &scored, &weights) {
+            Err(Error::NonFiniteLoss { loss, .. }) => {
+                progress.abandon();
+                return Err(Error::NonFiniteLoss {
+                    step: step + 1,
+                    loss,
+                    last_checkpoint: ckpts.last.clone(),
+                });
+            }
+            other => other?,
+        };
         let update_s = t_update.elapsed().as_secs_f64();
         step += 1;
         let step_s = t_step.elapsed().as_secs_f64();
@@ -415,7 +330,7 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
     match &policy.lora {
         Some((lc, vm)) => lora::save(&final_dir, lc, vm)?,
         None => {
-            let tensors = crate::load::hf::varmap_tensors(&policy_varmap(&policy)?)?;
+            let tensors = crate::load::hf::varmap_tensors(&policy.varmap()?)?;
             crate::load::hf::save(
                 &final_dir,
                 &policy.model.config_json(),
@@ -467,21 +382,6 @@ fn push_eval(
     metrics.write(&line)
 }
 
-/// The trainable variables of a full fine-tune as a map (for writing the final weights).
-fn policy_varmap(policy: &Policy) -> Result<VarMap> {
-    let vm = VarMap::new();
-    {
-        let mut data = vm
-            .data()
-            .lock()
-            .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?;
-        for (name, var) in policy.opt.vars() {
-            data.insert(name.to_string(), var.clone());
-        }
-    }
-    Ok(vm)
-}
-
 fn start_line(run: &run::Start, start: usize, cfg: &RlConfig) -> String {
     let dir = run.dir.path().display();
     let what = format!(
@@ -505,291 +405,5 @@ fn start_line(run: &run::Start, start: usize, cfg: &RlConfig) -> String {
                 ckpt.display()
             )
         }
-    }
-}
-
-/// One step's rollouts as micro-batches, with the no-gradient passes done.
-struct Update {
-    batches: Vec<(Batch, std::ops::Range<usize>)>,
-    /// Per micro-batch: the sampling policy's log-probs (μ > 1, or RLOO/REINFORCE++ KL).
-    old: Vec<Option<Tensor>>,
-    /// Per micro-batch: the reference's log-probs (β > 0).
-    reference: Vec<Option<Tensor>>,
-    tokens: usize,
-    truncated: usize,
-    lengths: Vec<Vec<u32>>,
-}
-
-impl Update {
-    fn prepare(
-        cfg: &RlConfig,
-        policy: &mut Policy,
-        rollouts: &[Rollout],
-        device: &Device,
-    ) -> Result<Self> {
-        let pad = policy.tokenizer.pad_id;
-        let mut batches = Vec::new();
-        for start in (0..rollouts.len()).step_by(cfg.micro_batch) {
-            let range = start..(start + cfg.micro_batch).min(rollouts.len());
-            let rows: Vec<&Rollout> = rollouts[range.clone()].iter().collect();
-            batches.push((
-                rollout::collate(&rows, pad, cfg.mask_truncated_completions, device)?,
-                range,
-            ));
-        }
-        let need_old = cfg.num_iterations > 1;
-        let mut old = Vec::with_capacity(batches.len());
-        let mut reference = Vec::with_capacity(batches.len());
-        for (b, _) in &batches {
-            old.push(
-                need_old
-                    .then(|| rollout::token_logprobs(&policy.model, b, cfg.temperature, false))
-                    .transpose()?,
-            );
-            reference.push(
-                (cfg.beta > 0.0)
-                    .then(|| policy.reference_logprobs(b, cfg.temperature))
-                    .transpose()?,
-            );
-        }
-        let mut tokens = 0;
-        for (b, _) in &batches {
-            tokens += b.mask.sum_all()?.to_scalar::<f32>()? as usize;
-        }
-        Ok(Self {
-            batches,
-            old,
-            reference,
-            tokens,
-            truncated: rollouts.iter().filter(|r| r.truncated).count(),
-            lengths: rollouts.iter().map(|r| r.tokens.clone()).collect(),
-        })
-    }
-
-    /// The advantages (one per completion; REINFORCE++'s per-token ones averaged for the
-    /// log) and `num_iterations` optimizer steps.
-    fn run(
-        &self,
-        cfg: &RlConfig,
-        policy: &mut Policy,
-        scored: &Scored,
-        weights: &[f64],
-    ) -> Result<(Vec<f64>, StepStats)> {
-        let g = cfg.num_generations;
-        let n = self.lengths.len();
-        let combined = super::advantage::combined_rewards(&scored.value, weights)?;
-        let valid: Vec<f64> = combined.iter().flatten().copied().collect();
-        let reward_mean = valid.iter().sum::<f64>() / valid.len().max(1) as f64;
-        // Sequence-level KL terms for the algorithms that fold KL into the reward, from the
-        // no-gradient passes (the sampling policy = the current one before the update).
-        let (old_flat, ref_flat, mask_flat, width) = self.flat_logprobs(cfg, policy)?;
-        let seq_adv: Vec<f64>;
-        let mut token_adv: Option<Vec<Vec<f64>>> = None;
-        match cfg.algorithm {
-            Algorithm::Grpo => {
-                let c = GrpoAdvantageConfig {
-                    aggregation: cfg.aggregation,
-                    scale_rewards: cfg.scale_rewards,
-                    ..GrpoAdvantageConfig::default()
-                };
-                seq_adv = grpo_advantages(&scored.value, weights, g, &c)?;
-            }
-            Algorithm::Rloo => {
-                let kl = match (&old_flat, &ref_flat) {
-                    (Some(o), Some(r)) => Some(sequence_k1(o, r, &mask_flat, width)?),
-                    _ => None,
-                };
-                let c = RlooAdvantageConfig {
-                    beta: cfg.beta,
-                    ..RlooAdvantageConfig::default()
-                };
-                seq_adv = rloo_advantages(&scored.value, weights, g, kl.as_deref(), &c)?;
-            }
-            Algorithm::ReinforceBaseline => {
-                let token_kl = match (&old_flat, &ref_flat) {
-                    (Some(o), Some(r)) => Some(approx_kl(o, r, KlEstimator::K1)?),
-                    _ => None,
-                };
-                let c = ReinforceConfig {
-                    beta: cfg.beta,
-                    ..ReinforceConfig::default()
-                };
-                let flat = reinforce_baseline_advantages(
-                    &combined,
-                    g,
-                    token_kl.as_deref(),
-                    &mask_flat,
-                    width,
-                    &c,
-                )?;
-                let rows: Vec<Vec<f64>> = flat.chunks(width).map(<[f64]>::to_vec).collect();
-                seq_adv = rows
-                    .iter()
-                    .zip(mask_flat.chunks(width))
-                    .map(|(a, m)| {
-                        let k = m.iter().sum::<f64>();
-                        a.iter().zip(m).map(|(a, m)| a * m).sum::<f64>() / k.max(1.0)
-                    })
-                    .collect();
-                token_adv = Some(rows);
-            }
-        }
-        debug_assert_eq!(seq_adv.len(), n);
-        let (mut kl_sum, mut loss_sum, mut clip_sum, mut grad_norm) = (0.0, 0.0, 0.0, 0.0);
-        policy.model.set_training(true);
-        let micro = self.batches.len();
-        for _ in 0..cfg.num_iterations {
-            let mut acc = GradAccumulator::default();
-            for (k, (b, range)) in self.batches.iter().enumerate() {
-                let logp = rollout::token_logprobs(&policy.model, b, cfg.temperature, true)?;
-                let device = logp.device().clone();
-                let adv = Tensor::from_vec(
-                    seq_adv[range.clone()]
-                        .iter()
-                        .map(|&a| a as f32)
-                        .collect::<Vec<_>>(),
-                    range.len(),
-                    &device,
-                )?;
-                let out = match cfg.algorithm {
-                    Algorithm::Grpo => grpo_loss(
-                        &PolicyBatch {
-                            logp: &logp,
-                            old_logp: self.old[k].as_ref(),
-                            ref_logp: self.reference[k].as_ref(),
-                            mask: &b.mask,
-                            advantages: &adv,
-                            generation_batch_tokens: Some(self.tokens as f64),
-                        },
-                        &GrpoLossConfig {
-                            loss_type: cfg.loss_type,
-                            epsilon_low: cfg.epsilon,
-                            epsilon_high: cfg.epsilon_high(),
-                            beta: cfg.beta,
-                            kl_bias_correction: cfg.kl_bias_correction,
-                            max_completion_length: cfg.max_new_tokens,
-                            gradient_accumulation_steps: micro,
-                        },
-                    )?,
-                    Algorithm::Rloo => {
-                        let old = self.old[k].clone().unwrap_or_else(|| logp.detach());
-                        rloo_loss(
-                            &logp,
-                            &sequence_logp(&old, &b.mask)?,
-                            &b.mask,
-                            &adv,
-                            &RlooLossConfig {
-                                epsilon_low: cfg.epsilon,
-                                epsilon_high: cfg.epsilon_high(),
-                                gradient_accumulation_steps: micro,
-                            },
-                        )?
-                    }
-                    Algorithm::ReinforceBaseline => {
-                        let rows = token_adv.as_ref().map_or(&[][..], |v| &v[range.clone()]);
-                        let t = b.mask.dim(1)?;
-                        let flat: Vec<f32> = rows
-                            .iter()
-                            .flat_map(|r| (0..t).map(|j| r.get(j).copied().unwrap_or(0.0) as f32))
-                            .collect();
-                        let adv_t = Tensor::from_vec(flat, (range.len(), t), &device)?;
-                        let old = self.old[k].clone().unwrap_or_else(|| logp.detach());
-                        reinforce_loss(
-                            &logp,
-                            &old,
-                            &b.mask,
-                            &adv_t,
-                            Some(self.tokens as f64),
-                            &ReinforceLossConfig {
-                                epsilon_low: cfg.epsilon,
-                                epsilon_high: cfg.epsilon_high(),
-                                dual_clip: None,
-                            },
-                        )?
-                    }
-                };
-                let value = out.loss.to_scalar::<f32>()?;
-                if !value.is_finite() {
-                    return Err(Error::NonFiniteLoss {
-                        step: 0,
-                        loss: value,
-                        last_checkpoint: None,
-                    });
-                }
-                loss_sum += f64::from(value);
-                kl_sum += out.metrics.kl.unwrap_or(0.0) * range.len() as f64;
-                clip_sum += out.metrics.clip_fraction * range.len() as f64;
-                acc.add(policy.opt.vars().map(|(_, v)| v), &out.loss.backward()?)?;
-            }
-            grad_norm = acc.norm()?;
-            if cfg.grad_clip > 0.0 && grad_norm > cfg.grad_clip {
-                acc.scale(cfg.grad_clip / (grad_norm + 1e-6))?;
-            }
-            policy.opt.step(&acc.take())?;
-        }
-        policy.model.set_training(false);
-        let iters = (cfg.num_iterations * n) as f64;
-        Ok((
-            seq_adv,
-            StepStats {
-                reward_mean,
-                kl: kl_sum / iters,
-                loss: loss_sum / cfg.num_iterations as f64,
-                clip_fraction: clip_sum / iters,
-                grad_norm,
-                completion_tokens: self.lengths.iter().map(Vec::len).sum(),
-                truncated: self.truncated,
-            },
-        ))
-    }
-
-    /// The no-gradient log-probs and the mask as flat row-major `f64`, all micro-batches
-    /// padded to one width (for the advantage functions that take per-token values).
-    #[allow(clippy::type_complexity, reason = "four parallel views of one batch")]
-    fn flat_logprobs(
-        &self,
-        cfg: &RlConfig,
-        policy: &Policy,
-    ) -> Result<(Option<Vec<f64>>, Option<Vec<f64>>, Vec<f64>, usize)> {
-        let width = self
-            .batches
-            .iter()
-            .map(|(b, _)| b.mask.dim(1))
-            .collect::<candle_core::Result<Vec<_>>>()?
-            .into_iter()
-            .max()
-            .unwrap_or(1);
-        let flat = |t: &Tensor| -> Result<Vec<f64>> {
-            let rows: Vec<Vec<f32>> = t.to_vec2()?;
-            Ok(rows
-                .into_iter()
-                .flat_map(|r| {
-                    let pad = width - r.len();
-                    r.into_iter()
-                        .map(f64::from)
-                        .chain(std::iter::repeat_n(0.0, pad))
-                })
-                .collect())
-        };
-        let mut mask = Vec::new();
-        for (b, _) in &self.batches {
-            mask.extend(flat(&b.mask)?);
-        }
-        let needs_kl = cfg.beta > 0.0 && cfg.algorithm != Algorithm::Grpo;
-        if !needs_kl {
-            return Ok((None, None, mask, width));
-        }
-        let (mut old, mut reference) = (Vec::new(), Vec::new());
-        for (k, (b, _)) in self.batches.iter().enumerate() {
-            let o = match &self.old[k] {
-                Some(o) => o.clone(),
-                None => rollout::token_logprobs(&policy.model, b, cfg.temperature, false)?,
-            };
-            old.extend(flat(&o)?);
-            if let Some(r) = &self.reference[k] {
-                reference.extend(flat(r)?);
-            }
-        }
-        Ok((Some(old), Some(reference), mask, width))
     }
 }
