@@ -273,7 +273,7 @@ pub struct RlConfig {
     /// Its dataset (default: the eval prompt file's name without extension).
     #[serde(default)]
     pub push_dataset: Option<String>,
-    /// The pushed systems' prefix, `<run_name>@step-N` (default: the output_dir's name).
+    /// The pushed systems' prefix, `<run_name>:step-N` (default: the output_dir's name).
     #[serde(default)]
     pub run_name: Option<String>,
     /// The rewards.

@@ -1,5 +1,6 @@
 //! `push_to`: each eval's generations go to an evaluation service as a system
-//! `<run>@step-N`, with metadata (step, algorithm, reward weights), so the service's pages
+//! `<run>:step-N` (the service's system names allow `[A-Za-z0-9_.:+=-]`, so not the `@`
+//! one might expect; other characters of the run name become `-`), with metadata (step, algorithm, reward weights), so the service's pages
 //! compare checkpoints next to other systems. Over HTTP, as any client would: the trainer
 //! depends on the reward host, never on the evaluator.
 //!
@@ -79,6 +80,27 @@ pub fn push(target: &Target, system: &str, file: &Path, metadata: &Value) -> Res
     Ok(summary)
 }
 
+/// The system name of the eval of `run` at `step`: `<run>:step-N`, with the characters the
+/// service does not allow in names replaced by `-`.
+pub fn system_name(run: &str, step: usize) -> String {
+    let clean: String = run
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.:+=-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let clean = if clean.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        clean
+    } else {
+        format!("run{clean}")
+    };
+    format!("{clean}:step-{step}")
+}
+
 /// The metadata of an eval pushed at `step`.
 pub fn metadata(step: usize, algorithm: &str, rewards: &[(String, f64)]) -> Value {
     let weights: serde_json::Map<String, Value> =
@@ -106,6 +128,8 @@ mod tests {
     #[test]
     fn names_are_encoded_and_metadata_is_strings() {
         assert_eq!(encode("run@step-3 a/b"), "run%40step-3%20a%2Fb");
+        assert_eq!(system_name("sqa grpo", 8), "sqa-grpo:step-8");
+        assert_eq!(system_name(".hidden", 0), "run.hidden:step-0");
         let m = metadata(3, "grpo", &[("accuracy".into(), 1.0)]);
         assert_eq!(m["step"], "3");
         assert_eq!(m["reward_weights"], "{\"accuracy\":1.0}");

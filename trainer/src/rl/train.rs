@@ -361,7 +361,7 @@ fn push_eval(
     let Some(target) = cfg.push_target() else {
         return Ok(());
     };
-    let system = format!("{}@step-{step}", cfg.run_name());
+    let system = super::push::system_name(&cfg.run_name(), step);
     let file = cfg.output_dir.join(format!("eval/step-{step}.jsonl"));
     let rewards: Vec<(String, f64)> = names.iter().cloned().zip(weights.iter().copied()).collect();
     let meta = super::push::metadata(step, cfg.algorithm.as_str(), &rewards);
