@@ -1,4 +1,4 @@
-//! Trainer core: candle models loaded from real checkpoints, LoRA, generation and SFT.
+//! Trainer core: candle models loaded from real checkpoints, LoRA, generation, SFT and RL.
 //!
 //! # Layout
 //! - [`models`]: the model families written here (Llama-style in [`models::llama`], GPT-2 in
@@ -23,8 +23,9 @@
 //!   the `[[reward]]` spec: which value, its direction and transforms, its weight.
 //! - [`sft`]: supervised fine-tuning: data (JSONL, chat, MaRio), config, the loop, the memory
 //!   guard.
-//! - [`rl`]: RL numerics pinned to TRL / OpenRLHF: advantage estimators (GRPO, RLOO,
-//!   REINFORCE++) and policy losses (GRPO / DAPO / BNPO / Dr. GRPO, RLOO, REINFORCE++).
+//! - [`rl`]: `trainer rl`: GRPO, RLOO and REINFORCE++ against several rewards: config,
+//!   rollouts, the loop, eval files and push, and the advantage and loss numerics pinned to
+//!   TRL / OpenRLHF.
 //! - [`error`]: the one error type.
 //!
 //! Everything runs on the CPU by default; the `cuda` feature enables candle's CUDA backend
@@ -53,6 +54,10 @@
 //!   finished run says so. A run that outgrows `memory_limit_mib` stops with a checkpoint and
 //!   an error naming it (exit status 1); SIGINT / SIGTERM stop after the current step with a
 //!   checkpoint ([`Error::Interrupted`], exit status 130 / 143).
+//!
+//! - `trainer rl --config run.toml [--KEY VALUE ...]`: keys are the flat fields of
+//!   [`rl::RlConfig`]; rewards are `[[reward]]` tables ([`reward::RewardSpec`]). The run
+//!   directory is SFT's plus `rollouts.jsonl` and `eval/step-N.jsonl`.
 //!
 //! # Data formats (SFT)
 //! - JSONL `{"prompt": .., "completion": ..}`: loss on the completion (+ EOS) only.

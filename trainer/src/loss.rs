@@ -278,6 +278,26 @@ impl candle_core::CustomOp2 for HeadNll {
     }
 }
 
+/// The fused head-and-loss op over rows `hidden (n, d)`: the weighted NLL of each row's
+/// target, with gradients only for the inputs that track them (and only `with_grad`).
+fn head_nll_rows(
+    hidden: &Tensor,
+    head: &Tensor,
+    targets: Vec<u32>,
+    weights: Vec<f32>,
+    with_grad: bool,
+) -> Result<Tensor> {
+    let op = HeadNll {
+        targets,
+        weights,
+        need_dh: with_grad && hidden.track_op(),
+        need_dw: with_grad && head.track_op(),
+        rows: (HEAD_CHUNK_LOGITS / head.dim(0)?.max(1)).max(16),
+        grads: std::sync::Mutex::new(None),
+    };
+    Ok(hidden.contiguous()?.apply_op2(&head.contiguous()?, op)?)
+}
+
 /// [`masked_nll`] of the logits `hidden (b, t, d) · head (vocab, d)ᵀ`, without forming the
 /// logits on the CPU (f32): see `HeadNll`. `with_grad` is false for evaluation, where
 /// computing gradients during the forward pass would be wasted. Elsewhere (CUDA, bf16)
@@ -297,18 +317,13 @@ pub fn masked_nll_from_hidden(
     }
     let (targets, weights) = shifted_targets(ids, loss_mask)?;
     let count: f32 = weights.iter().sum();
-    let op = HeadNll {
+    let per_row = head_nll_rows(
+        &hidden.reshape((b * t, d))?,
+        head,
         targets,
         weights,
-        need_dh: with_grad && hidden.track_op(),
-        need_dw: with_grad && head.track_op(),
-        rows: (HEAD_CHUNK_LOGITS / head.dim(0)?.max(1)).max(16),
-        grads: std::sync::Mutex::new(None),
-    };
-    let per_row = hidden
-        .reshape((b * t, d))?
-        .contiguous()?
-        .apply_op2(&head.contiguous()?, op)?;
+        with_grad,
+    )?;
     Ok((per_row.sum_all()?, count))
 }
 
@@ -338,18 +353,13 @@ pub fn token_logprobs_from_hidden(
         let weights = Tensor::from_vec(weights, b * t, &dev)?;
         return Ok((picked * weights)?.reshape((b, t))?);
     }
-    let op = HeadNll {
+    let per_row = head_nll_rows(
+        &hidden.reshape((b * t, d))?,
+        head,
         targets,
         weights,
-        need_dh: with_grad && hidden.track_op(),
-        need_dw: with_grad && head.track_op(),
-        rows: (HEAD_CHUNK_LOGITS / head.dim(0)?.max(1)).max(16),
-        grads: std::sync::Mutex::new(None),
-    };
-    let per_row = hidden
-        .reshape((b * t, d))?
-        .contiguous()?
-        .apply_op2(&head.contiguous()?, op)?;
+        with_grad,
+    )?;
     Ok(per_row.neg()?.reshape((b, t))?)
 }
 

@@ -430,6 +430,21 @@ pub const KEYS: &[Key] = &[
         Kind::Int,
         "stop with a checkpoint above this peak RSS",
     ),
+    Key::new(
+        "push_to",
+        Kind::Str,
+        "evaluator URL for the eval generations (EVALUATOR_TOKEN)",
+    ),
+    Key::new(
+        "push_dataset",
+        Kind::Str,
+        "its dataset (default: the eval file's stem)",
+    ),
+    Key::new(
+        "run_name",
+        Kind::Str,
+        "pushed systems are RUN_NAME:step-N (default: dir name)",
+    ),
 ];
 
 /// The keys a resumed RL run may change (see [`crate::run::settings`]).

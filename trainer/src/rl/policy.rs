@@ -25,35 +25,20 @@ pub(super) struct Policy {
 impl Policy {
     pub(super) fn load(cfg: &RlConfig, device: &Device) -> Result<Self> {
         let full = cfg.lora_rank == 0;
-        let loaded = load::load_as(&cfg.model, full, cfg.dtype.dtype(), device)?;
-        let tokenizer = loaded
-            .tokenizer
-            .ok_or_else(|| Error::checkpoint(&cfg.model, "no tokenizer"))?;
-        let mut model = loaded.model;
-        let (vm, lora) = if full {
-            let vm = loaded.varmap.ok_or_else(|| {
-                Error::InvalidArgument("full fine-tuning needs trainable weights".into())
-            })?;
-            (vm, None)
-        } else {
-            let lc = LoraConfig {
-                rank: cfg.lora_rank,
-                alpha: cfg.lora_alpha,
-                dropout: 0.0,
-                targets: cfg.lora_targets.clone(),
-                seed: cfg.seed,
-            };
-            let vm = VarMap::new();
-            lora::attach(&mut model, &lc, &vm)?;
-            (vm.clone(), Some((lc, vm)))
-        };
-        let vars = vm
-            .data()
-            .lock()
-            .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let lora = (!full).then(|| LoraConfig {
+            rank: cfg.lora_rank,
+            alpha: cfg.lora_alpha,
+            dropout: 0.0,
+            targets: cfg.lora_targets.clone(),
+            seed: cfg.seed,
+        });
+        let load::Trainable {
+            model,
+            tokenizer,
+            vars,
+            lora,
+            ..
+        } = load::trainable(&cfg.model, lora, cfg.dtype.dtype(), device)?;
         let params = AdamWParams {
             lr: cfg.lr,
             beta1: cfg.beta1,

@@ -57,7 +57,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
@@ -248,53 +248,15 @@ impl Guard<'_> {
     }
 }
 
-struct Setup {
-    model: CausalLm,
-    tokenizer: Tokenizer,
-    vars: Vec<(String, Var)>,
-    lora: Option<(LoraConfig, VarMap)>,
-    full: Option<VarMap>,
-}
-
-fn setup(cfg: &SftConfig, device: &Device) -> Result<Setup> {
-    let full_ft = cfg.lora_rank == 0;
-    let loaded = load::load_as(&cfg.model, full_ft, cfg.dtype.dtype(), device)?;
-    let tokenizer = loaded
-        .tokenizer
-        .ok_or_else(|| Error::checkpoint(&cfg.model, "no tokenizer"))?;
-    let mut model = loaded.model;
-    let (vars_map, lora) = if full_ft {
-        let vm = loaded.varmap.ok_or_else(|| {
-            Error::InvalidArgument("full fine-tuning needs trainable weights".into())
-        })?;
-        (vm.clone(), None)
-    } else {
-        let lc = LoraConfig {
-            rank: cfg.lora_rank,
-            alpha: cfg.lora_alpha,
-            dropout: cfg.lora_dropout,
-            targets: cfg.lora_targets.clone(),
-            seed: cfg.seed,
-        };
-        let vm = VarMap::new();
-        lora::attach(&mut model, &lc, &vm)?;
-        (vm.clone(), Some((lc, vm)))
-    };
-    let vars = vars_map
-        .data()
-        .lock()
-        .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let full = if full_ft { Some(vars_map) } else { None };
-    Ok(Setup {
-        model,
-        tokenizer,
-        vars,
-        lora,
-        full,
-    })
+fn setup(cfg: &SftConfig, device: &Device) -> Result<load::Trainable> {
+    let lora = (cfg.lora_rank > 0).then(|| LoraConfig {
+        rank: cfg.lora_rank,
+        alpha: cfg.lora_alpha,
+        dropout: cfg.lora_dropout,
+        targets: cfg.lora_targets.clone(),
+        seed: cfg.seed,
+    });
+    load::trainable(&cfg.model, lora, cfg.dtype.dtype(), device)
 }
 
 /// What happened to a data file's records, written to `<run>/data.json`.
@@ -489,7 +451,7 @@ fn train_with(
         }
         Opening::Start(start) => start,
     };
-    let Setup {
+    let load::Trainable {
         mut model,
         tokenizer,
         vars,
