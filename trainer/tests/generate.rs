@@ -208,3 +208,31 @@ fn gpt2_refuses_to_generate_past_its_positions() {
     let err = generate(&l.model, &[vec![1, 2, 3]], &cfg, 0, None).expect_err("too long");
     assert!(err.to_string().contains("64 positions"), "{err}");
 }
+
+#[test]
+fn min_new_tokens_holds_back_every_stop_id_until_then() {
+    let (name, json) = common::all_families().remove(0);
+    let (_d, l) = tiny(&json);
+    // Every id from 8 up ends a row: without the floor rows end within a few tokens;
+    // with it, no row ends before its sixth, and its first five are the ids below 8.
+    let vocab = l.model.lm_head_weight().dim(0).expect("vocab") as u32;
+    for temperature in [0.0, 1.0] {
+        let cfg = GenerationConfig {
+            max_new_tokens: 12,
+            temperature,
+            stop_ids: (8..vocab).collect(),
+            ..GenerationConfig::default()
+        };
+        let free = generate(&l.model, &prompts(), &cfg, 0, None).expect("no floor");
+        assert!(free.iter().any(|g| g.tokens.len() <= 5), "{name}: {free:?}");
+        let floored = GenerationConfig {
+            min_new_tokens: 5,
+            ..cfg
+        };
+        for g in generate(&l.model, &prompts(), &floored, 0, None).expect("floor") {
+            assert!(g.tokens.len() >= 6, "{name}: {g:?}");
+            assert!(g.tokens[..5].iter().all(|&t| t < 8), "{name}: {g:?}");
+            assert!(g.logprobs.iter().all(|p| p.is_finite()), "{name}: {g:?}");
+        }
+    }
+}

@@ -11,8 +11,11 @@
 //!   (the raw splits and the systems' responses): prompt = question, reference = the gold
 //!   label, id = the key.
 //!
-//! A prompt without an `id` gets its 1-based line number (MaRio: its key), so eval files
-//! stay aligned with the prompt file.
+//! A prompt without an `id` gets its 1-based line number (MaRio: its key) for the run's
+//! own files. Eval files pushed to the evaluator carry only ids the file gave: without
+//! one the evaluator keys an item by its prompt text, as it keys MaRio's own files (whose
+//! object keys are positions), so a run's eval lines align with the systems already
+//! stored for those questions.
 
 use std::path::Path;
 
@@ -26,6 +29,8 @@ use crate::load::tokenizer::Message;
 pub struct Prompt {
     /// Its id: given, or the line number / MaRio key.
     pub id: String,
+    /// The file gave `id` (not a line number or MaRio's positional key).
+    pub given_id: bool,
     /// The text the reward modules see as the prompt.
     pub text: String,
     /// A chat to render with the template instead of `text`.
@@ -68,26 +73,18 @@ pub fn read(path: &Path) -> Result<Vec<Prompt>> {
         line,
         message,
     };
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&text)
-        && map
-            .values()
-            .next()
-            .is_some_and(|v| v.get("question").is_some())
-    {
-        let mut out = Vec::with_capacity(map.len());
-        for (k, v) in map {
-            let r: MarioRecord =
-                serde_json::from_value(v).map_err(|e| err(0, format!("record \"{k}\": {e}")))?;
-            out.push(Prompt {
+    if let Some(records) = super::mario::records::<MarioRecord>(&text, path) {
+        let out = records?
+            .into_iter()
+            .map(|(k, r)| Prompt {
                 id: k,
+                given_id: false,
                 text: r.question,
                 messages: None,
                 reference: r.gold_label.or(r.answer),
                 fields: Vec::new(),
-            });
-        }
-        // Numeric keys in numeric order, as MaRio's own loader takes them.
-        out.sort_by_key(|p| (p.id.parse::<u64>().unwrap_or(u64::MAX), p.id.clone()));
+            })
+            .collect();
         return non_empty(out, path);
     }
     let mut out = Vec::new();
@@ -105,6 +102,7 @@ pub fn read(path: &Path) -> Result<Vec<Prompt>> {
                 ),
             )
         })?;
+        let given_id = l.id.is_some();
         let id = match l.id {
             None => n.to_string(),
             Some(serde_json::Value::String(s)) => s,
@@ -145,6 +143,7 @@ pub fn read(path: &Path) -> Result<Vec<Prompt>> {
         };
         out.push(Prompt {
             id,
+            given_id,
             text,
             messages,
             reference: l.reference,
@@ -190,6 +189,8 @@ mod tests {
         );
         assert_eq!((p[1].id.as_str(), p[1].text.as_str()), ("q7", "Hi?"));
         assert!(p[1].messages.is_some());
+        // Only the second line named its id; a line number is the run's own.
+        assert_eq!((p[0].given_id, p[1].given_id), (false, true));
         let m = file(
             r#"{"10": {"question": "B?", "answer": "no"}, "2": {"question": "A?", "gold_label": "yes", "predicted_label": "no"}}"#,
         );
@@ -200,6 +201,8 @@ mod tests {
                 .collect::<Vec<_>>(),
             [("2", "A?", Some("yes")), ("10", "B?", Some("no"))]
         );
+        // MaRio's keys are positions: the evaluator keys these items by their question.
+        assert!(p.iter().all(|p| !p.given_id));
     }
 
     #[test]

@@ -155,12 +155,20 @@ pub struct RlConfig {
     /// Longest completion.
     #[serde(default = "d_new")]
     pub max_new_tokens: usize,
+    /// Shortest completion: EOS cannot be sampled before (Hugging Face's
+    /// `min_new_tokens`; the benchmark uses it so every step does the same work).
+    #[serde(default)]
+    pub min_new_tokens: usize,
     /// Longest prompt in tokens (longer ones keep their end).
     #[serde(default = "d_prompt_len")]
     pub max_prompt_len: usize,
     /// Sampling temperature (the log-probs are of the tempered distribution, as in TRL).
     #[serde(default = "d_temp")]
     pub temperature: f64,
+    /// A completion ends at the first of these strings (few-shot prompts end their
+    /// answers with a blank line, say); the rewards see the text before it.
+    #[serde(default)]
+    pub stop: Vec<String>,
     /// Top-k sampling.
     #[serde(default)]
     pub top_k: Option<usize>,
@@ -334,6 +342,16 @@ pub const KEYS: &[Key] = &[
         "temperature",
         Kind::Float,
         "sampling temperature (default 1)",
+    ),
+    Key::new(
+        "min_new_tokens",
+        Kind::Int,
+        "EOS is held back before this many tokens (default 0)",
+    ),
+    Key::new(
+        "stop",
+        Kind::List,
+        "strings that end a completion; the rewards see the text before it",
     ),
     Key::new("top_k", Kind::Int, "top-k sampling"),
     Key::new("top_p", Kind::Float, "nucleus sampling"),
@@ -553,6 +571,21 @@ impl RlConfig {
                     format!("must be a positive number, got {v}"),
                 ));
             }
+        }
+        if self.min_new_tokens > self.max_new_tokens {
+            return Err(Error::config(
+                "min_new_tokens",
+                format!(
+                    "is {} but max_new_tokens is {}",
+                    self.min_new_tokens, self.max_new_tokens
+                ),
+            ));
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return Err(Error::config(
+                "stop",
+                "holds an empty string, which would end every completion at once",
+            ));
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(Error::config("beta", "must be ≥ 0"));

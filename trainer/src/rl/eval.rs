@@ -7,10 +7,13 @@
 //! "advantage"}`. `reward` is Σ weight·value over the rewards that are not `None` (null when
 //! all are); with the run's algorithm settings anyone can recompute the advantages from it.
 //!
-//! An eval line: `{"id", "prompt", "response", "reference"?, "fields"?}`, exactly the
-//! evaluator's canonical form (which refuses other keys), ids those of the prompt file, so
-//! `evaluator push-generations` aligns checkpoints by item. The trainer's scores of the same
-//! lines go beside it, `eval/step-N.rewards.jsonl`: `{"id", "rewards", "rewards_raw"}`.
+//! An eval line: `{"id"?, "prompt", "response", "reference"?, "fields"?}`, exactly the
+//! evaluator's canonical form (which refuses other keys), with the ids the prompt file gave
+//! (none: the evaluator keys the item by its prompt, as it keys MaRio's files), so
+//! `evaluator push-generations` aligns checkpoints with each other and with systems pushed
+//! from other files. The trainer's scores of the same lines go beside it, in the same
+//! order, `eval/step-N.rewards.jsonl`: `{"id", "rewards", "rewards_raw"}` (`id` the
+//! prompt's, given or positional).
 
 use std::path::{Path, PathBuf};
 
@@ -95,6 +98,7 @@ pub struct Evaluator {
     prompts: Vec<Prompt>,
     format: rollout::PromptFormat,
     max_new_tokens: usize,
+    stop: Vec<String>,
     batch: usize,
 }
 
@@ -106,6 +110,7 @@ impl Evaluator {
             prompts,
             format: cfg.prompt_format(),
             max_new_tokens: cfg.max_new_tokens,
+            stop: cfg.stop.clone(),
             batch: (cfg.prompts_per_step * cfg.num_generations).max(1),
         }
     }
@@ -122,6 +127,7 @@ impl Evaluator {
         let gen_cfg = GenerationConfig {
             max_new_tokens: self.max_new_tokens,
             temperature: 0.0,
+            stop_strings: self.stop.clone(),
             ..GenerationConfig::default()
         };
         let mut texts = Vec::with_capacity(self.prompts.len());
@@ -149,7 +155,10 @@ impl Evaluator {
                 "rewards_raw": named(&names, &scored.raw[i])});
             scores.push_str(&score.to_string());
             scores.push('\n');
-            let mut line = json!({"id": p.id, "prompt": p.text, "response": texts[i]});
+            let mut line = match p.given_id {
+                true => json!({"id": p.id, "prompt": p.text, "response": texts[i]}),
+                false => json!({"prompt": p.text, "response": texts[i]}),
+            };
             if let Some(r) = &p.reference {
                 line["reference"] = json!(r);
             }

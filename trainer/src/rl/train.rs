@@ -29,8 +29,9 @@ use crate::generate::GenerationConfig;
 use crate::lora;
 use crate::optim::lr_at;
 use crate::reward::{Rewards, Scored};
+use crate::run::guard::{self, MemoryGuard};
+use crate::run::memory;
 use crate::run::{self, Checkpoints, Interrupt, Opening, Progress};
-use crate::sft::memory;
 
 /// Options that are not part of the run's configuration.
 #[derive(Debug, Clone, Default)]
@@ -61,7 +62,11 @@ pub struct RlSummary {
 /// Runs (or resumes) RL as configured.
 pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
     cfg.validate()?;
-    let limit_mib = cfg.memory_limit_mib.or_else(memory::default_limit_mib);
+    let mut peak = || memory::resident().map(|r| r.peak_mib);
+    let mut memory_guard = MemoryGuard::new(
+        cfg.memory_limit_mib.or_else(memory::default_limit_mib),
+        &mut peak,
+    );
     let device = crate::device(&cfg.device)?;
     let mut start_run = match run::open(
         &cfg.output_dir,
@@ -158,6 +163,8 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
             temperature: cfg.temperature as f32,
             top_k: cfg.top_k,
             top_p: cfg.top_p.map(|p| p as f32),
+            stop_strings: cfg.stop.clone(),
+            min_new_tokens: cfg.min_new_tokens,
             seed: cfg.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             ..GenerationConfig::default()
         };
@@ -285,26 +292,18 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
             metrics.write(&line)?;
             push_eval(cfg, step, &names, &weights, &mut metrics, &progress)?;
         }
-        if step % cfg.save_every == 0 || step == cfg.max_steps {
-            if !run::checkpoint::all_finite(&policy.opt)? {
-                progress.abandon();
-                return Err(Error::NonFiniteLoss {
-                    step,
-                    loss: f32::NAN,
-                    last_checkpoint: ckpts.last,
-                });
-            }
-            ckpts.save(step, &policy.opt)?;
-        }
-        if step < cfg.max_steps
-            && let (Some(limit), Some(r)) = (limit_mib, memory::resident())
-            && r.peak_mib > limit
+        if let Err(e) =
+            guard::checkpoint_if_due(&mut ckpts, &policy.opt, step, cfg.save_every, cfg.max_steps)
         {
+            progress.abandon();
+            return Err(e);
+        }
+        if let Some((used, limit)) = memory_guard.stop_after(step, cfg.max_steps) {
             progress.abandon();
             return Err(Error::OutOfMemory {
                 step,
                 check: MemoryCheck::AfterStep,
-                used_mib: Some(r.peak_mib),
+                used_mib: Some(used),
                 limit_mib: Some(limit),
                 last_checkpoint: ckpts.for_stop(step, &policy.opt),
                 hint: format!(

@@ -9,6 +9,8 @@
 //! - [`checkpoint`]: whole-or-nothing checkpoints of trainable tensors and optimizer state.
 //! - [`metrics`]: `metrics.jsonl`, kept to one history across resumes.
 //! - [`progress`]: a bar on a terminal, plain lines elsewhere.
+//! - [`memory`]: the process's peak memory, the default limit, the pre-flight estimate.
+//! - [`guard`]: the end-of-step checks: finite checkpoints, the memory limit.
 //! - [`interrupt`]: Ctrl-C / SIGTERM as a request to stop with a checkpoint.
 //!
 //! [`open`] puts the first two together into the decision every command makes at start:
@@ -17,7 +19,9 @@
 pub mod checkpoint;
 pub mod config;
 pub mod dir;
+pub mod guard;
 pub mod interrupt;
+pub mod memory;
 pub mod metrics;
 pub mod progress;
 pub mod settings;

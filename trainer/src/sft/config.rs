@@ -154,7 +154,7 @@ pub struct SftConfig {
     pub resume: bool,
     /// Stop (with a checkpoint) once the process's peak resident memory exceeds this many
     /// MiB, and refuse to start when a rough estimate already does. Unset: 90% of the smaller
-    /// of the cgroup limit and the memory available at start (see [`super::memory`]).
+    /// of the cgroup limit and the memory available at start (see [`crate::run::memory`]).
     #[serde(default)]
     pub memory_limit_mib: Option<u64>,
 }

@@ -90,26 +90,10 @@ pub fn read_counting_skipped(path: &Path) -> Result<(Vec<Example>, usize)> {
         line,
         message,
     };
-    // MaRio: the whole file is one object whose values are records.
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&text)
-        && map
-            .values()
-            .next()
-            .is_some_and(|v| v.get("question").is_some())
-    {
-        let mut keyed: Vec<(u64, serde_json::Value)> = Vec::with_capacity(map.len());
-        for (k, v) in map {
-            let n = k
-                .parse()
-                .map_err(|_| data_err(0, format!("key `{k}` is not a number")))?;
-            keyed.push((n, v));
-        }
-        keyed.sort_by_key(|(n, _)| *n);
-        let mut out = Vec::with_capacity(keyed.len());
+    if let Some(records) = crate::data::mario::records::<MarioRecord>(&text, path) {
+        let mut out = Vec::new();
         let mut skipped = 0;
-        for (n, v) in keyed {
-            let r: MarioRecord = serde_json::from_value(v)
-                .map_err(|e| data_err(0, format!("record \"{n}\": {e}")))?;
+        for (_, r) in records? {
             if r.predicted_label.trim().is_empty() || r.predicted_rationale.trim().is_empty() {
                 skipped += 1;
                 continue;

@@ -14,7 +14,7 @@
 //! micro-batch) ([`lora::reseed_dropout`]), so they too are a function of the position in the
 //! run and a resumed run is bit-identical to an uninterrupted one with no RNG state saved.
 //!
-//! Memory ([`super::memory`]): before the first step a rough estimate (weights, gradients and
+//! Memory ([`crate::run::memory`]): before the first step a rough estimate (weights, gradients and
 //! AdamW moments, one micro-batch's activations) must fit in `memory_limit_mib`; after the
 //! first forward pass and after every step the process's peak resident memory must too.
 //! Otherwise the run writes a checkpoint (when a step finished since the last one and the
@@ -63,12 +63,13 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{MAY_CHANGE_ON_RESUME, Precision, SftConfig};
 use super::data::{self, Tokenized};
-use super::memory::{self, Estimate, ModelShape};
 use crate::error::{Error, MemoryCheck, Result};
 use crate::load::{self, tokenizer::Tokenizer};
 use crate::lora::{self, LoraConfig, LoraTarget};
 use crate::models::{CausalLm, Inputs};
 use crate::optim::{AdamW, AdamWParams, GradAccumulator, lr_at};
+use crate::run::guard::{self, MemoryGuard};
+use crate::run::memory::{self, Estimate, ModelShape};
 use crate::run::{self, Checkpoints, Interrupt, Opening, Progress};
 
 /// Options that are not part of the run's configuration.
@@ -231,23 +232,6 @@ fn model_shape(model: &mut CausalLm, opt: &AdamW, lora: bool, dtype: DType) -> M
     }
 }
 
-/// The memory limit and the probe that reads the process's peak resident memory (MiB).
-struct Guard<'a> {
-    limit_mib: Option<u64>,
-    peak_mib: &'a mut dyn FnMut() -> Option<u64>,
-    /// The first forward pass of this process has been checked.
-    checked_forward: bool,
-}
-
-impl Guard<'_> {
-    /// `(peak, limit)` when the peak is over the limit.
-    fn over(&mut self) -> Option<(u64, u64)> {
-        let limit = self.limit_mib?;
-        let peak = (self.peak_mib)()?;
-        (peak > limit).then_some((peak, limit))
-    }
-}
-
 fn setup(cfg: &SftConfig, device: &Device) -> Result<load::Trainable> {
     let lora = (cfg.lora_rank > 0).then(|| LoraConfig {
         rank: cfg.lora_rank,
@@ -345,7 +329,7 @@ fn accumulate(
     set: &[Tokenized],
     pad_id: u32,
     step: usize,
-    guard: &mut Guard<'_>,
+    guard: &mut MemoryGuard<'_>,
     last_checkpoint: Option<&Path>,
 ) -> Result<StepLoss> {
     let device = model.device().clone();
@@ -418,11 +402,7 @@ fn train_with(
     // Read before the model is loaded: what the process holds now plus what is available is
     // what it can grow to.
     let limit_mib = cfg.memory_limit_mib.or_else(memory::default_limit_mib);
-    let mut guard = Guard {
-        limit_mib,
-        peak_mib,
-        checked_forward: false,
-    };
+    let mut guard = MemoryGuard::new(limit_mib, peak_mib);
     let device = crate::device(&cfg.device)?;
     let out = &cfg.output_dir;
     // Settings against what the directory holds, before anything is loaded or written.
@@ -637,23 +617,13 @@ fn train_with(
             metrics.write(&serde_json::json!({"step": step, "eval_loss": e}))?;
             progress.println(&format!("step {step}: eval loss {e:.4}"));
         }
-        if step % cfg.save_every == 0 || step == cfg.max_steps {
-            if !run::checkpoint::all_finite(&opt)? {
-                progress.abandon();
-                return Err(Error::NonFiniteLoss {
-                    step,
-                    loss: f32::NAN,
-                    last_checkpoint: ckpts.last,
-                });
-            }
-            ckpts.save(step, &opt)?;
-        }
-        // After the eval and the checkpoint, so their memory counts too. Not after the last
-        // step: the work is done, and writing the final weights needs no more than the
-        // checkpoint just written.
-        if step < cfg.max_steps
-            && let Some((used, limit)) = guard.over()
+        if let Err(e) =
+            guard::checkpoint_if_due(&mut ckpts, &opt, step, cfg.save_every, cfg.max_steps)
         {
+            progress.abandon();
+            return Err(e);
+        }
+        if let Some((used, limit)) = guard.stop_after(step, cfg.max_steps) {
             progress.abandon();
             let last = ckpts.for_stop(step, &opt);
             return Err(out_of_memory(

