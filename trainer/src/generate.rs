@@ -150,6 +150,20 @@ pub fn generate(
     pad_id: u32,
     tokenizer: Option<&Tokenizer>,
 ) -> Result<Vec<Generation>> {
+    generate_with(model, prompts, cfg, pad_id, tokenizer, &mut |_, _| {})
+}
+
+/// [`generate`], handing each row to `on_finish` (its index, its final generation) as soon
+/// as it stops, while the other rows go on: RL scores finished completions on another
+/// thread meanwhile. Rows that reach `max_new_tokens` are handed over at the end.
+pub fn generate_with(
+    model: &CausalLm,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    pad_id: u32,
+    tokenizer: Option<&Tokenizer>,
+    on_finish: &mut dyn FnMut(usize, &Generation),
+) -> Result<Vec<Generation>> {
     let b = prompts.len();
     if b == 0 {
         return Ok(Vec::new());
@@ -230,6 +244,10 @@ pub fn generate(
                     g.finish = FinishReason::StopString;
                 }
             }
+            if done[i] {
+                finish_text(g, cfg, tokenizer)?;
+                on_finish(i, g);
+            }
         }
         for (i, &tok) in next.iter().enumerate() {
             rows[i].push(tok);
@@ -260,21 +278,29 @@ pub fn generate(
             last_logits(model, &Inputs::with_mask(ids, &mask)?, None)?
         };
     }
-    if let Some(t) = tokenizer {
-        for g in &mut out {
-            g.text = t.decode(&g.tokens, true)?;
-            if g.finish == FinishReason::StopString
-                && let Some(cut) = cfg
-                    .stop_strings
-                    .iter()
-                    .filter_map(|s| g.text.find(s.as_str()))
-                    .min()
-            {
-                g.text.truncate(cut);
-            }
+    for (i, g) in out.iter_mut().enumerate() {
+        if !done[i] {
+            finish_text(g, cfg, tokenizer)?;
+            on_finish(i, g);
         }
     }
     Ok(out)
+}
+
+/// The row's decoded text, cut before its stop string.
+fn finish_text(g: &mut Generation, cfg: &GenerationConfig, tok: Option<&Tokenizer>) -> Result<()> {
+    let Some(t) = tok else { return Ok(()) };
+    g.text = t.decode(&g.tokens, true)?;
+    if g.finish == FinishReason::StopString
+        && let Some(cut) = cfg
+            .stop_strings
+            .iter()
+            .filter_map(|s| g.text.find(s.as_str()))
+            .min()
+    {
+        g.text.truncate(cut);
+    }
+    Ok(())
 }
 
 /// Logits of each row's last position, as f32 vectors.

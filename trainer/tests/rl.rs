@@ -389,3 +389,80 @@ fn a_run_killed_with_sigkill_resumes_to_the_adapter_of_an_uninterrupted_run() {
         .collect();
     assert_eq!(steps, (1..=24).collect::<Vec<_>>(), "one line per step");
 }
+
+/// A reward that sleeps 15 ms per host call and records each call's batch size, as a slow
+/// module (a learned reward model, a remote judge) would behave.
+struct Slow(std::sync::Arc<std::sync::Mutex<Vec<usize>>>);
+
+impl trainer::reward::RewardSource for Slow {
+    fn metrics(&self) -> Vec<(String, bool)> {
+        vec![("chars".into(), false)]
+    }
+    fn score(&self, batch: &[trainer::reward::Sample]) -> Result<Vec<Vec<Option<f64>>>, String> {
+        std::thread::sleep(std::time::Duration::from_millis(15));
+        self.0.lock().expect("calls").push(batch.len());
+        Ok(batch
+            .iter()
+            .map(|s| vec![Some(s.response.chars().count() as f64)])
+            .collect())
+    }
+}
+
+#[test]
+fn completions_are_scored_while_the_batch_still_generates_with_the_same_values() {
+    let d = tempfile::tempdir().expect("tmp");
+    common::write_tiny(d.path(), &common::tiny_gpt2_json(), 11);
+    let loaded = trainer::load::load(d.path(), false, &Device::Cpu).expect("load");
+    let tok = loaded.tokenizer.expect("tokenizer");
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let spec: trainer::reward::RewardSpec = toml::from_str("source = \"slow\"").expect("spec");
+    let source: Box<dyn trainer::reward::RewardSource> = Box::new(Slow(calls.clone()));
+    let rewards = trainer::reward::Rewards::with_sources(&[spec], vec![("slow".into(), source)])
+        .expect("rewards");
+    // A sixth of the vocabulary ends a row, so rows stop at scattered steps.
+    let vocab = loaded.model.lm_head_weight().dim(0).expect("vocab") as u32;
+    let cfg = trainer::generate::GenerationConfig {
+        max_new_tokens: 40,
+        temperature: 1.0,
+        stop_ids: (0..vocab / 6).collect(),
+        seed: 5,
+        ..Default::default()
+    };
+    let prompts = vec![(0, vec![72, 101, 108]), (1, vec![5, 6, 7, 8])];
+    let sample_of = |p: usize, text: &str| trainer::reward::Sample::new(format!("p{p}"), text);
+    let sampled = trainer::rl::score::sample_and_score(
+        &loaded.model,
+        &tok,
+        &prompts,
+        4,
+        &cfg,
+        &rewards,
+        &sample_of,
+    )
+    .expect("sample");
+    let during = calls.lock().expect("calls").clone();
+    let lengths: std::collections::BTreeSet<usize> =
+        sampled.rollouts.iter().map(|r| r.tokens.len()).collect();
+    assert!(
+        lengths.len() > 2,
+        "rows should end at scattered steps: {lengths:?}"
+    );
+    // The same values as one call over the whole batch.
+    let all: Vec<_> = sampled
+        .rollouts
+        .iter()
+        .map(|r| sample_of(r.prompt, &r.text))
+        .collect();
+    let once = rewards.score(&all).expect("one call");
+    assert_eq!(sampled.scored.expect("scored"), once);
+    // Scoring began before the last row was done: the first call had fewer than the
+    // batch's 8 completions (a call after generation would have found all 8 waiting).
+    assert!(during.len() > 2 && during[0] < 8, "calls: {during:?}");
+    assert_eq!(
+        during.iter().sum::<usize>(),
+        8,
+        "each completion scored once"
+    );
+    assert_eq!(sampled.reward_calls, during.len());
+    assert!(sampled.reward_busy_s >= 0.015 * during.len() as f64);
+}

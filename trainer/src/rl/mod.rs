@@ -12,6 +12,7 @@
 //! # Layout
 //! - [`config`]: the `trainer rl` settings ([`RlConfig`]) and their flags.
 //! - [`rollout`]: sampling completions, the padded batch, per-token log-probs.
+//! - [`score`]: sampling with each completion scored on a thread as soon as it finishes.
 //! - [`mod@train`]: the loop (sample → score → advantages → updates), on the run services
 //!   of [`crate::run`]; [`policy`] holds the model, optimizer and reference, [`update`] one
 //!   step's advantages and optimizer steps.
@@ -59,6 +60,7 @@ pub mod policy;
 pub mod policy_loss;
 pub mod push;
 pub mod rollout;
+pub mod score;
 pub mod train;
 pub mod update;
 

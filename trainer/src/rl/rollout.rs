@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::data::prompts::Prompt;
 use crate::error::Result;
-use crate::generate::{FinishReason, GenerationConfig, generate};
+use crate::generate::{FinishReason, Generation, GenerationConfig, generate};
 use crate::load::tokenizer::{Message, Tokenizer};
 use crate::models::{CausalLm, Inputs};
 use crate::reward::Sample;
@@ -70,13 +70,21 @@ pub fn sample(
     g: usize,
     cfg: &GenerationConfig,
 ) -> Result<Vec<Rollout>> {
-    let rows: Vec<Vec<u32>> = prompts
+    let out = generate(model, &rows(prompts, g), cfg, tok.pad_id, Some(tok))?;
+    Ok(rollouts(prompts, g, out))
+}
+
+/// The generation rows of a batch: each prompt `g` times.
+pub fn rows(prompts: &[(usize, Vec<u32>)], g: usize) -> Vec<Vec<u32>> {
+    prompts
         .iter()
         .flat_map(|(_, ids)| std::iter::repeat_n(ids.clone(), g))
-        .collect();
-    let out = generate(model, &rows, cfg, tok.pad_id, Some(tok))?;
-    Ok(out
-        .into_iter()
+        .collect()
+}
+
+/// The rollouts of the generations of [`rows`]`(prompts, g)`.
+pub fn rollouts(prompts: &[(usize, Vec<u32>)], g: usize, out: Vec<Generation>) -> Vec<Rollout> {
+    out.into_iter()
         .zip(prompts.iter().flat_map(|p| std::iter::repeat_n(p, g)))
         .map(|(gen_out, (index, ids))| Rollout {
             prompt: *index,
@@ -85,7 +93,7 @@ pub fn sample(
             tokens: gen_out.tokens,
             text: gen_out.text,
         })
-        .collect())
+        .collect()
 }
 
 /// The sample a reward module scores for `r`: the prompt as its file gave it, the completion,

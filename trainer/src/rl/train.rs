@@ -5,7 +5,8 @@
 //!    sees the prompts it would have seen) and sample `num_generations` completions of each,
 //!    seeded by (seed, step);
 //! 2. score every completion with every reward ([`crate::reward::Rewards`], the sandboxed
-//!    modules the evaluator runs);
+//!    modules the evaluator runs), on a thread, each as soon as it is finished, while the
+//!    rest of the batch generates ([`super::score`]);
 //! 3. for β > 0 or μ > 1, the reference's (adapters off) and the sampling policy's
 //!    log-probs, without gradients;
 //! 4. advantages ([`super::advantage`]) and `num_iterations` optimizer steps, each over all
@@ -153,7 +154,7 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
             });
         }
         let t_step = Instant::now();
-        // 1. Sample.
+        // 1. Sample ...
         policy.model.set_training(false);
         let idx = crate::data::order::batch(step, cfg.prompts_per_step, encoded.len(), cfg.seed);
         let batch_prompts: Vec<(usize, Vec<u32>)> =
@@ -168,21 +169,18 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
             seed: cfg.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             ..GenerationConfig::default()
         };
-        let rollouts = rollout::sample(
+        // 2. ... and score, on a thread, each completion as soon as it is finished.
+        let sampled = super::score::sample_and_score(
             &policy.model,
             &policy.tokenizer,
             &batch_prompts,
             cfg.num_generations,
             &gen_cfg,
+            &rewards,
+            &|p, text| rollout::reward_sample(&train_prompts[p], text),
         )?;
-        let gen_s = t_step.elapsed().as_secs_f64();
-        // 2. Score.
-        let t_reward = Instant::now();
-        let samples: Vec<_> = rollouts
-            .iter()
-            .map(|r| rollout::reward_sample(&train_prompts[r.prompt], &r.text))
-            .collect();
-        let scored = match rewards.score(&samples) {
+        let rollouts = sampled.rollouts;
+        let scored = match sampled.scored {
             Ok(s) => s,
             Err(e @ Error::Reward { .. }) if cfg.on_reward_error == OnRewardError::Skip => {
                 skipped_batches += 1;
@@ -190,7 +188,7 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
                     "step {}: skipped the batch's rewards: {e}",
                     step + 1
                 ));
-                let none = vec![vec![None; names.len()]; samples.len()];
+                let none = vec![vec![None; names.len()]; rollouts.len()];
                 Scored {
                     raw: none.clone(),
                     value: none,
@@ -206,7 +204,6 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
                 });
             }
         };
-        let reward_s = t_reward.elapsed().as_secs_f64();
         // 3–4. Reference, advantages, updates.
         let lr = lr_at(
             step,
@@ -256,8 +253,10 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
             "clip_fraction": stats.clip_fraction, "grad_norm": stats.grad_norm, "lr": lr,
             "completion_tokens": stats.completion_tokens, "truncated": stats.truncated,
             "completion_tokens_per_s": tokens_seen as f64 / secs.max(1e-9),
-            "time_s": {"step": step_s, "generate": gen_s, "reward": reward_s,
+            "time_s": {"step": step_s, "generate": sampled.generate_s,
+                       "reward": sampled.reward_wait_s, "reward_busy": sampled.reward_busy_s,
                        "reference": ref_s, "update": update_s},
+            "reward_calls": sampled.reward_calls,
             "skipped_reward_batches": skipped_batches,
             "peak_rss_mib": memory::resident().map(|r| r.peak_mib),
         }))?;
