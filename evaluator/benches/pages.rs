@@ -21,12 +21,7 @@ use evaluator::jobs::{self, worker};
 use reward_host::{Host, HostConfig};
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run(quick));
+    common::main(run);
 }
 
 /// A response whose length and final answer vary with item and system.
@@ -148,7 +143,7 @@ async fn run(quick: bool) {
     let cookie = format!("{}={session}", evaluator::pages::SESSION_COOKIE);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = evaluator::api::app(evaluator::api::AppState {
+    let app = evaluator::startup::app(evaluator::state::AppState {
         db: pool.clone(),
         host: host.clone(),
     });

@@ -23,12 +23,7 @@ use evaluator::jobs::{self, worker};
 use reward_host::{Host, HostConfig, Limits, Sample};
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run(quick));
+    common::main(run);
 }
 
 /// Sentences in the style of MaRio's rationales, varied by item and system.
@@ -193,7 +188,7 @@ async fn run(quick: bool) {
     // The API on loopback, 8 client threads.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = evaluator::api::app(evaluator::api::AppState {
+    let app = evaluator::startup::app(evaluator::state::AppState {
         db: pool.clone(),
         host: host.clone(),
     });

@@ -307,17 +307,17 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let workers = workers.config()?;
             runtime()?.block_on(async {
-                init_tracing();
-                let database = crate::server::open_database(data_dir.as_deref()).await?;
-                crate::server::serve(bind, database, workers).await
+                crate::telemetry::init();
+                let database = crate::startup::open_database(data_dir.as_deref()).await?;
+                crate::startup::serve(bind, database, workers).await
             })
         }
         Command::Worker { data_dir, workers } => {
             let workers = workers.config()?;
             runtime()?.block_on(async {
-                init_tracing();
-                let database = crate::server::open_database(data_dir.as_deref()).await?;
-                crate::server::work(database, workers).await
+                crate::telemetry::init();
+                let database = crate::startup::open_database(data_dir.as_deref()).await?;
+                crate::startup::work(database, workers).await
             })
         }
         Command::PushModule { module, remote } => {
@@ -395,7 +395,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Cancel { job, remote } => {
             let client = remote.client()?;
-            let record: crate::jobs::JobRecord = client.post_json(
+            let record: crate::api::types::Job = client.post_json(
                 &format!("/api/v1/jobs/{job}/cancel"),
                 &serde_json::json!({}),
             )?;
@@ -443,10 +443,7 @@ impl Remote {
 }
 
 /// Uploads `builtin:NAME` or a .wasm file; returns the stored record.
-fn push_module(
-    client: &crate::client::Client,
-    spec: &str,
-) -> Result<crate::db::modules::ModuleRecord> {
+fn push_module(client: &crate::client::Client, spec: &str) -> Result<crate::api::types::Module> {
     let bytes = match ModuleSource::parse(spec)? {
         ModuleSource::Builtin(embedded) => embedded.wasm.to_vec(),
         ModuleSource::File(path) => std::fs::read(&path).map_err(|source| Error::Io {
@@ -470,7 +467,7 @@ fn resolve_module_arg(client: &crate::client::Client, spec: &str) -> Result<Stri
 }
 
 async fn admin(command: AdminCommand, data_dir: Option<PathBuf>) -> Result<()> {
-    let database = crate::server::open_database(data_dir.as_deref()).await?;
+    let database = crate::startup::open_database(data_dir.as_deref()).await?;
     let pool = &database.pool;
     let printed = match command {
         AdminCommand::CreateTeam { name } => {
@@ -501,19 +498,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
             path: "evaluator".into(),
             source,
         })
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default: `info`, sqlx's notices off),
-/// coloured only on a terminal.
-fn init_tracing() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }
 
 fn score(args: ScoreArgs) -> Result<()> {

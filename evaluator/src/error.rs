@@ -46,11 +46,63 @@ pub enum Error {
         #[source]
         source: reward_host::Error,
     },
-    /// The database (or the embedded server) failed; the message says how.
-    #[error("database: {message}")]
+    /// A database query failed; `context` says what was being done.
+    #[error("database: {context}: {source}")]
     Database {
-        /// What failed, with the server's words.
+        /// What was being done (`insert module`, `claim chunk`, ...).
+        context: &'static str,
+        /// sqlx's error, kept for its kind and the server's words.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database could not be reached.
+    #[error("database: cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// sqlx's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The embedded migrations could not be applied.
+    #[error("database: cannot apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The embedded PostgreSQL server could not be set up or started.
+    #[error("embedded PostgreSQL: {message}")]
+    Embedded {
+        /// What failed, with the tool's own words.
         message: String,
+    },
+    /// A stored row broke an invariant the code relies on (a row that vanished
+    /// inside a transaction, a value of an unknown kind).
+    #[error("database: {0}")]
+    Inconsistent(String),
+    /// A column held a value this version does not know.
+    #[error("database: {0}")]
+    UnknownValue(#[from] crate::domain::UnknownValue),
+    /// The operating system had no randomness to give (tokens, session ids).
+    #[error("no randomness for {what}: {source}")]
+    Randomness {
+        /// What it was for.
+        what: &'static str,
+        /// getrandom's error.
+        #[source]
+        source: getrandom::Error,
+    },
+    /// A part of the service that should run until shutdown stopped early.
+    #[error("{what} stopped unexpectedly")]
+    Stopped {
+        /// Which part.
+        what: &'static str,
+    },
+    /// A background task (a blocking compile or fit, a worker loop) panicked.
+    #[error("{task} panicked: {source}")]
+    TaskPanicked {
+        /// The task.
+        task: &'static str,
+        /// tokio's report of the panic.
+        #[source]
+        source: tokio::task::JoinError,
     },
     /// A statistic could not be computed from the data.
     #[error("statistics: {0}")]
@@ -80,7 +132,7 @@ pub enum Error {
     #[error("job {id} failed ({code}): {message}")]
     JobFailed {
         /// The job.
-        id: i64,
+        id: crate::domain::JobId,
         /// The cause's code.
         code: String,
         /// The cause.

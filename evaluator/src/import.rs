@@ -64,7 +64,9 @@ pub struct Row {
 }
 
 /// The file formats `push-generations` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// JSON Lines of `{"id"?, "prompt", "response", "reference"?, "fields"?}`.

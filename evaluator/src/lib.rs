@@ -7,30 +7,48 @@
 //! `push-generations`, `run`, `compare`, `status`, `cancel`, `results`).
 //!
 //! # Layout
-//! - [`input`]: JSON Lines input parsed into [`reward_host::Sample`]s at the edge,
-//!   with line-numbered errors.
-//! - [`import`]: generation files (canonical, MaRio, ALaRM) parsed into rows keyed
-//!   by dataset item, errors naming line and field.
-//! - [`jobs`]: scoring runs and comparisons as durable jobs: planning, the
-//!   PostgreSQL queue ([`jobs::queue`]) and the workers ([`jobs::worker`]).
-//! - [`client`], [`remote`]: the HTTP client and what the client commands print.
-//! - [`modules`]: resolving `builtin:NAME` or a file path into a loaded module.
-//! - [`score`]: batching samples through a scorer and writing one JSON object per
-//!   input line.
-//! - [`cli`]: the clap command line and exit codes (`main.rs` only calls it).
-//! - [`error`]: [`Error`], which separates module faults (exit 2) from everything else.
-//! - [`db`]: PostgreSQL pool and migrations ([`db::MIGRATOR`]), teams and tokens,
-//!   modules, datasets and generations, aggregated results, and the embedded
-//!   default server.
-//! - [`api`]: the axum router ([`api::app`]), error format and authentication.
+//! The arrows run one way: [`startup`] puts [`api`] and [`pages`] together;
+//! both call the services ([`jobs`], [`results`]) and [`db`]; everything
+//! speaks [`domain`]. `web` (templates and charts) knows nothing of the
+//! database; [`pages`] fills its views.
+//!
+//! - [`startup`]: the database (configured or embedded), [`startup::app`]
+//!   (the API and the pages under one router, with tracing and error logging)
+//!   and [`startup::Application`] (the HTTP server and the workers under one
+//!   `select!`), `serve` and `worker`;
+//! - [`state`]: [`state::AppState`] and the request-size limits;
+//! - [`telemetry`]: logging set-up and the one layer that logs internal errors;
+//! - [`api`]: the HTTP API under `/api/v1`, its wire types ([`api::types`]) and
+//!   the OpenAPI document generated from them;
 //! - [`pages`]: the web pages (sign-in, overview, modules, results, win rates,
-//!   Pareto, side by side), rendered with the `web` crate's templates.
-//! - [`server`]: `serve` and `worker` — database, listener, workers, graceful shutdown.
+//!   Pareto, side by side), rendered with the `web` crate's templates;
+//! - [`jobs`]: scoring runs and comparisons as durable jobs: planning, the
+//!   PostgreSQL queue ([`jobs::queue`]) and the workers ([`jobs::worker`]);
+//! - [`results`]: the statistics reported (means and standard errors, win
+//!   rates and intervals, length control, Bradley–Terry), over [`db`]'s rows;
+//! - [`db`]: PostgreSQL — pool and migrations ([`db::MIGRATOR`]), teams and
+//!   tokens, sessions, modules, datasets and generations, the aggregates' rows,
+//!   the review queries, and the embedded default server;
+//! - [`domain`]: ids, job kinds and states, directions, and the records the
+//!   service hands out;
+//! - [`import`]: generation files (canonical, MaRio, ALaRM) parsed into rows
+//!   keyed by dataset item, errors naming line and field;
+//! - [`input`]: JSON Lines input parsed into [`reward_host::Sample`]s at the
+//!   edge, with line-numbered errors;
+//! - [`modules`]: `builtin:NAME` or a file path into a loaded module, and
+//!   compiling off the async threads;
+//! - [`score`]: batching samples through a scorer and writing one JSON object
+//!   per input line (offline `evaluator score`);
+//! - [`client`], [`remote`]: the HTTP client and what the client commands print;
+//! - [`cli`]: the clap command line and exit codes (`main.rs` only calls it);
+//! - [`error`]: [`Error`], which separates module faults (exit 2) from
+//!   everything else.
 
 pub mod api;
 pub mod cli;
 pub mod client;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod import;
 pub mod input;
@@ -38,7 +56,10 @@ pub mod jobs;
 pub mod modules;
 pub mod pages;
 pub mod remote;
+pub mod results;
 pub mod score;
-pub mod server;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
 
 pub use error::{Error, Result};

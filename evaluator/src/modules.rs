@@ -69,3 +69,22 @@ impl ModuleSource {
         })
     }
 }
+
+/// Compiles and checks a module in the sandbox off the async threads
+/// (compiling is CPU-bound and can take a while): the API's and the pages'
+/// uploads and the workers' first use of a stored module all come here.
+///
+/// The outer error is the task's (it panicked); the inner one the sandbox's
+/// verdict on the module.
+pub async fn compile(
+    host: &Arc<Host>,
+    bytes: axum::body::Bytes,
+) -> Result<Result<Arc<RewardModule>, reward_host::Error>> {
+    let host = host.clone();
+    tokio::task::spawn_blocking(move || host.load(&bytes))
+        .await
+        .map_err(|source| Error::TaskPanicked {
+            task: "module compilation",
+            source,
+        })
+}

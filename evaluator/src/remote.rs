@@ -5,12 +5,13 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::api::types::{
+    DatasetLeaderboard, DatasetResults, ImportSummary, Job, JobPairs, LeaderboardEntry, PairResult,
+};
 use crate::client::{Client, encode};
-use crate::db::datasets::ImportSummary;
-use crate::db::results::{DatasetResults, LeaderboardEntry, PairResult};
+use crate::domain::{JobKind, JobState};
 use crate::error::{Error, Result};
 use crate::import::Format;
-use crate::jobs::JobRecord;
 
 fn out(line: &str) -> Result<()> {
     writeln!(std::io::stdout().lock(), "{line}").map_err(|source| Error::Io {
@@ -122,7 +123,7 @@ fn parse_meta(meta: &[String]) -> Result<Option<serde_json::Value>> {
 /// Prints a job, or waits for it (progress bar on a terminal) and prints its
 /// outcome: a compare job's pairs, a score job's summary. A failed job is an
 /// error (exit 2 for a module fault).
-pub fn follow(client: &Client, job: JobRecord, wait: bool, json: bool) -> Result<()> {
+pub fn follow(client: &Client, job: Job, wait: bool, json: bool) -> Result<()> {
     if !wait {
         return if json {
             out(&pretty(&job))
@@ -131,23 +132,21 @@ pub fn follow(client: &Client, job: JobRecord, wait: bool, json: bool) -> Result
         };
     }
     let job = wait_for(client, job)?;
-    match job.state.as_str() {
-        "failed" => {
+    match job.state {
+        JobState::Failed => {
             return Err(Error::JobFailed {
                 id: job.id,
                 code: job.error_code.unwrap_or_default(),
                 message: job.error.unwrap_or_default(),
             });
         }
-        "cancelled" => {
+        JobState::Cancelled => {
             return Err(Error::Usage(format!("job {} was cancelled", job.id)));
         }
         _ => {}
     }
-    if job.kind == "compare" {
-        let value: serde_json::Value = client.get(&format!("/api/v1/jobs/{}/pairs", job.id))?;
-        let pairs: Vec<PairResult> = serde_json::from_value(value["pairs"].clone())
-            .map_err(|e| Error::Usage(format!("unexpected pairs: {e}")))?;
+    if job.kind == JobKind::Compare {
+        let JobPairs { pairs, .. } = client.get(&format!("/api/v1/jobs/{}/pairs", job.id))?;
         if json {
             return out(&pretty(&serde_json::json!({ "job": job, "pairs": pairs })));
         }
@@ -161,8 +160,8 @@ pub fn follow(client: &Client, job: JobRecord, wait: bool, json: bool) -> Result
     }
 }
 
-fn describe(job: &JobRecord) -> String {
-    let unit = if job.kind == "compare" {
+fn describe(job: &Job) -> String {
+    let unit = if job.kind == JobKind::Compare {
         "item pairs"
     } else {
         "samples"
@@ -184,7 +183,7 @@ fn describe(job: &JobRecord) -> String {
     line
 }
 
-fn wait_for(client: &Client, mut job: JobRecord) -> Result<JobRecord> {
+fn wait_for(client: &Client, mut job: Job) -> Result<Job> {
     let bar = indicatif::ProgressBar::new(job.total_units.max(0) as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -263,22 +262,19 @@ pub fn leaderboard(
     if let Some(metric) = metric {
         path.push_str(&format!("&metric={}", encode(metric)));
     }
-    let board: serde_json::Value = client.get(&path)?;
-    if let Some(warning) = board["warning"].as_str() {
+    let board: DatasetLeaderboard = client.get(&path)?;
+    if let Some(warning) = &board.leaderboard.warning {
         // On stderr, so it reaches a person even when a script reads stdout.
         eprintln!("warning: {warning}");
     }
     if json {
         return out(&pretty(&board));
     }
-    let entries: Vec<LeaderboardEntry> = serde_json::from_value(board["systems"].clone())
-        .map_err(|e| Error::Usage(format!("unexpected leaderboard: {e}")))?;
-    let connected = board["connected"].as_bool().unwrap_or(true);
     out(&leaderboard_table(
-        &board["job"].to_string(),
+        &board.job.to_string(),
         dataset,
-        &entries,
-        connected,
+        &board.leaderboard.systems,
+        board.leaderboard.connected,
     ))
 }
 

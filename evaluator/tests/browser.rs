@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use base64::Engine;
 use common::{TestDb, legacy_compare_job, post_json, push, start_workers, upload, wait_for_job};
-use evaluator::api::{AppState, app};
 use evaluator::db::teams;
+use evaluator::startup::app;
+use evaluator::state::AppState;
 use reward_builtins::builtin;
 use serde_json::{Value, json};
 

@@ -683,3 +683,49 @@ async fn every_route_in_the_openapi_document_is_served() {
     }
     db.finish().await;
 }
+
+/// The validation every API test runs (`common::check_documented`) can fail:
+/// a job without its state, a score job with an unknown state, an undocumented
+/// success status and an unknown path are all refused, while a real job body
+/// passes. (A check that cannot fail would make the suite's validation empty.)
+#[tokio::test]
+async fn responses_that_break_the_document_are_refused() {
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "strict").await.unwrap();
+    let id = upload(&db, &token, builtin("accuracy").unwrap().wasm).await;
+    let (status, module) = get(&db, &format!("/api/v1/modules/{id}"), Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let get = axum::http::Method::GET;
+    let path = format!("/api/v1/modules/{id}");
+    common::check_documented(&get, &path, StatusCode::OK, &module);
+    let refused = |body: serde_json::Value, status: StatusCode, path: &str| {
+        let path = path.to_string();
+        let method = get.clone();
+        std::panic::catch_unwind(move || common::check_documented(&method, &path, status, &body))
+            .is_err()
+    };
+    let mut no_kind = module.clone();
+    no_kind.as_object_mut().unwrap().remove("kind");
+    assert!(refused(no_kind, StatusCode::OK, &path), "a missing field");
+    let mut bad_direction = module.clone();
+    bad_direction["metrics"][0]["direction"] = "sideways".into();
+    assert!(
+        refused(bad_direction, StatusCode::OK, &path),
+        "an unknown enum value"
+    );
+    assert!(
+        refused(module.clone(), StatusCode::CREATED, &path),
+        "an undocumented success status"
+    );
+    assert!(
+        refused(module.clone(), StatusCode::OK, "/api/v1/nothing/here"),
+        "an undocumented path"
+    );
+    let doc = serde_json::to_value(evaluator::api::openapi()).unwrap();
+    assert_eq!(
+        doc["components"]["schemas"]["Job"]["properties"]["state"]["$ref"],
+        "#/components/schemas/JobState",
+        "job states are an enum in the document"
+    );
+    db.finish().await;
+}

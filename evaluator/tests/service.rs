@@ -153,7 +153,7 @@ async fn invalid_uploads_are_refused_with_their_cause_and_nothing_is_stored() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
         assert_eq!(error["error"]["code"], code, "{error}");
     }
-    let oversized = vec![0u8; evaluator::api::MAX_MODULE_BYTES + 1];
+    let oversized = vec![0u8; evaluator::state::MAX_MODULE_BYTES + 1];
     let (status, error) = post(&db, "/api/v1/modules", &token, oversized).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
     assert_eq!(error["error"]["code"], "payload_too_large");

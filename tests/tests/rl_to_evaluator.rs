@@ -122,7 +122,7 @@ fn eval_generations_pushed_to_the_service_are_scored_there_exactly_as_the_traine
         .expect("port")
         .port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let database = evaluator::server::Database {
+    let database = evaluator::startup::Database {
         pool: pool.clone(),
         embedded: None,
     };
@@ -131,7 +131,7 @@ fn eval_generations_pushed_to_the_service_are_scored_there_exactly_as_the_traine
         idle_poll: Duration::from_millis(100),
         ..Default::default()
     };
-    rt.spawn(evaluator::server::serve(addr, database, workers));
+    rt.spawn(evaluator::startup::serve(addr, database, workers));
     let api = Api {
         base: format!("http://127.0.0.1:{port}"),
         token: token.clone(),

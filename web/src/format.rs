@@ -1,5 +1,7 @@
 //! Formatting helpers shared by the templates and the chart builders.
 
+use evaluator_stats::Outcome;
+
 /// HTML/XML-escapes text for element content and quoted attributes.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -66,22 +68,22 @@ pub fn href(path: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
-/// A verdict from the first system's point of view: `1` win, `-1` loss, `0` tie.
-pub fn verdict(value: Option<i16>) -> &'static str {
+/// A verdict from the first system's (A's) point of view; `—` when not asked.
+pub fn verdict(value: Option<Outcome>) -> &'static str {
     match value {
-        Some(1) => "A",
-        Some(-1) => "B",
-        Some(_) => "tie",
+        Some(Outcome::AWins) => "A",
+        Some(Outcome::BWins) => "B",
+        Some(Outcome::Tie) => "tie",
         None => "—",
     }
 }
 
 /// The long form of [`verdict`] for titles and screen readers.
-pub fn verdict_long(value: Option<i16>) -> &'static str {
+pub fn verdict_long(value: Option<Outcome>) -> &'static str {
     match value {
-        Some(1) => "A preferred",
-        Some(-1) => "B preferred",
-        Some(_) => "tie",
+        Some(Outcome::AWins) => "A preferred",
+        Some(Outcome::BWins) => "B preferred",
+        Some(Outcome::Tie) => "tie",
         None => "not asked",
     }
 }

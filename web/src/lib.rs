@@ -9,6 +9,7 @@
 //!   win-rate page and the htmx progress fragment).
 //! - [`charts`]: SVG builders, the win-rate heatmap and the Pareto scatter.
 //! - [`format`]: numbers, escaping, query strings, verdicts.
+//! - [`paths`]: every page's address, built once for links, tabs and forms.
 //! - [`assets`]: the static files (`web/static/`): the hand-written stylesheet
 //!   and a vendored htmx 2 (`htmx.min.js`, licence in `htmx.LICENSE`).
 //!
@@ -18,6 +19,7 @@
 pub mod assets;
 pub mod charts;
 pub mod format;
+pub mod paths;
 pub mod views;
 
 pub use askama::{Error as TemplateError, Template};

@@ -29,12 +29,12 @@ pub struct Tab {
 
 /// The tabs of a dataset's pages, `current` naming the one shown.
 pub fn dataset_tabs(dataset: &str, current: &str) -> Vec<Tab> {
-    let base = format!("/datasets/{}", crate::format::query_value(dataset));
+    use crate::paths;
     [
-        ("Results", base.clone()),
-        ("Win rates", format!("{base}/winrates")),
-        ("Pareto", format!("{base}/pareto")),
-        ("Compare", format!("{base}/compare")),
+        ("Results", paths::dataset(dataset)),
+        ("Win rates", paths::winrates(dataset)),
+        ("Pareto", paths::pareto(dataset)),
+        ("Compare", paths::compare(dataset)),
     ]
     .into_iter()
     .map(|(label, href)| Tab {

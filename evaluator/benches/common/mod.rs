@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use evaluator::db;
+use evaluator::domain::{JobId, JobState, TeamId};
 use evaluator::jobs;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -50,12 +51,23 @@ impl BenchDb {
     }
 }
 
+/// A bench binary's `main`: `-- --quick` for the smaller run, on a
+/// multi-threaded runtime.
+pub(crate) fn main<F: std::future::Future<Output = ()>>(run: impl FnOnce(bool) -> F) {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(quick));
+}
+
 /// Polls a job until it finishes; it must succeed.
-pub(crate) async fn wait_for_job(pool: &sqlx::PgPool, team: i64, id: i64, poll: Duration) {
+pub(crate) async fn wait_for_job(pool: &sqlx::PgPool, team: TeamId, id: JobId, poll: Duration) {
     loop {
         let job = jobs::get(pool, team, id).await.unwrap().unwrap();
         if job.is_finished() {
-            assert_eq!(job.state, "succeeded", "{job:?}");
+            assert_eq!(job.state, JobState::Succeeded, "{job:?}");
             return;
         }
         tokio::time::sleep(poll).await;

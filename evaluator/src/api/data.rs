@@ -2,46 +2,54 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use serde::Deserialize;
 use sqlx::PgPool;
 
-use super::{ApiError, MAX_IMPORT_BYTES, json_body, path};
-use crate::db::datasets::{self, ImportRefused, ImportSummary, SystemRecord};
-use crate::db::results::{self, DatasetResults};
-use crate::db::teams::Team;
-use crate::import::{self, Format};
+use super::error::ApiError;
+use super::extract::{AppJson, AppPath, AppQuery};
+use super::types::{
+    DatasetDetail, DatasetList, DatasetResults, ErrorBody, ImportQuery, ImportSummary, System,
+    SystemList,
+};
+use crate::db::datasets::{self, ImportRefused};
+use crate::domain::Team;
+use crate::import;
+use crate::state::MAX_IMPORT_BYTES;
 
-/// `?system=NAME&format=canonical|mario|alarm`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ImportQuery {
-    system: String,
-    #[serde(default)]
-    format: Format,
-}
-
-/// `POST /api/v1/datasets/{dataset}/generations?system=S&format=F`: the file as
-/// the body. Parsed completely first (422 naming line and field, nothing
-/// written), then stored in one transaction. 201 when anything was created,
-/// 200 for a repeated push.
+/// Imports a generations file as a system's answers on a dataset (both
+/// created when new). The file is parsed completely first (422 naming line and
+/// field, nothing written), then stored in one transaction.
+#[utoipa::path(
+    post, path = "/api/v1/datasets/{dataset}/generations", tag = "datasets",
+    params(("dataset" = String, Path, description = "The dataset's name"), ImportQuery),
+    request_body(content = String, content_type = "application/x-ndjson",
+                 description = "The file, in the format named by `format`"),
+    responses(
+        (status = 201, description = "Something was created", body = ImportSummary),
+        (status = 200, description = "A repeated push: nothing new", body = ImportSummary),
+        (status = 409, description = "The system already has a different response for an item", body = ErrorBody),
+        (status = 413, description = "Over the 256 MiB limit", body = ErrorBody),
+        (status = 422, description = "A row or a name is invalid", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn import_generations(
     State(db): State<PgPool>,
     team: Team,
-    dataset: Result<Path<String>, PathRejection>,
-    query: Result<Query<ImportQuery>, QueryRejection>,
+    AppPath(dataset): AppPath<String>,
+    AppQuery(query): AppQuery<ImportQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ImportSummary>), ApiError> {
-    let dataset = path(dataset, "dataset")?;
-    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let bytes = body.map_err(|rejection| match rejection {
-        BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge(format!(
-            "generation files are limited to {} MiB; split the file",
-            MAX_IMPORT_BYTES >> 20
-        )),
-        other => ApiError::BadRequest(other.body_text()),
+    let bytes = body.map_err(|rejection| {
+        ApiError::body(
+            rejection,
+            &format!(
+                "generation files are limited to {} MiB; split the file",
+                MAX_IMPORT_BYTES >> 20
+            ),
+        )
     })?;
     let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::Unprocessable {
         code: "invalid_generations",
@@ -73,72 +81,94 @@ fn refused(error: ImportRefused) -> ApiError {
     }
 }
 
-/// `GET /api/v1/datasets`.
+/// The team's datasets with their sizes, by name.
+#[utoipa::path(
+    get, path = "/api/v1/datasets", tag = "datasets",
+    responses((status = 200, body = DatasetList), (status = 401, body = ErrorBody))
+)]
 pub(super) async fn list_datasets(
     State(db): State<PgPool>,
     team: Team,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = datasets::list(&db, team.id).await?;
-    Ok(Json(serde_json::json!({ "datasets": list })))
+) -> Result<Json<DatasetList>, ApiError> {
+    let datasets = datasets::list(&db, team.id).await?;
+    Ok(Json(DatasetList { datasets }))
 }
 
-/// `GET /api/v1/datasets/{dataset}`: sizes and the systems with generations.
+/// A dataset's sizes and the systems with generations on it.
+#[utoipa::path(
+    get, path = "/api/v1/datasets/{dataset}", tag = "datasets",
+    params(("dataset" = String, Path, description = "The dataset's name")),
+    responses(
+        (status = 200, body = DatasetDetail),
+        (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn get_dataset(
     State(db): State<PgPool>,
     team: Team,
-    dataset: Result<Path<String>, PathRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let name = path(dataset, "dataset")?;
-    let dataset = find_dataset(&db, team.id, &name).await?;
-    let systems = datasets::systems_of(&db, dataset.id).await?;
-    Ok(Json(
-        serde_json::json!({ "dataset": dataset, "systems": systems }),
-    ))
-}
-
-async fn find_dataset(
-    db: &PgPool,
-    team_id: i64,
-    name: &str,
-) -> Result<datasets::DatasetRecord, ApiError> {
-    datasets::find(db, team_id, name)
+    AppPath(name): AppPath<String>,
+) -> Result<Json<DatasetDetail>, ApiError> {
+    let dataset = datasets::find(&db, team.id, &name)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))
+        .ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))?;
+    let systems = datasets::systems_of(&db, dataset.id).await?;
+    Ok(Json(DatasetDetail { dataset, systems }))
 }
 
-/// `GET /api/v1/datasets/{dataset}/results`: per system and metric, mean,
-/// standard error and n.
+/// Per system and metric: mean, standard error and n.
+#[utoipa::path(
+    get, path = "/api/v1/datasets/{dataset}/results", tag = "datasets",
+    params(("dataset" = String, Path, description = "The dataset's name")),
+    responses(
+        (status = 200, body = DatasetResults),
+        (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn results(
     State(db): State<PgPool>,
     team: Team,
-    dataset: Result<Path<String>, PathRejection>,
+    AppPath(name): AppPath<String>,
 ) -> Result<Json<DatasetResults>, ApiError> {
-    let name = path(dataset, "dataset")?;
     // Only the id: the dataset's sizes would cost a count over its generations.
     let id = datasets::find_id(&db, team.id, &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))?;
-    Ok(Json(results::dataset_results(&db, id, &name).await?))
+    Ok(Json(crate::results::dataset_results(&db, id, &name).await?))
 }
 
-/// `GET /api/v1/systems`.
+/// The team's systems, by name.
+#[utoipa::path(
+    get, path = "/api/v1/systems", tag = "systems",
+    responses((status = 200, body = SystemList), (status = 401, body = ErrorBody))
+)]
 pub(super) async fn list_systems(
     State(db): State<PgPool>,
     team: Team,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = datasets::systems(&db, team.id).await?;
-    Ok(Json(serde_json::json!({ "systems": list })))
+) -> Result<Json<SystemList>, ApiError> {
+    let systems = datasets::systems(&db, team.id).await?;
+    Ok(Json(SystemList { systems }))
 }
 
-/// `PUT /api/v1/systems/{system}/metadata`: a JSON object replacing the metadata.
+/// Replaces a system's metadata with a JSON object.
+#[utoipa::path(
+    put, path = "/api/v1/systems/{system}/metadata", tag = "systems",
+    params(("system" = String, Path, description = "The system's name")),
+    request_body(content = Object, description = "The new metadata (checkpoint step, λ, ...)"),
+    responses(
+        (status = 200, body = System),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "Not a JSON object", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn set_metadata(
     State(db): State<PgPool>,
     team: Team,
-    system: Result<Path<String>, PathRejection>,
-    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<SystemRecord>, ApiError> {
-    let name = path(system, "system")?;
-    let metadata = json_body(body)?;
+    AppPath(name): AppPath<String>,
+    AppJson(metadata): AppJson<serde_json::Value>,
+) -> Result<Json<System>, ApiError> {
     if !metadata.is_object() {
         return Err(ApiError::invalid("metadata must be a JSON object"));
     }

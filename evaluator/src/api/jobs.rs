@@ -1,17 +1,21 @@
-//! Jobs: scoring runs, comparisons, status, cancellation and pairwise results.
+//! Jobs: scoring runs, comparisons, status, cancellation, pairwise results and
+//! leaderboards.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use sqlx::PgPool;
 
-use super::{ApiError, json_body, path};
-use crate::db::results::{self, PairResult};
-use crate::db::teams::Team;
-use crate::jobs::{self, CompareRequest, JobRecord, JobRefused, ScoreRequest};
+use super::error::ApiError;
+use super::extract::{AppJson, AppPath, AppQuery};
+use super::types::{
+    CompareRequest, DatasetLeaderboard, ErrorBody, Job, JobLeaderboard, JobList, JobPairs,
+    JudgeQuery, ScoreRequest,
+};
+use crate::domain::{JobId, JobKind, Team, TeamId};
+use crate::jobs::{self, JobRefused};
 
-pub(super) fn refused(error: JobRefused) -> ApiError {
+fn refused(error: JobRefused) -> ApiError {
     match error {
         JobRefused::NotFound(m) => ApiError::NotFound(m),
         JobRefused::Invalid(m) => ApiError::invalid(m),
@@ -23,140 +27,191 @@ pub(super) fn refused(error: JobRefused) -> ApiError {
     }
 }
 
-/// `POST /api/v1/jobs/score`: 202 with the queued job.
+/// Starts a scoring run: every named scorer on every system's generations
+/// (those already scored by a module are not scored again).
+#[utoipa::path(
+    post, path = "/api/v1/jobs/score", tag = "jobs",
+    request_body = ScoreRequest,
+    responses(
+        (status = 202, description = "Queued (or already done: nothing left to score)", body = Job),
+        (status = 404, description = "An unknown dataset or module", body = ErrorBody),
+        (status = 422, description = "A request that cannot run", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn create_score(
     State(db): State<PgPool>,
     team: Team,
-    body: Result<Json<ScoreRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
-    let request = json_body(body)?;
+    AppJson(request): AppJson<ScoreRequest>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
     let job = jobs::create_score_job(&db, team.id, &request)
         .await
         .map_err(refused)?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
-/// `POST /api/v1/jobs/compare`: 202 with the queued job.
+/// Starts a comparison of every pair of the systems with a judge, on the items
+/// both systems of a pair answered.
+#[utoipa::path(
+    post, path = "/api/v1/jobs/compare", tag = "jobs",
+    request_body = CompareRequest,
+    responses(
+        (status = 202, description = "Queued", body = Job),
+        (status = 404, description = "An unknown dataset or judge", body = ErrorBody),
+        (status = 422, description = "A request that cannot run; `no_common_items` when a pair shares no item", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn create_compare(
     State(db): State<PgPool>,
     team: Team,
-    body: Result<Json<CompareRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
-    let request = json_body(body)?;
+    AppJson(request): AppJson<CompareRequest>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
     let job = jobs::create_compare_job(&db, team.id, &request)
         .await
         .map_err(refused)?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
-/// `GET /api/v1/jobs`: the team's 100 most recent jobs.
-pub(super) async fn list(
-    State(db): State<PgPool>,
-    team: Team,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = jobs::list(&db, team.id, 100).await?;
-    Ok(Json(serde_json::json!({ "jobs": list })))
+/// The team's 100 most recent jobs.
+#[utoipa::path(
+    get, path = "/api/v1/jobs", tag = "jobs",
+    responses((status = 200, body = JobList), (status = 401, body = ErrorBody))
+)]
+pub(super) async fn list(State(db): State<PgPool>, team: Team) -> Result<Json<JobList>, ApiError> {
+    let jobs = jobs::list(&db, team.id, 100).await?;
+    Ok(Json(JobList { jobs }))
 }
 
-async fn find(db: &PgPool, team_id: i64, id: i64) -> Result<JobRecord, ApiError> {
+async fn find(db: &PgPool, team_id: TeamId, id: JobId) -> Result<Job, ApiError> {
     jobs::get(db, team_id, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such job".into()))
 }
 
-/// `GET /api/v1/jobs/{id}`: state and progress.
+/// A comparison, or a refusal naming what the job is instead.
+async fn find_comparison(
+    db: &PgPool,
+    team_id: TeamId,
+    id: JobId,
+    what: &str,
+) -> Result<Job, ApiError> {
+    let job = find(db, team_id, id).await?;
+    if job.kind != JobKind::Compare {
+        return Err(ApiError::invalid(format!(
+            "job {id} is a {} job; {what} belong to compare jobs",
+            job.kind
+        )));
+    }
+    Ok(job)
+}
+
+/// A job's state and progress.
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = i64, Path, description = "The job's id")),
+    responses(
+        (status = 200, body = Job),
+        (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn get(
     State(db): State<PgPool>,
     team: Team,
-    id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<JobRecord>, ApiError> {
-    let id = path(id, "job")?;
+    AppPath(id): AppPath<JobId>,
+) -> Result<Json<Job>, ApiError> {
     Ok(Json(find(&db, team.id, id).await?))
 }
 
-/// `POST /api/v1/jobs/{id}/cancel`: the job afterwards (unchanged if it had
-/// already finished).
+/// Cancels a job that has not finished (results already committed stay).
+#[utoipa::path(
+    post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = i64, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job afterwards (unchanged if it had finished)", body = Job),
+        (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn cancel(
     State(db): State<PgPool>,
     team: Team,
-    id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<JobRecord>, ApiError> {
-    let id = path(id, "job")?;
+    AppPath(id): AppPath<JobId>,
+) -> Result<Json<Job>, ApiError> {
     jobs::cancel(&db, team.id, id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("no such job".into()))
 }
 
-/// `GET /api/v1/jobs/{id}/pairs`: a comparison's pairs (so far, while it runs).
+/// A comparison's pairs (so far, while it runs).
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{id}/pairs", tag = "jobs",
+    params(("id" = i64, Path, description = "A compare job's id")),
+    responses(
+        (status = 200, body = JobPairs),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "Not a compare job", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn pairs(
     State(db): State<PgPool>,
     team: Team,
-    id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = path(id, "job")?;
-    let job = find(&db, team.id, id).await?;
-    if job.kind != "compare" {
-        return Err(ApiError::invalid(format!(
-            "job {id} is a {} job; pairs belong to compare jobs",
-            job.kind
-        )));
-    }
-    let pairs: Vec<PairResult> = results::pair_results(&db, id).await?;
-    Ok(Json(serde_json::json!({ "job": job, "pairs": pairs })))
+    AppPath(id): AppPath<JobId>,
+) -> Result<Json<JobPairs>, ApiError> {
+    let job = find_comparison(&db, team.id, id, "pairs").await?;
+    let pairs = crate::results::pair_results(&db, id).await?;
+    Ok(Json(JobPairs { job, pairs }))
 }
 
-/// `GET /api/v1/jobs/{id}/leaderboard`: the Bradley–Terry leaderboard of a
-/// comparison, with its connected groups and a warning when there are several.
+/// A comparison's Bradley–Terry leaderboard, with its connected groups and a
+/// warning when there are several.
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{id}/leaderboard", tag = "jobs",
+    params(("id" = i64, Path, description = "A compare job's id")),
+    responses(
+        (status = 200, body = JobLeaderboard),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "Not a compare job", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn job_leaderboard(
     State(db): State<PgPool>,
     team: Team,
-    id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = path(id, "job")?;
-    let job = find(&db, team.id, id).await?;
-    if job.kind != "compare" {
-        return Err(ApiError::invalid(format!(
-            "job {id} is a {} job; leaderboards belong to compare jobs",
-            job.kind
-        )));
-    }
-    let board = results::leaderboard(&db, id).await?;
-    Ok(Json(serde_json::json!({
-        "job": job,
-        "systems": board.systems,
-        "connected": board.connected,
-        "groups": board.groups,
-        "warning": board.warning,
-    })))
+    AppPath(id): AppPath<JobId>,
+) -> Result<Json<JobLeaderboard>, ApiError> {
+    let job = find_comparison(&db, team.id, id, "leaderboards").await?;
+    let leaderboard = crate::results::leaderboard(&db, id).await?;
+    Ok(Json(JobLeaderboard { job, leaderboard }))
 }
 
-/// `?judge=MODULE[&metric=METRIC]`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct JudgeQuery {
-    judge: String,
-    #[serde(default)]
-    metric: Option<String>,
-}
-
-/// `GET /api/v1/datasets/{dataset}/leaderboard?judge=M[&metric=X]`: the
-/// leaderboard of the newest finished comparison with that judge.
+/// The leaderboard of the newest finished comparison on a dataset with a judge.
+#[utoipa::path(
+    get, path = "/api/v1/datasets/{dataset}/leaderboard", tag = "datasets",
+    params(("dataset" = String, Path, description = "The dataset's name"), JudgeQuery),
+    responses(
+        (status = 200, body = DatasetLeaderboard),
+        (status = 404, description = "No such dataset or judge, or no finished comparison with it", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
 pub(super) async fn dataset_leaderboard(
     State(db): State<PgPool>,
     team: Team,
-    dataset: Result<Path<String>, PathRejection>,
-    query: Result<axum::extract::Query<JudgeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let name = path(dataset, "dataset")?;
-    let axum::extract::Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    AppPath(name): AppPath<String>,
+    AppQuery(query): AppQuery<JudgeQuery>,
+) -> Result<Json<DatasetLeaderboard>, ApiError> {
     let dataset_id = jobs::dataset_id(&db, team.id, &name)
         .await
         .map_err(refused)?;
     let judge = jobs::resolve_judge(&db, team.id, &query.judge, query.metric.as_deref())
         .await
         .map_err(refused)?;
-    let job = results::latest_compare_job_with(&db, team.id, dataset_id, Some(judge))
+    let job = crate::db::results::latest_compare_job(&db, team.id, dataset_id, Some(judge))
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -164,13 +219,10 @@ pub(super) async fn dataset_leaderboard(
                 query.judge
             ))
         })?;
-    let board = results::leaderboard(&db, job).await?;
-    Ok(Json(serde_json::json!({
-        "dataset": name,
-        "job": job,
-        "systems": board.systems,
-        "connected": board.connected,
-        "groups": board.groups,
-        "warning": board.warning,
-    })))
+    let leaderboard = crate::results::leaderboard(&db, job).await?;
+    Ok(Json(DatasetLeaderboard {
+        dataset: name,
+        job,
+        leaderboard,
+    }))
 }

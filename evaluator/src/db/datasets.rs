@@ -2,41 +2,12 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::{db, searchable};
+use crate::domain::{Dataset, DatasetId, ImportSummary, ItemId, System, SystemId, TeamId};
 use crate::error::{Error, Result};
 use crate::import::Row;
-
-/// What an import did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportSummary {
-    /// The dataset's name.
-    pub dataset: String,
-    /// The system's name.
-    pub system: String,
-    /// Rows in the file.
-    pub rows: u64,
-    /// Items the dataset did not have before (new items).
-    pub items_created: u64,
-    /// Rows that met an item the dataset already had (by `id`, else by the
-    /// normalised prompt; see [`crate::import::prompt_key`]).
-    pub items_matched: u64,
-    /// Items that other systems answered on the dataset and this system has no
-    /// generation for, after this import.
-    pub items_missing: u64,
-    /// Other systems on the dataset sharing no item with this one: a comparison
-    /// with them would be refused.
-    pub systems_without_common_items: Vec<String>,
-    /// Generations stored by this import.
-    pub generations_created: u64,
-    /// Rows identical to a generation already stored (a repeated push).
-    pub generations_unchanged: u64,
-    /// Rows whose reference differs from the one the item already has; the
-    /// item keeps its first reference.
-    pub reference_mismatches: u64,
-}
 
 /// Why an import was refused; nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +80,7 @@ const ANALYZE_AFTER: u64 = 1_000;
 /// dataset, the system and missing items as needed, all in one transaction.
 pub async fn import(
     pool: &PgPool,
-    team_id: i64,
+    team_id: TeamId,
     dataset: &str,
     system: &str,
     rows: &[Row],
@@ -117,7 +88,7 @@ pub async fn import(
     check_dataset_name(dataset)?;
     check_system_name(system)?;
     let mut tx = pool.begin().await.map_err(db("begin"))?;
-    let dataset_id: i64 = sqlx::query_scalar(
+    let dataset_id: DatasetId = sqlx::query_scalar(
         "INSERT INTO datasets (team_id, name) VALUES ($1, $2) \
          ON CONFLICT (team_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
     )
@@ -126,7 +97,7 @@ pub async fn import(
     .fetch_one(&mut *tx)
     .await
     .map_err(db("create dataset"))?;
-    let system_id: i64 = sqlx::query_scalar(
+    let system_id: SystemId = sqlx::query_scalar(
         "INSERT INTO systems (team_id, name) VALUES ($1, $2) \
          ON CONFLICT (team_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
     )
@@ -158,7 +129,7 @@ pub async fn import(
     .map_err(db("insert items"))?
     .rows_affected();
 
-    let stored: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+    let stored: Vec<(ItemId, String, Option<String>)> = sqlx::query_as(
         "SELECT id, key, reference FROM items WHERE dataset_id = $1 AND key = ANY($2)",
     )
     .bind(dataset_id)
@@ -166,20 +137,16 @@ pub async fn import(
     .fetch_all(&mut *tx)
     .await
     .map_err(db("read items"))?;
-    let by_key: HashMap<&str, (i64, Option<&str>)> = stored
+    let by_key: HashMap<&str, (ItemId, Option<&str>)> = stored
         .iter()
         .map(|(id, key, reference)| (key.as_str(), (*id, reference.as_deref())))
         .collect();
     let mut item_ids = Vec::with_capacity(rows.len());
     let mut reference_mismatches = 0;
     for row in rows {
-        let (id, reference) =
-            by_key
-                .get(row.key.as_str())
-                .copied()
-                .ok_or_else(|| Error::Database {
-                    message: format!("item {:?} vanished during the import", row.key),
-                })?;
+        let (id, reference) = by_key.get(row.key.as_str()).copied().ok_or_else(|| {
+            Error::Inconsistent(format!("item {:?} vanished during the import", row.key))
+        })?;
         if row.reference.is_some() && row.reference.as_deref() != reference {
             reference_mismatches += 1;
         }
@@ -209,7 +176,7 @@ pub async fn import(
     if generations_created < rows.len() as u64 {
         // Some items already had a response from this system: fine if it is the
         // same text (a repeated push), refused otherwise.
-        let existing: Vec<(i64, String)> = sqlx::query_as(
+        let existing: Vec<(ItemId, String)> = sqlx::query_as(
             "SELECT item_id, response FROM generations WHERE system_id = $1 AND item_id = ANY($2)",
         )
         .bind(system_id)
@@ -217,7 +184,7 @@ pub async fn import(
         .fetch_all(&mut *tx)
         .await
         .map_err(db("read generations"))?;
-        let existing: HashMap<i64, String> = existing.into_iter().collect();
+        let existing: HashMap<ItemId, String> = existing.into_iter().collect();
         for (row, item_id) in rows.iter().zip(&item_ids) {
             if existing.get(item_id).is_some_and(|r| *r != row.response) {
                 return Err(ImportRefused::Conflict {
@@ -274,24 +241,51 @@ pub async fn import(
     })
 }
 
-/// A dataset as listed.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct DatasetRecord {
-    /// Primary key.
-    pub id: i64,
-    /// Name, unique within the team.
-    pub name: String,
-    /// Number of items.
-    pub items: i64,
-    /// Systems with at least one generation on it.
-    pub systems: i64,
-    /// Number of generations.
-    pub generations: i64,
+/// `datasets` with its sizes counted, as selected.
+#[derive(sqlx::FromRow)]
+struct DatasetRow {
+    id: DatasetId,
+    name: String,
+    items: i64,
+    systems: i64,
+    generations: i64,
+}
+
+impl From<DatasetRow> for Dataset {
+    fn from(row: DatasetRow) -> Self {
+        Dataset {
+            id: row.id,
+            name: row.name,
+            items: row.items,
+            systems: row.systems,
+            generations: row.generations,
+        }
+    }
+}
+
+/// `systems` with a generation count, as selected.
+#[derive(sqlx::FromRow)]
+struct SystemRow {
+    id: SystemId,
+    name: String,
+    metadata: serde_json::Value,
+    generations: i64,
+}
+
+impl From<SystemRow> for System {
+    fn from(row: SystemRow) -> Self {
+        System {
+            id: row.id,
+            name: row.name,
+            metadata: row.metadata,
+            generations: row.generations,
+        }
+    }
 }
 
 /// The team's datasets with their sizes, by name.
-pub async fn list(pool: &PgPool, team_id: i64) -> Result<Vec<DatasetRecord>> {
-    sqlx::query_as(
+pub async fn list(pool: &PgPool, team_id: TeamId) -> Result<Vec<Dataset>> {
+    let rows: Vec<DatasetRow> = sqlx::query_as(
         "SELECT d.id, d.name, \
            (SELECT count(*) FROM items i WHERE i.dataset_id = d.id) AS items, \
            (SELECT count(DISTINCT g.system_id) FROM generations g WHERE g.dataset_id = d.id) AS systems, \
@@ -301,16 +295,17 @@ pub async fn list(pool: &PgPool, team_id: i64) -> Result<Vec<DatasetRecord>> {
     .bind(team_id)
     .fetch_all(pool)
     .await
-    .map_err(db("list datasets"))
+    .map_err(db("list datasets"))?;
+    Ok(rows.into_iter().map(Dataset::from).collect())
 }
 
 /// One of the team's datasets by name, with its sizes; `None` if the team has
 /// none by that name.
-pub async fn find(pool: &PgPool, team_id: i64, name: &str) -> Result<Option<DatasetRecord>> {
+pub async fn find(pool: &PgPool, team_id: TeamId, name: &str) -> Result<Option<Dataset>> {
     if !searchable(name) {
         return Ok(None);
     }
-    sqlx::query_as(
+    let row: Option<DatasetRow> = sqlx::query_as(
         "SELECT d.id, d.name, \
            (SELECT count(*) FROM items i WHERE i.dataset_id = d.id) AS items, \
            (SELECT count(DISTINCT g.system_id) FROM generations g WHERE g.dataset_id = d.id) AS systems, \
@@ -321,11 +316,12 @@ pub async fn find(pool: &PgPool, team_id: i64, name: &str) -> Result<Option<Data
     .bind(name)
     .fetch_optional(pool)
     .await
-    .map_err(db("find dataset"))
+    .map_err(db("find dataset"))?;
+    Ok(row.map(Dataset::from))
 }
 
 /// The id of the team's dataset with this name, without counting anything.
-pub async fn find_id(pool: &PgPool, team_id: i64, name: &str) -> Result<Option<i64>> {
+pub async fn find_id(pool: &PgPool, team_id: TeamId, name: &str) -> Result<Option<DatasetId>> {
     if !searchable(name) {
         return Ok(None);
     }
@@ -337,22 +333,9 @@ pub async fn find_id(pool: &PgPool, team_id: i64, name: &str) -> Result<Option<i
         .map_err(db("find dataset"))
 }
 
-/// A system as listed.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct SystemRecord {
-    /// Primary key.
-    pub id: i64,
-    /// Name, unique within the team.
-    pub name: String,
-    /// Free-form metadata (checkpoint step, mixing weight λ, ...).
-    pub metadata: serde_json::Value,
-    /// Generations on the dataset asked about (all datasets when listing the team's).
-    pub generations: i64,
-}
-
 /// The systems with generations on a dataset, by name.
-pub async fn systems_of(pool: &PgPool, dataset_id: i64) -> Result<Vec<SystemRecord>> {
-    sqlx::query_as(
+pub async fn systems_of(pool: &PgPool, dataset_id: DatasetId) -> Result<Vec<System>> {
+    let rows: Vec<SystemRow> = sqlx::query_as(
         "SELECT s.id, s.name, s.metadata, count(g.id) AS generations \
          FROM systems s JOIN generations g ON g.system_id = s.id \
          WHERE g.dataset_id = $1 GROUP BY s.id ORDER BY s.name",
@@ -360,12 +343,13 @@ pub async fn systems_of(pool: &PgPool, dataset_id: i64) -> Result<Vec<SystemReco
     .bind(dataset_id)
     .fetch_all(pool)
     .await
-    .map_err(db("list systems"))
+    .map_err(db("list systems"))?;
+    Ok(rows.into_iter().map(System::from).collect())
 }
 
 /// All of the team's systems, by name.
-pub async fn systems(pool: &PgPool, team_id: i64) -> Result<Vec<SystemRecord>> {
-    sqlx::query_as(
+pub async fn systems(pool: &PgPool, team_id: TeamId) -> Result<Vec<System>> {
+    let rows: Vec<SystemRow> = sqlx::query_as(
         "SELECT s.id, s.name, s.metadata, \
            (SELECT count(*) FROM generations g WHERE g.system_id = s.id) AS generations \
          FROM systems s WHERE s.team_id = $1 ORDER BY s.name",
@@ -373,16 +357,17 @@ pub async fn systems(pool: &PgPool, team_id: i64) -> Result<Vec<SystemRecord>> {
     .bind(team_id)
     .fetch_all(pool)
     .await
-    .map_err(db("list systems"))
+    .map_err(db("list systems"))?;
+    Ok(rows.into_iter().map(System::from).collect())
 }
 
 /// Replaces a system's metadata; `None` if the team has no such system.
 pub async fn set_metadata(
     pool: &PgPool,
-    team_id: i64,
+    team_id: TeamId,
     name: &str,
     metadata: &serde_json::Value,
-) -> Result<Option<SystemRecord>> {
+) -> Result<Option<System>> {
     if !searchable(name) {
         return Ok(None);
     }

@@ -127,7 +127,7 @@ impl EmbeddedPostgres {
             ))
             .args(["-w", "-t", "60", "start"]);
         self.run("pg_ctl start", &mut pg_ctl).map_err(|e| match e {
-            Error::Database { message } => Error::Database {
+            Error::Embedded { message } => Error::Embedded {
                 message: format!("{message}\n(server log: {})", log.display()),
             },
             other => other,
@@ -164,7 +164,7 @@ impl EmbeddedPostgres {
     }
 
     fn run(&self, what: &str, cmd: &mut Command) -> Result<()> {
-        let output = cmd.output().map_err(|e| Error::Database {
+        let output = cmd.output().map_err(|e| Error::Embedded {
             message: format!(
                 "cannot run {what} ({}): {e}; {INSTALL_HINT}",
                 Path::new(cmd.get_program()).display()
@@ -174,7 +174,7 @@ impl EmbeddedPostgres {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(Error::Database {
+        Err(Error::Embedded {
             message: format!(
                 "{what} failed for the embedded PostgreSQL in {}: {}",
                 self.data_dir.display(),
@@ -220,7 +220,7 @@ fn find_bin_dir() -> Result<PathBuf> {
     versions
         .pop()
         .map(|(_, bin)| bin)
-        .ok_or_else(|| Error::Database {
+        .ok_or_else(|| Error::Embedded {
             message: format!(
                 "no PostgreSQL server binaries (initdb, pg_ctl) found; {INSTALL_HINT}"
             ),
@@ -234,7 +234,7 @@ fn free_port() -> Result<u16> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| Error::Database {
+        .map_err(|e| Error::Embedded {
             message: format!("cannot find a free port for the embedded PostgreSQL: {e}"),
         })
 }

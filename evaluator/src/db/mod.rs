@@ -26,20 +26,18 @@ pub async fn connect(url: &str) -> Result<PgPool> {
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await
-        .map_err(|e| Error::Database {
-            message: format!("cannot connect to {}: {e}", redact(url)),
+        .map_err(|source| Error::Connect {
+            url: redact(url),
+            source,
         })?;
-    MIGRATOR.run(&pool).await.map_err(|e| Error::Database {
-        message: format!("cannot apply migrations: {e}"),
-    })?;
+    MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
 
-/// Maps a sqlx error to [`Error::Database`], saying what was being done.
+/// Maps a sqlx error to [`Error::Database`], saying what was being done (the
+/// error itself is kept as the source).
 pub(crate) fn db(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
-    move |e| Error::Database {
-        message: format!("{context}: {e}"),
-    }
+    move |source| Error::Database { context, source }
 }
 
 /// Whether a name can be looked up at all: PostgreSQL text cannot hold U+0000,

@@ -1,45 +1,16 @@
 //! Stored reward modules (see `migrations/*_modules.sql`).
 
 use reward_host::RewardModule;
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::db;
+use crate::domain::{Metric, Module, ModuleId, TeamId, parse_direction, parse_module_kind};
 use crate::error::{Error, Result};
 
-/// A stored module as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModuleRecord {
-    /// Primary key.
-    pub id: i64,
-    /// Hex SHA-256 of the uploaded bytes.
-    pub sha256: String,
-    /// Declared name.
-    pub name: String,
-    /// Declared version.
-    pub version: String,
-    /// Declared description.
-    pub description: String,
-    /// `scorer` or `judge`.
-    pub kind: String,
-    /// Declared metrics, in column order.
-    pub metrics: Vec<MetricRecord>,
-}
-
-/// One declared metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
-pub struct MetricRecord {
-    /// Metric name.
-    pub name: String,
-    /// Metric description.
-    pub description: String,
-    /// `higher-is-better` or `lower-is-better`.
-    pub direction: String,
-}
-
+/// `modules` without its bytes, as selected.
 #[derive(sqlx::FromRow)]
 struct ModuleRow {
-    id: i64,
+    id: ModuleId,
     sha256: Vec<u8>,
     name: String,
     version: String,
@@ -47,18 +18,39 @@ struct ModuleRow {
     kind: String,
 }
 
+/// `module_metrics`, as selected.
+#[derive(sqlx::FromRow)]
+struct MetricRow {
+    module_id: ModuleId,
+    name: String,
+    description: String,
+    direction: String,
+}
+
+impl TryFrom<MetricRow> for Metric {
+    type Error = Error;
+
+    fn try_from(row: MetricRow) -> Result<Metric> {
+        Ok(Metric {
+            direction: parse_direction(&row.direction)?,
+            name: row.name,
+            description: row.description,
+        })
+    }
+}
+
 /// Stores a module the sandbox has already loaded, with its metrics, in one
 /// transaction. Returns the record and whether it was new (`false`: the team had
 /// uploaded the same bytes before, and that record is returned).
 pub async fn store(
     pool: &PgPool,
-    team_id: i64,
+    team_id: TeamId,
     bytes: &[u8],
     module: &RewardModule,
-) -> Result<(ModuleRecord, bool)> {
+) -> Result<(Module, bool)> {
     let info = module.info();
     let mut tx = pool.begin().await.map_err(db("begin"))?;
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<ModuleId> = sqlx::query_scalar(
         "INSERT INTO modules (team_id, sha256, name, version, description, kind, wasm) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (team_id, sha256) DO NOTHING RETURNING id",
     )
@@ -75,8 +67,8 @@ pub async fn store(
     let Some(id) = id else {
         tx.rollback().await.map_err(db("rollback"))?;
         let existing = find_by_sha(pool, team_id, &module.sha256()).await?;
-        return existing.map(|m| (m, false)).ok_or_else(|| Error::Database {
-            message: "module vanished between insert and read".into(),
+        return existing.map(|m| (m, false)).ok_or_else(|| {
+            Error::Inconsistent("a module vanished between its insert and its read".into())
         });
     };
     for (position, metric) in info.metrics.iter().enumerate() {
@@ -96,14 +88,12 @@ pub async fn store(
     tx.commit().await.map_err(db("commit"))?;
     let record = get(pool, team_id, id)
         .await?
-        .ok_or_else(|| Error::Database {
-            message: "stored module not found".into(),
-        })?;
+        .ok_or_else(|| Error::Inconsistent(format!("module {id} not found after storing it")))?;
     Ok((record, true))
 }
 
 /// The team's modules, newest first.
-pub async fn list(pool: &PgPool, team_id: i64) -> Result<Vec<ModuleRecord>> {
+pub async fn list(pool: &PgPool, team_id: TeamId) -> Result<Vec<Module>> {
     let rows: Vec<ModuleRow> = sqlx::query_as(
         "SELECT id, sha256, name, version, description, kind FROM modules \
          WHERE team_id = $1 ORDER BY id DESC",
@@ -113,7 +103,7 @@ pub async fn list(pool: &PgPool, team_id: i64) -> Result<Vec<ModuleRecord>> {
     .await
     .map_err(db("list modules"))?;
     // All of the team's metrics in one query, not one per module.
-    let metrics: Vec<(i64, String, String, String)> = sqlx::query_as(
+    let metrics: Vec<MetricRow> = sqlx::query_as(
         "SELECT m.module_id, m.name, m.description, m.direction FROM module_metrics m \
          JOIN modules d ON d.id = m.module_id WHERE d.team_id = $1 ORDER BY m.module_id, m.position",
     )
@@ -121,26 +111,24 @@ pub async fn list(pool: &PgPool, team_id: i64) -> Result<Vec<ModuleRecord>> {
     .fetch_all(pool)
     .await
     .map_err(db("list module metrics"))?;
-    let mut by_module: std::collections::HashMap<i64, Vec<MetricRecord>> =
+    let mut by_module: std::collections::HashMap<ModuleId, Vec<Metric>> =
         std::collections::HashMap::new();
-    for (module_id, name, description, direction) in metrics {
-        by_module.entry(module_id).or_default().push(MetricRecord {
-            name,
-            description,
-            direction,
-        });
+    for row in metrics {
+        by_module
+            .entry(row.module_id)
+            .or_default()
+            .push(Metric::try_from(row)?);
     }
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|row| {
             let metrics = by_module.remove(&row.id).unwrap_or_default();
             record(row, metrics)
         })
-        .collect())
+        .collect()
 }
 
 /// One of the team's modules; `None` for an unknown id or another team's.
-pub async fn get(pool: &PgPool, team_id: i64, id: i64) -> Result<Option<ModuleRecord>> {
+pub async fn get(pool: &PgPool, team_id: TeamId, id: ModuleId) -> Result<Option<Module>> {
     let row: Option<ModuleRow> = sqlx::query_as(
         "SELECT id, sha256, name, version, description, kind FROM modules WHERE team_id = $1 AND id = $2",
     )
@@ -155,12 +143,8 @@ pub async fn get(pool: &PgPool, team_id: i64, id: i64) -> Result<Option<ModuleRe
     }
 }
 
-async fn find_by_sha(
-    pool: &PgPool,
-    team_id: i64,
-    sha256: &[u8; 32],
-) -> Result<Option<ModuleRecord>> {
-    let id: Option<i64> =
+async fn find_by_sha(pool: &PgPool, team_id: TeamId, sha256: &[u8; 32]) -> Result<Option<Module>> {
+    let id: Option<ModuleId> =
         sqlx::query_scalar("SELECT id FROM modules WHERE team_id = $1 AND sha256 = $2")
             .bind(team_id)
             .bind(sha256.as_slice())
@@ -173,25 +157,39 @@ async fn find_by_sha(
     }
 }
 
-async fn with_metrics(pool: &PgPool, row: ModuleRow) -> Result<ModuleRecord> {
-    let metrics: Vec<MetricRecord> = sqlx::query_as(
-        "SELECT name, description, direction FROM module_metrics WHERE module_id = $1 ORDER BY position",
+async fn with_metrics(pool: &PgPool, row: ModuleRow) -> Result<Module> {
+    let metrics: Vec<MetricRow> = sqlx::query_as(
+        "SELECT module_id, name, description, direction FROM module_metrics \
+         WHERE module_id = $1 ORDER BY position",
     )
     .bind(row.id)
     .fetch_all(pool)
     .await
     .map_err(db("module metrics"))?;
-    Ok(record(row, metrics))
+    let metrics = metrics
+        .into_iter()
+        .map(Metric::try_from)
+        .collect::<Result<_>>()?;
+    record(row, metrics)
 }
 
-fn record(row: ModuleRow, metrics: Vec<MetricRecord>) -> ModuleRecord {
-    ModuleRecord {
+fn record(row: ModuleRow, metrics: Vec<Metric>) -> Result<Module> {
+    Ok(Module {
         id: row.id,
         sha256: hex::encode(row.sha256),
+        kind: parse_module_kind(&row.kind)?,
         name: row.name,
         version: row.version,
         description: row.description,
-        kind: row.kind,
         metrics,
-    }
+    })
+}
+
+/// A stored module's declared name and bytes (what a worker compiles).
+pub async fn wasm(pool: &PgPool, id: ModuleId) -> Result<(String, Vec<u8>)> {
+    sqlx::query_as("SELECT name, wasm FROM modules WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .map_err(db("load module"))
 }

@@ -2,18 +2,25 @@
 //! and the per-item rows of the side-by-side view (both responses, the judge's
 //! verdicts in both presentation orders, every score of both generations).
 
+use evaluator_stats::Outcome;
 use sqlx::PgPool;
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::query::QueryAs;
 
 use super::db;
+use crate::domain::{
+    DatasetId, GenerationId, ItemId, JobId, JobState, ModuleId, SystemId, TeamId, outcome_from_db,
+};
 use crate::error::Result;
 
 /// A comparison job on a dataset, for the pages' job selects.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CompareJob {
     /// Its id.
-    pub id: i64,
+    pub id: JobId,
     /// Its state.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: JobState,
     /// The judge module's name.
     pub judge: String,
     /// For a scorer judge, the metric that decides.
@@ -32,7 +39,11 @@ const COMPARE_JOB_COLUMNS: &str = "j.id, j.state, m.name AS judge, mm.name AS me
      to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS created";
 
 /// The team's comparison jobs on a dataset, newest first.
-pub async fn compare_jobs(pool: &PgPool, team_id: i64, dataset_id: i64) -> Result<Vec<CompareJob>> {
+pub async fn compare_jobs(
+    pool: &PgPool,
+    team_id: TeamId,
+    dataset_id: DatasetId,
+) -> Result<Vec<CompareJob>> {
     sqlx::query_as(&format!(
         "SELECT {COMPARE_JOB_COLUMNS}, true AS forward FROM jobs j \
          JOIN modules m ON m.id = j.judge_module_id \
@@ -50,10 +61,10 @@ pub async fn compare_jobs(pool: &PgPool, team_id: i64, dataset_id: i64) -> Resul
 /// first, each saying in which order it compared them.
 pub async fn pair_jobs(
     pool: &PgPool,
-    team_id: i64,
-    dataset_id: i64,
-    system_a: i64,
-    system_b: i64,
+    team_id: TeamId,
+    dataset_id: DatasetId,
+    system_a: SystemId,
+    system_b: SystemId,
 ) -> Result<Vec<CompareJob>> {
     sqlx::query_as(&format!(
         "SELECT {COMPARE_JOB_COLUMNS}, \
@@ -78,7 +89,10 @@ pub async fn pair_jobs(
 /// The systems with generations on a dataset, by name: `(id, name)`. (A
 /// semi-join on the generations index, without counting: what the pages' system
 /// selects need on every request.)
-pub async fn dataset_systems(pool: &PgPool, dataset_id: i64) -> Result<Vec<(i64, String)>> {
+pub async fn dataset_systems(
+    pool: &PgPool,
+    dataset_id: DatasetId,
+) -> Result<Vec<(SystemId, String)>> {
     sqlx::query_as(
         "SELECT s.id, s.name FROM systems s \
          WHERE EXISTS (SELECT 1 FROM generations g WHERE g.dataset_id = $1 AND g.system_id = s.id) \
@@ -91,7 +105,7 @@ pub async fn dataset_systems(pool: &PgPool, dataset_id: i64) -> Result<Vec<(i64,
 }
 
 /// The number of items of a dataset.
-pub async fn item_count(pool: &PgPool, dataset_id: i64) -> Result<i64> {
+pub async fn item_count(pool: &PgPool, dataset_id: DatasetId) -> Result<i64> {
     sqlx::query_scalar("SELECT count(*) FROM items WHERE dataset_id = $1")
         .bind(dataset_id)
         .fetch_one(pool)
@@ -143,14 +157,14 @@ impl Filter {
 #[derive(Debug, Clone)]
 pub struct ReviewQuery<'a> {
     /// The dataset.
-    pub dataset_id: i64,
+    pub dataset_id: DatasetId,
     /// System A.
-    pub system_a: i64,
+    pub system_a: SystemId,
     /// System B.
-    pub system_b: i64,
+    pub system_b: SystemId,
     /// The comparison whose verdicts to show, and whether it compared (a, b)
     /// (`true`) or (b, a).
-    pub job: Option<(i64, bool)>,
+    pub job: Option<(JobId, bool)>,
     /// Which items.
     pub filter: Filter,
     /// Text to find in the prompt or either response (case-insensitive).
@@ -161,12 +175,11 @@ pub struct ReviewQuery<'a> {
     pub offset: i64,
 }
 
-/// One item both systems answered, verdicts from A's point of view
-/// (1: A preferred, -1: B preferred, 0: tie).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+/// One item both systems answered, verdicts from A's point of view.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReviewItem {
     /// The item's id.
-    pub item_id: i64,
+    pub item_id: ItemId,
     /// Its key.
     pub key: String,
     /// The prompt.
@@ -174,19 +187,53 @@ pub struct ReviewItem {
     /// The reference answer.
     pub reference: Option<String>,
     /// A's generation.
-    pub generation_a: i64,
+    pub generation_a: GenerationId,
     /// A's response.
     pub response_a: String,
     /// B's generation.
-    pub generation_b: i64,
+    pub generation_b: GenerationId,
     /// B's response.
     pub response_b: String,
-    /// The verdict with A shown first.
-    pub a_first: Option<i16>,
+    /// The verdict with A shown first (none: not compared).
+    pub a_first: Option<Outcome>,
     /// The verdict with B shown first (none for a metric judge).
-    pub b_first: Option<i16>,
+    pub b_first: Option<Outcome>,
     /// What counted.
-    pub outcome: Option<i16>,
+    pub outcome: Option<Outcome>,
+}
+
+/// [`ReviewItem`] as selected, outcomes in their stored encoding.
+#[derive(sqlx::FromRow)]
+struct ReviewRow {
+    item_id: ItemId,
+    key: String,
+    prompt: String,
+    reference: Option<String>,
+    generation_a: GenerationId,
+    response_a: String,
+    generation_b: GenerationId,
+    response_b: String,
+    a_first: Option<i16>,
+    b_first: Option<i16>,
+    outcome: Option<i16>,
+}
+
+impl From<ReviewRow> for ReviewItem {
+    fn from(row: ReviewRow) -> Self {
+        ReviewItem {
+            item_id: row.item_id,
+            key: row.key,
+            prompt: row.prompt,
+            reference: row.reference,
+            generation_a: row.generation_a,
+            response_a: row.response_a,
+            generation_b: row.generation_b,
+            response_b: row.response_b,
+            a_first: row.a_first.map(outcome_from_db),
+            b_first: row.b_first.map(outcome_from_db),
+            outcome: row.outcome.map(outcome_from_db),
+        }
+    }
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
@@ -230,7 +277,55 @@ pub async fn items(pool: &PgPool, query: &ReviewQuery<'_>) -> Result<(i64, Vec<R
                WHEN 'inconsistent' THEN o.b_first IS NOT NULL AND o.a_first <> o.b_first \
                ELSE true END";
     let search = query.search.filter(|s| !s.is_empty()).map(like_pattern);
-    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {MATCHING}"))
+    // Both statements take the same nine parameters, bound in one place.
+    let stored = (stored_a, stored_b);
+    let count_sql = format!("SELECT count(*) {MATCHING}");
+    let (total,): (i64,) = bind_matching(
+        sqlx::query_as(&count_sql),
+        query,
+        job,
+        stored,
+        forward,
+        &search,
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db("count items side by side"))?;
+    let page_sql = format!(
+        "SELECT i.id AS item_id, i.key, i.prompt, i.reference, \
+           ga.id AS generation_a, ga.response AS response_a, gb.id AS generation_b, gb.response AS response_b, \
+           CASE WHEN $7 THEN o.a_first WHEN o.b_first IS NULL THEN -o.a_first ELSE -o.b_first END AS a_first, \
+           CASE WHEN $7 THEN o.b_first WHEN o.b_first IS NULL THEN NULL ELSE -o.a_first END AS b_first, \
+           CASE WHEN $7 THEN o.outcome ELSE -o.outcome END AS outcome \
+         {MATCHING} ORDER BY i.id LIMIT $10 OFFSET $11"
+    );
+    let rows: Vec<ReviewRow> = bind_matching(
+        sqlx::query_as(&page_sql),
+        query,
+        job,
+        stored,
+        forward,
+        &search,
+    )
+    .bind(query.limit)
+    .bind(query.offset)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read items side by side"))?;
+    let rows = rows.into_iter().map(ReviewItem::from).collect();
+    Ok((total, rows))
+}
+
+/// Binds the side-by-side statements' nine shared parameters ($1–$9).
+fn bind_matching<'q, O>(
+    statement: QueryAs<'q, Postgres, O, PgArguments>,
+    query: &ReviewQuery<'_>,
+    job: Option<JobId>,
+    (stored_a, stored_b): (SystemId, SystemId),
+    forward: bool,
+    search: &'q Option<String>,
+) -> QueryAs<'q, Postgres, O, PgArguments> {
+    statement
         .bind(query.dataset_id)
         .bind(query.system_a)
         .bind(query.system_b)
@@ -239,42 +334,16 @@ pub async fn items(pool: &PgPool, query: &ReviewQuery<'_>) -> Result<(i64, Vec<R
         .bind(stored_b)
         .bind(forward)
         .bind(query.filter.as_str())
-        .bind(&search)
-        .fetch_one(pool)
-        .await
-        .map_err(db("count items side by side"))?;
-    let rows: Vec<ReviewItem> = sqlx::query_as(&format!(
-        "SELECT i.id AS item_id, i.key, i.prompt, i.reference, \
-           ga.id AS generation_a, ga.response AS response_a, gb.id AS generation_b, gb.response AS response_b, \
-           CASE WHEN $7 THEN o.a_first WHEN o.b_first IS NULL THEN -o.a_first ELSE -o.b_first END AS a_first, \
-           CASE WHEN $7 THEN o.b_first WHEN o.b_first IS NULL THEN NULL ELSE -o.a_first END AS b_first, \
-           CASE WHEN $7 THEN o.outcome ELSE -o.outcome END AS outcome \
-         {MATCHING} ORDER BY i.id LIMIT $10 OFFSET $11"
-    ))
-    .bind(query.dataset_id)
-    .bind(query.system_a)
-    .bind(query.system_b)
-    .bind(job)
-    .bind(stored_a)
-    .bind(stored_b)
-    .bind(forward)
-    .bind(query.filter.as_str())
-    .bind(&search)
-    .bind(query.limit)
-    .bind(query.offset)
-    .fetch_all(pool)
-    .await
-    .map_err(db("read items side by side"))?;
-    Ok((total, rows))
+        .bind(search)
 }
 
 /// One stored score.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct GenerationScore {
     /// The generation scored.
-    pub generation_id: i64,
+    pub generation_id: GenerationId,
     /// The module's id.
-    pub module_id: i64,
+    pub module_id: ModuleId,
     /// The name it declares.
     pub module: String,
     /// The metric's name.
@@ -284,7 +353,7 @@ pub struct GenerationScore {
 }
 
 /// Every score of the generations, by module name, module and metric position.
-pub async fn scores(pool: &PgPool, generations: &[i64]) -> Result<Vec<GenerationScore>> {
+pub async fn scores(pool: &PgPool, generations: &[GenerationId]) -> Result<Vec<GenerationScore>> {
     sqlx::query_as(
         "SELECT s.generation_id, s.module_id, m.name AS module, mm.name AS metric, s.value \
          FROM scores s JOIN modules m ON m.id = s.module_id \

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::db;
-use super::teams::Team;
+use crate::domain::{Team, TeamId};
 use crate::error::{Error, Result};
 
 /// How long a session lasts after sign-in.
@@ -23,7 +23,7 @@ pub async fn open(pool: &PgPool, token: &str) -> Result<Option<(String, Team)>> 
         .execute(pool)
         .await
         .map_err(db("sweep sessions"))?;
-    let team: Option<(i64, String)> = sqlx::query_as(
+    let team: Option<(TeamId, String)> = sqlx::query_as(
         "WITH opened AS ( \
            INSERT INTO sessions (id_sha256, team_id, token_id, expires_at) \
            SELECT $1, k.team_id, k.id, now() + make_interval(secs => $3) FROM api_tokens k \
@@ -42,7 +42,7 @@ pub async fn open(pool: &PgPool, token: &str) -> Result<Option<(String, Team)>> 
 
 /// The team of a live session, if `session_id` names one.
 pub async fn team(pool: &PgPool, session_id: &str) -> Result<Option<Team>> {
-    let row: Option<(i64, String)> = sqlx::query_as(
+    let row: Option<(TeamId, String)> = sqlx::query_as(
         "SELECT t.id, t.name FROM sessions s \
          JOIN teams t ON t.id = s.team_id \
          JOIN api_tokens k ON k.id = s.token_id \
@@ -67,8 +67,9 @@ pub async fn close(pool: &PgPool, session_id: &str) -> Result<()> {
 
 fn new_session_id() -> Result<String> {
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| Error::Database {
-        message: format!("no randomness for a session: {e}"),
+    getrandom::fill(&mut secret).map_err(|source| Error::Randomness {
+        what: "a session id",
+        source,
     })?;
     Ok(hex::encode(secret))
 }

@@ -8,16 +8,8 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::db;
+use crate::domain::{Team, TeamId};
 use crate::error::{Error, Result};
-
-/// A team, as requests see it once authenticated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Team {
-    /// Primary key.
-    pub id: i64,
-    /// Unique name.
-    pub name: String,
-}
 
 const TOKEN_PREFIX: &str = "mrt_";
 
@@ -45,7 +37,7 @@ pub fn parse_team_name(name: &str) -> Result<&str> {
 pub async fn create_team(pool: &PgPool, name: &str) -> Result<String> {
     let name = parse_team_name(name)?;
     let mut tx = pool.begin().await.map_err(db("begin"))?;
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<TeamId> = sqlx::query_scalar(
         "INSERT INTO teams (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id",
     )
     .bind(name)
@@ -62,7 +54,7 @@ pub async fn create_team(pool: &PgPool, name: &str) -> Result<String> {
 /// Adds another token to an existing team (for rotation); returns it.
 pub async fn create_token(pool: &PgPool, team: &str) -> Result<String> {
     let mut tx = pool.begin().await.map_err(db("begin"))?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM teams WHERE name = $1")
+    let id: TeamId = sqlx::query_scalar("SELECT id FROM teams WHERE name = $1")
         .bind(team)
         .fetch_optional(&mut *tx)
         .await
@@ -97,7 +89,7 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Team>> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
-    let row: Option<(i64, String)> = sqlx::query_as(
+    let row: Option<(TeamId, String)> = sqlx::query_as(
         "SELECT t.id, t.name FROM api_tokens k JOIN teams t ON t.id = k.team_id \
          WHERE k.token_sha256 = $1 AND k.revoked_at IS NULL",
     )
@@ -108,7 +100,7 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Team>> {
     Ok(row.map(|(id, name)| Team { id, name }))
 }
 
-async fn insert_token(tx: &mut sqlx::PgConnection, team_id: i64, token: &str) -> Result<()> {
+async fn insert_token(tx: &mut sqlx::PgConnection, team_id: TeamId, token: &str) -> Result<()> {
     sqlx::query("INSERT INTO api_tokens (team_id, token_sha256, prefix) VALUES ($1, $2, $3)")
         .bind(team_id)
         .bind(token_hash(token).as_slice())
@@ -121,8 +113,9 @@ async fn insert_token(tx: &mut sqlx::PgConnection, team_id: i64, token: &str) ->
 
 fn new_token() -> Result<String> {
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| Error::Database {
-        message: format!("no randomness for a token: {e}"),
+    getrandom::fill(&mut secret).map_err(|source| Error::Randomness {
+        what: "a token",
+        source,
     })?;
     Ok(format!("{TOKEN_PREFIX}{}", hex::encode(secret)))
 }

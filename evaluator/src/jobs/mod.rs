@@ -22,7 +22,12 @@ pub mod worker;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
+use self::queue::ChunkWork;
 use crate::db::{db, searchable};
+use crate::domain::{
+    DatasetId, GenerationId, ItemId, Job, JobId, JobKind, JobState, ModuleId, ModuleKind, SystemId,
+    TeamId, parse_module_kind,
+};
 use crate::error::{Error, Result};
 
 /// Generations per score chunk.
@@ -77,7 +82,7 @@ fn describe_pairs(pairs: &[(String, String)]) -> String {
 }
 
 /// A scoring run: modules × systems on a dataset.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
     /// The dataset's name.
@@ -90,7 +95,7 @@ pub struct ScoreRequest {
 }
 
 /// A pairwise comparison: pairs of systems × a judge.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompareRequest {
     /// The dataset's name.
@@ -106,45 +111,47 @@ pub struct CompareRequest {
     pub systems: Option<Vec<String>>,
 }
 
-/// A job as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
-pub struct JobRecord {
-    /// Primary key.
-    pub id: i64,
-    /// `score` or `compare`.
-    pub kind: String,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
-    pub state: String,
-    /// The dataset's name.
-    pub dataset: String,
-    /// Chunks finished and planned.
-    pub done_chunks: i32,
-    /// Chunks planned.
-    pub total_chunks: i32,
-    /// Samples (score) or item pairs (compare) finished.
-    pub done_units: i64,
-    /// Samples or item pairs planned.
-    pub total_units: i64,
-    /// For a failed job: the cause's code (the sandbox's error code for a module fault).
-    pub error_code: Option<String>,
-    /// For a failed job: what went wrong.
-    pub error: Option<String>,
-    /// Compare jobs: the judge module's id.
-    pub judge_module_id: Option<i64>,
-    /// Compare jobs with a scorer judge: the metric's name.
-    pub judge_metric: Option<String>,
-    /// Creation time (RFC 3339).
-    pub created_at: String,
-    /// When a worker first claimed a chunk.
-    pub started_at: Option<String>,
-    /// When it reached a final state.
-    pub finished_at: Option<String>,
+/// `jobs` joined with its dataset's name, as selected.
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: JobId,
+    #[sqlx(try_from = "String")]
+    kind: JobKind,
+    #[sqlx(try_from = "String")]
+    state: JobState,
+    dataset: String,
+    done_chunks: i32,
+    total_chunks: i32,
+    done_units: i64,
+    total_units: i64,
+    error_code: Option<String>,
+    error: Option<String>,
+    judge_module_id: Option<ModuleId>,
+    judge_metric: Option<String>,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
 }
 
-impl JobRecord {
-    /// Whether the job reached a final state.
-    pub fn is_finished(&self) -> bool {
-        matches!(self.state.as_str(), "succeeded" | "failed" | "cancelled")
+impl From<JobRow> for Job {
+    fn from(row: JobRow) -> Self {
+        Job {
+            id: row.id,
+            kind: row.kind,
+            state: row.state,
+            dataset: row.dataset,
+            done_chunks: row.done_chunks,
+            total_chunks: row.total_chunks,
+            done_units: row.done_units,
+            total_units: row.total_units,
+            error_code: row.error_code,
+            error: row.error,
+            judge_module_id: row.judge_module_id,
+            judge_metric: row.judge_metric,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        }
     }
 }
 
@@ -156,8 +163,8 @@ const JOB_COLUMNS: &str = "j.id, j.kind, j.state, d.name AS dataset, j.done_chun
      to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS finished_at";
 
 /// One of the team's jobs; `None` for an unknown id or another team's.
-pub async fn get(pool: &PgPool, team_id: i64, id: i64) -> Result<Option<JobRecord>> {
-    sqlx::query_as(&format!(
+pub async fn get(pool: &PgPool, team_id: TeamId, id: JobId) -> Result<Option<Job>> {
+    let row: Option<JobRow> = sqlx::query_as(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs j JOIN datasets d ON d.id = j.dataset_id \
          WHERE j.team_id = $1 AND j.id = $2"
     ))
@@ -165,12 +172,13 @@ pub async fn get(pool: &PgPool, team_id: i64, id: i64) -> Result<Option<JobRecor
     .bind(id)
     .fetch_optional(pool)
     .await
-    .map_err(db("get job"))
+    .map_err(db("get job"))?;
+    Ok(row.map(Job::from))
 }
 
 /// The team's most recent jobs, newest first.
-pub async fn list(pool: &PgPool, team_id: i64, limit: i64) -> Result<Vec<JobRecord>> {
-    sqlx::query_as(&format!(
+pub async fn list(pool: &PgPool, team_id: TeamId, limit: i64) -> Result<Vec<Job>> {
+    let rows: Vec<JobRow> = sqlx::query_as(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs j JOIN datasets d ON d.id = j.dataset_id \
          WHERE j.team_id = $1 ORDER BY j.id DESC LIMIT $2"
     ))
@@ -178,13 +186,14 @@ pub async fn list(pool: &PgPool, team_id: i64, limit: i64) -> Result<Vec<JobReco
     .bind(limit)
     .fetch_all(pool)
     .await
-    .map_err(db("list jobs"))
+    .map_err(db("list jobs"))?;
+    Ok(rows.into_iter().map(Job::from).collect())
 }
 
 /// Cancels a job that has not finished: its queued chunks are dropped and
 /// running ones are fenced out at completion. Results already committed stay.
 /// `None` for an unknown id; the record otherwise (unchanged if it had finished).
-pub async fn cancel(pool: &PgPool, team_id: i64, id: i64) -> Result<Option<JobRecord>> {
+pub async fn cancel(pool: &PgPool, team_id: TeamId, id: JobId) -> Result<Option<Job>> {
     let mut tx = pool.begin().await.map_err(db("begin"))?;
     let updated = sqlx::query(
         "UPDATE jobs SET state = 'cancelled', finished_at = now() \
@@ -211,18 +220,22 @@ pub async fn cancel(pool: &PgPool, team_id: i64, id: i64) -> Result<Option<JobRe
 }
 
 /// A module the team owns, resolved from an id or a declared name.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct ModuleRef {
-    id: i64,
+    id: ModuleId,
     name: String,
-    kind: String,
+    kind: ModuleKind,
 }
 
-async fn resolve_module(pool: &PgPool, team_id: i64, spec: &str) -> Result<ModuleRef, JobRefused> {
+async fn resolve_module(
+    pool: &PgPool,
+    team_id: TeamId,
+    spec: &str,
+) -> Result<ModuleRef, JobRefused> {
     if !searchable(spec) {
         return Err(JobRefused::NotFound(format!("no module {spec:?}")));
     }
-    let found: Option<ModuleRef> = match spec.parse::<i64>() {
+    let found: Option<(ModuleId, String, String)> = match spec.parse::<ModuleId>() {
         Ok(id) => sqlx::query_as("SELECT id, name, kind FROM modules WHERE team_id = $1 AND id = $2")
             .bind(team_id)
             .bind(id)
@@ -238,6 +251,14 @@ async fn resolve_module(pool: &PgPool, team_id: i64, spec: &str) -> Result<Modul
         .await
         .map_err(db("find module"))?,
     };
+    let found = match found {
+        Some((id, name, kind)) => Some(ModuleRef {
+            id,
+            name,
+            kind: parse_module_kind(&kind).map_err(Error::from)?,
+        }),
+        None => None,
+    };
     found.ok_or_else(|| {
         JobRefused::NotFound(format!(
             "no module `{spec}` (give a module id or the name it declares; upload it first)"
@@ -245,11 +266,15 @@ async fn resolve_module(pool: &PgPool, team_id: i64, spec: &str) -> Result<Modul
     })
 }
 
-async fn resolve_dataset(pool: &PgPool, team_id: i64, name: &str) -> Result<i64, JobRefused> {
+async fn resolve_dataset(
+    pool: &PgPool,
+    team_id: TeamId,
+    name: &str,
+) -> Result<DatasetId, JobRefused> {
     if !searchable(name) {
         return Err(JobRefused::NotFound(format!("no dataset {name:?}")));
     }
-    let id: Option<i64> =
+    let id: Option<DatasetId> =
         sqlx::query_scalar("SELECT id FROM datasets WHERE team_id = $1 AND name = $2")
             .bind(team_id)
             .bind(name)
@@ -262,12 +287,12 @@ async fn resolve_dataset(pool: &PgPool, team_id: i64, name: &str) -> Result<i64,
 /// The systems asked for (or all with generations on the dataset), by name.
 async fn resolve_systems(
     pool: &PgPool,
-    team_id: i64,
-    dataset_id: i64,
+    team_id: TeamId,
+    dataset_id: DatasetId,
     dataset: &str,
     names: Option<&[String]>,
-) -> Result<Vec<(i64, String)>, JobRefused> {
-    let present: Vec<(i64, String)> = sqlx::query_as(
+) -> Result<Vec<(SystemId, String)>, JobRefused> {
+    let present: Vec<(SystemId, String)> = sqlx::query_as(
         "SELECT s.id, s.name FROM systems s WHERE s.team_id = $1 \
          AND EXISTS (SELECT 1 FROM generations g WHERE g.system_id = s.id AND g.dataset_id = $2) \
          ORDER BY s.name",
@@ -298,9 +323,9 @@ async fn resolve_systems(
 /// workers. Generations a module has already scored are not scored again.
 pub async fn create_score_job(
     pool: &PgPool,
-    team_id: i64,
+    team_id: TeamId,
     request: &ScoreRequest,
-) -> Result<JobRecord, JobRefused> {
+) -> Result<Job, JobRefused> {
     if request.modules.is_empty() {
         return Err(JobRefused::Invalid("name at least one module".into()));
     }
@@ -308,10 +333,12 @@ pub async fn create_score_job(
     let mut modules = Vec::new();
     for spec in &request.modules {
         let module = resolve_module(pool, team_id, spec).await?;
-        if module.kind != "scorer" {
+        if module.kind != ModuleKind::Scorer {
             return Err(JobRefused::Invalid(format!(
                 "module `{}` (#{}) is a {}; a scoring run needs scorers (use it with `compare --judge`)",
-                module.name, module.id, module.kind
+                module.name,
+                module.id,
+                module.kind.as_str()
             )));
         }
         if !modules.iter().any(|m: &ModuleRef| m.id == module.id) {
@@ -332,12 +359,12 @@ pub async fn create_score_job(
             request.dataset
         )));
     }
-    let system_ids: Vec<i64> = systems.iter().map(|(id, _)| *id).collect();
+    let system_ids: Vec<SystemId> = systems.iter().map(|(id, _)| *id).collect();
 
     let mut tx = pool.begin().await.map_err(db("begin"))?;
-    let mut chunks: Vec<(i64, Vec<i64>)> = Vec::new();
+    let mut chunks: Vec<ChunkWork> = Vec::new();
     for module in &modules {
-        let pending: Vec<i64> = sqlx::query_scalar(
+        let pending: Vec<GenerationId> = sqlx::query_scalar(
             "SELECT g.id FROM generations g WHERE g.dataset_id = $1 AND g.system_id = ANY($2) \
              AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.generation_id = g.id AND s.module_id = $3) \
              ORDER BY g.id",
@@ -348,18 +375,12 @@ pub async fn create_score_job(
         .fetch_all(&mut *tx)
         .await
         .map_err(db("plan score chunks"))?;
-        chunks.extend(pending.chunks(SCORE_CHUNK).map(|c| (module.id, c.to_vec())));
+        chunks.extend(pending.chunks(SCORE_CHUNK).map(|c| ChunkWork::Score {
+            module: module.id,
+            generations: c.to_vec(),
+        }));
     }
-    let job_id = insert_job(
-        &mut tx,
-        team_id,
-        dataset_id,
-        "score",
-        None,
-        None,
-        &chunks_units(&chunks),
-    )
-    .await?;
+    let job_id = insert_job(&mut tx, team_id, dataset_id, JobKind::Score, None, &chunks).await?;
     for module in &modules {
         sqlx::query("INSERT INTO job_modules (job_id, module_id) VALUES ($1, $2)")
             .bind(job_id)
@@ -369,18 +390,7 @@ pub async fn create_score_job(
             .map_err(db("record job modules"))?;
     }
     insert_job_systems(&mut tx, job_id, dataset_id, &system_ids).await?;
-    for (module_id, generation_ids) in &chunks {
-        sqlx::query(
-            "INSERT INTO job_chunks (job_id, module_id, generation_ids, units) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(job_id)
-        .bind(module_id)
-        .bind(generation_ids)
-        .bind(generation_ids.len() as i32)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("queue chunk"))?;
-    }
+    queue::insert_chunks(&mut tx, job_id, &chunks).await?;
     publish(pool, tx, team_id, job_id).await
 }
 
@@ -389,9 +399,9 @@ pub async fn create_score_job(
 /// [`JobRefused::NoCommonItems`] when some pair answered no item in common.
 pub async fn create_compare_job(
     pool: &PgPool,
-    team_id: i64,
+    team_id: TeamId,
     request: &CompareRequest,
-) -> Result<JobRecord, JobRefused> {
+) -> Result<Job, JobRefused> {
     let dataset_id = resolve_dataset(pool, team_id, &request.dataset).await?;
     let (judge_id, metric) =
         resolve_judge(pool, team_id, &request.judge, request.metric.as_deref()).await?;
@@ -411,11 +421,11 @@ pub async fn create_compare_job(
         )));
     }
     let mut tx = pool.begin().await.map_err(db("begin"))?;
-    let mut chunks: Vec<(i64, i64, Vec<i64>)> = Vec::new();
+    let mut chunks: Vec<ChunkWork> = Vec::new();
     let mut disjoint: Vec<(String, String)> = Vec::new();
     for (i, (a, a_name)) in systems.iter().enumerate() {
         for (b, b_name) in &systems[i + 1..] {
-            let shared: Vec<i64> = sqlx::query_scalar(
+            let shared: Vec<ItemId> = sqlx::query_scalar(
                 "SELECT ga.item_id FROM generations ga \
                  JOIN generations gb ON gb.item_id = ga.item_id AND gb.system_id = $3 \
                  WHERE ga.dataset_id = $1 AND ga.system_id = $2 ORDER BY ga.item_id",
@@ -429,7 +439,11 @@ pub async fn create_compare_job(
             if shared.is_empty() {
                 disjoint.push((a_name.clone(), b_name.clone()));
             }
-            chunks.extend(shared.chunks(COMPARE_CHUNK).map(|c| (*a, *b, c.to_vec())));
+            chunks.extend(shared.chunks(COMPARE_CHUNK).map(|c| ChunkWork::Compare {
+                a: *a,
+                b: *b,
+                items: c.to_vec(),
+            }));
         }
     }
     if !disjoint.is_empty() {
@@ -438,32 +452,19 @@ pub async fn create_compare_job(
             pairs: disjoint,
         });
     }
-    let units: Vec<usize> = chunks.iter().map(|(_, _, items)| items.len()).collect();
+    let judge = Some((judge_id, metric));
     let job_id = insert_job(
         &mut tx,
         team_id,
         dataset_id,
-        "compare",
-        Some(judge_id),
-        metric,
-        &units,
+        JobKind::Compare,
+        judge,
+        &chunks,
     )
     .await?;
-    let system_ids: Vec<i64> = systems.iter().map(|(id, _)| *id).collect();
+    let system_ids: Vec<SystemId> = systems.iter().map(|(id, _)| *id).collect();
     insert_job_systems(&mut tx, job_id, dataset_id, &system_ids).await?;
-    for (a, b, items) in &chunks {
-        sqlx::query(
-            "INSERT INTO job_chunks (job_id, system_a, system_b, item_ids, units) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(job_id)
-        .bind(a)
-        .bind(b)
-        .bind(items)
-        .bind(items.len() as i32)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("queue chunk"))?;
-    }
+    queue::insert_chunks(&mut tx, job_id, &chunks).await?;
     publish(pool, tx, team_id, job_id).await
 }
 
@@ -471,14 +472,14 @@ pub async fn create_compare_job(
 /// the position of the metric that decides (the one named, or its only one).
 pub async fn resolve_judge(
     pool: &PgPool,
-    team_id: i64,
+    team_id: TeamId,
     judge: &str,
     metric: Option<&str>,
-) -> Result<(i64, Option<i32>), JobRefused> {
+) -> Result<(ModuleId, Option<i32>), JobRefused> {
     let module = resolve_module(pool, team_id, judge).await?;
-    let metric = match (module.kind.as_str(), metric) {
-        ("judge", None) => None,
-        ("judge", Some(metric)) => {
+    let metric = match (module.kind, metric) {
+        (ModuleKind::Judge, None) => None,
+        (ModuleKind::Judge, Some(metric)) => {
             return Err(JobRefused::Invalid(format!(
                 "module `{}` is a judge; `metric` ({metric}) applies only to scorer judges",
                 module.name
@@ -490,7 +491,11 @@ pub async fn resolve_judge(
 }
 
 /// The id of the team's dataset with this name.
-pub async fn dataset_id(pool: &PgPool, team_id: i64, name: &str) -> Result<i64, JobRefused> {
+pub async fn dataset_id(
+    pool: &PgPool,
+    team_id: TeamId,
+    name: &str,
+) -> Result<DatasetId, JobRefused> {
     resolve_dataset(pool, team_id, name).await
 }
 
@@ -535,37 +540,33 @@ async fn resolve_metric(
     }
 }
 
-fn chunks_units(chunks: &[(i64, Vec<i64>)]) -> Vec<usize> {
-    chunks.iter().map(|(_, ids)| ids.len()).collect()
-}
-
 async fn insert_job(
     tx: &mut sqlx::PgConnection,
-    team_id: i64,
-    dataset_id: i64,
-    kind: &str,
-    judge_module_id: Option<i64>,
-    judge_metric: Option<i32>,
-    units: &[usize],
-) -> Result<i64, JobRefused> {
+    team_id: TeamId,
+    dataset_id: DatasetId,
+    kind: JobKind,
+    judge: Option<(ModuleId, Option<i32>)>,
+    chunks: &[ChunkWork],
+) -> Result<JobId, JobRefused> {
     // A job with nothing left to do (everything already scored) is done at once.
-    let total_units: i64 = units.iter().map(|&u| u as i64).sum();
-    let state = if units.is_empty() {
-        "succeeded"
+    let total_units: i64 = chunks.iter().map(|c| c.units() as i64).sum();
+    let state = if chunks.is_empty() {
+        JobState::Succeeded
     } else {
-        "queued"
+        JobState::Queued
     };
-    let id: i64 = sqlx::query_scalar(
+    let (judge_module_id, judge_metric) = judge.unzip();
+    let id: JobId = sqlx::query_scalar(
         "INSERT INTO jobs (team_id, dataset_id, kind, state, judge_module_id, judge_metric, total_chunks, total_units, finished_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $4 = 'succeeded' THEN now() END) RETURNING id",
     )
     .bind(team_id)
     .bind(dataset_id)
-    .bind(kind)
-    .bind(state)
+    .bind(kind.as_str())
+    .bind(state.as_str())
     .bind(judge_module_id)
-    .bind(judge_metric)
-    .bind(units.len() as i32)
+    .bind(judge_metric.flatten())
+    .bind(chunks.len() as i32)
     .bind(total_units)
     .fetch_one(&mut *tx)
     .await
@@ -577,9 +578,9 @@ async fn insert_job(
 /// now (what a pair's partial overlap is measured against).
 async fn insert_job_systems(
     tx: &mut sqlx::PgConnection,
-    job_id: i64,
-    dataset_id: i64,
-    system_ids: &[i64],
+    job_id: JobId,
+    dataset_id: DatasetId,
+    system_ids: &[SystemId],
 ) -> Result<(), JobRefused> {
     sqlx::query(
         "INSERT INTO job_systems (job_id, system_id, items) \
@@ -599,9 +600,9 @@ async fn insert_job_systems(
 async fn publish(
     pool: &PgPool,
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
-    team_id: i64,
-    job_id: i64,
-) -> Result<JobRecord, JobRefused> {
+    team_id: TeamId,
+    job_id: JobId,
+) -> Result<Job, JobRefused> {
     // Delivered at commit, so a worker never wakes before the chunks are visible.
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(CHANNEL)
@@ -610,8 +611,8 @@ async fn publish(
         .map_err(db("notify workers"))?;
     tx.commit().await.map_err(db("commit job"))?;
     get(pool, team_id, job_id).await?.ok_or_else(|| {
-        JobRefused::Database(Error::Database {
-            message: format!("job {job_id} vanished after creation"),
-        })
+        JobRefused::Database(Error::Inconsistent(format!(
+            "job {job_id} vanished after its creation"
+        )))
     })
 }

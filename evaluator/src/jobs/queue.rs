@@ -14,38 +14,178 @@ use std::time::Duration;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::db::db;
-use crate::error::Result;
+use crate::domain::{ChunkId, GenerationId, ItemId, JobId, ModuleId, SystemId};
+use crate::error::{Error, Result};
+
+/// What a chunk asks a worker to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkWork {
+    /// Score these generations with this scorer.
+    Score {
+        /// The scorer.
+        module: ModuleId,
+        /// The generations.
+        generations: Vec<GenerationId>,
+    },
+    /// Compare these systems on these items with the job's judge.
+    Compare {
+        /// The first system.
+        a: SystemId,
+        /// The second system.
+        b: SystemId,
+        /// Items both answered.
+        items: Vec<ItemId>,
+    },
+}
+
+impl ChunkWork {
+    /// Samples (score) or item pairs (compare): the chunk's progress units.
+    pub fn units(&self) -> usize {
+        match self {
+            ChunkWork::Score { generations, .. } => generations.len(),
+            ChunkWork::Compare { items, .. } => items.len(),
+        }
+    }
+}
 
 /// A claimed chunk.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Claim {
     /// The chunk.
-    pub id: i64,
+    pub id: ChunkId,
     /// Its job.
-    pub job_id: i64,
+    pub job_id: JobId,
     /// This claim's attempt number (the fencing token).
     pub attempts: i32,
     /// Attempts allowed before the job fails.
     pub max_attempts: i32,
-    /// Score chunks: the module.
-    pub module_id: Option<i64>,
-    /// Score chunks: the generations.
-    pub generation_ids: Option<Vec<i64>>,
-    /// Compare chunks: the first system.
-    pub system_a: Option<i64>,
-    /// Compare chunks: the second system.
-    pub system_b: Option<i64>,
-    /// Compare chunks: the items.
-    pub item_ids: Option<Vec<i64>>,
+    /// What to do.
+    pub work: ChunkWork,
     /// Samples or item pairs in the chunk (progress units).
     pub units: i32,
+}
+
+/// `job_chunks` as claimed: a score chunk has a module and generations, a
+/// compare chunk two systems and items (the table's CHECK constraint).
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: ChunkId,
+    job_id: JobId,
+    attempts: i32,
+    max_attempts: i32,
+    module_id: Option<ModuleId>,
+    generation_ids: Option<Vec<GenerationId>>,
+    system_a: Option<SystemId>,
+    system_b: Option<SystemId>,
+    item_ids: Option<Vec<ItemId>>,
+    units: i32,
+}
+
+impl TryFrom<ClaimRow> for Claim {
+    type Error = Error;
+
+    fn try_from(row: ClaimRow) -> Result<Claim> {
+        let work = match row {
+            ClaimRow {
+                module_id: Some(module),
+                generation_ids: Some(generations),
+                system_a: None,
+                system_b: None,
+                item_ids: None,
+                ..
+            } => ChunkWork::Score {
+                module,
+                generations,
+            },
+            ClaimRow {
+                module_id: None,
+                generation_ids: None,
+                system_a: Some(a),
+                system_b: Some(b),
+                item_ids: Some(items),
+                ..
+            } => ChunkWork::Compare { a, b, items },
+            _ => {
+                return Err(Error::Inconsistent(format!(
+                    "chunk {} is neither a score chunk (module and generations) nor a \
+                     compare chunk (two systems and items)",
+                    row.id
+                )));
+            }
+        };
+        Ok(Claim {
+            id: row.id,
+            job_id: row.job_id,
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+            work,
+            units: row.units,
+        })
+    }
+}
+
+/// Queues a new job's chunks (inside the transaction that creates the job):
+/// each kind in one statement, whatever the number of chunks.
+pub async fn insert_chunks(
+    tx: &mut sqlx::PgConnection,
+    job_id: JobId,
+    chunks: &[ChunkWork],
+) -> Result<()> {
+    // PostgreSQL has no arrays of arrays of varying length, so each chunk's id
+    // list travels as JSON and is unpacked in SQL.
+    let mut modules = Vec::new();
+    let mut system_a = Vec::new();
+    let mut system_b = Vec::new();
+    let mut ids = Vec::new();
+    let mut units = Vec::new();
+    for chunk in chunks {
+        match chunk {
+            ChunkWork::Score {
+                module,
+                generations,
+            } => {
+                modules.push(Some(*module));
+                system_a.push(None);
+                system_b.push(None);
+                ids.push(serde_json::to_value(generations).unwrap_or_default());
+            }
+            ChunkWork::Compare { a, b, items } => {
+                modules.push(None);
+                system_a.push(Some(*a));
+                system_b.push(Some(*b));
+                ids.push(serde_json::to_value(items).unwrap_or_default());
+            }
+        }
+        units.push(chunk.units() as i32);
+    }
+    sqlx::query(
+        "INSERT INTO job_chunks (job_id, module_id, generation_ids, system_a, system_b, item_ids, units) \
+         SELECT $1, m, \
+           CASE WHEN m IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text(x)::bigint) END, \
+           a, b, \
+           CASE WHEN m IS NULL THEN ARRAY(SELECT jsonb_array_elements_text(x)::bigint) END, \
+           u \
+         FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::jsonb[], $6::int[]) \
+           WITH ORDINALITY AS c(m, a, b, x, u, n) \
+         ORDER BY n",
+    )
+    .bind(job_id)
+    .bind(&modules)
+    .bind(&system_a)
+    .bind(&system_b)
+    .bind(&ids)
+    .bind(&units)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("queue chunks"))?;
+    Ok(())
 }
 
 /// Claims the oldest ready chunk of a live job: queued and due, or running
 /// under an expired lease. `None` when there is nothing to do.
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Claim>> {
     let mut tx = pool.begin().await.map_err(db("begin claim"))?;
-    let claim: Option<Claim> = sqlx::query_as(
+    let claim: Option<ClaimRow> = sqlx::query_as(
         "UPDATE job_chunks c SET state = 'running', attempts = c.attempts + 1, worker = $1, \
            lease_expires_at = now() + make_interval(secs => $2) \
          FROM (SELECT c2.id FROM job_chunks c2 JOIN jobs j ON j.id = c2.job_id \
@@ -62,6 +202,27 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Optio
     .fetch_optional(&mut *tx)
     .await
     .map_err(db("claim chunk"))?;
+    let Some(row) = claim else {
+        tx.commit().await.map_err(db("commit claim"))?;
+        return Ok(None);
+    };
+    let (chunk, job) = (row.id, row.job_id);
+    let claim = match Claim::try_from(row) {
+        Ok(claim) => Some(claim),
+        Err(malformed) => {
+            // A row no planner writes (edited by hand): retrying cannot help,
+            // so its job fails now rather than the chunk coming back forever.
+            fail_in(
+                &mut tx,
+                job,
+                chunk,
+                "malformed_chunk",
+                &malformed.to_string(),
+            )
+            .await?;
+            None
+        }
+    };
     if let Some(claim) = &claim {
         sqlx::query(
             "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, now()) \
@@ -107,7 +268,7 @@ impl Completion {
     /// may be written.
     pub async fn begin(pool: &PgPool, claim: &Claim) -> Result<Option<Completion>> {
         let mut tx = pool.begin().await.map_err(db("begin completion"))?;
-        let live: Option<i64> = sqlx::query_scalar(
+        let live: Option<ChunkId> = sqlx::query_scalar(
             "SELECT c.id FROM job_chunks c JOIN jobs j ON j.id = c.job_id \
              WHERE c.id = $1 AND c.attempts = $2 AND c.state = 'running' AND j.state = 'running' \
              FOR UPDATE OF c",
@@ -187,11 +348,23 @@ pub async fn retry(pool: &PgPool, claim: &Claim, error: &str) -> Result<()> {
 /// are unaffected.
 pub async fn fail_job(pool: &PgPool, claim: &Claim, code: &str, message: &str) -> Result<()> {
     let mut tx = pool.begin().await.map_err(db("begin failure"))?;
+    fail_in(&mut tx, claim.job_id, claim.id, code, message).await?;
+    tx.commit().await.map_err(db("commit failure"))
+}
+
+/// [`fail_job`] inside an open transaction.
+async fn fail_in(
+    tx: &mut sqlx::PgConnection,
+    job_id: JobId,
+    chunk_id: ChunkId,
+    code: &str,
+    message: &str,
+) -> Result<()> {
     let failed = sqlx::query(
         "UPDATE jobs SET state = 'failed', error_code = $2, error = $3, finished_at = now() \
          WHERE id = $1 AND state IN ('queued', 'running')",
     )
-    .bind(claim.job_id)
+    .bind(job_id)
     .bind(code)
     .bind(message)
     .execute(&mut *tx)
@@ -205,14 +378,14 @@ pub async fn fail_job(pool: &PgPool, claim: &Claim, code: &str, message: &str) -
                last_error = CASE WHEN id = $2 THEN $3 ELSE last_error END \
              WHERE job_id = $1 AND (state = 'queued' OR state = 'running')",
         )
-        .bind(claim.job_id)
-        .bind(claim.id)
+        .bind(job_id)
+        .bind(chunk_id)
         .bind(message)
         .execute(&mut *tx)
         .await
         .map_err(db("stop chunks"))?;
     }
-    tx.commit().await.map_err(db("commit failure"))
+    Ok(())
 }
 
 /// Turns a claim that exceeded its attempts (its workers kept dying) into a job

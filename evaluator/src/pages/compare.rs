@@ -11,11 +11,13 @@ use axum::response::Response;
 use serde::Deserialize;
 use sqlx::PgPool;
 use web::format::{href, number, verdict, verdict_long};
+use web::paths;
 use web::views::{CompareItem, ComparePage, ScorePair, SelectOption, dataset_tabs};
 
 use super::winrates::job_label;
-use super::{PageError, SignedIn, dataset, dataset_path, html};
+use super::{PageError, SignedIn, dataset, html};
 use crate::db::review::{self, Filter, ReviewQuery};
+use crate::domain::{GenerationId, JobId, JobState, ModuleId, SystemId};
 
 /// Items per page.
 pub(super) const PAGE_SIZE: i64 = 50;
@@ -44,9 +46,8 @@ pub(super) async fn page(
     Query(query): Query<CompareQuery>,
 ) -> Result<Response, PageError> {
     let dataset = dataset(&db, &team, name).await?;
-    let base = dataset_path(&dataset.name);
     let systems = review::dataset_systems(&db, dataset.id).await?;
-    let find = |name: &str, default: usize| -> Result<Option<(i64, String)>, PageError> {
+    let find = |name: &str, default: usize| -> Result<Option<(SystemId, String)>, PageError> {
         if name.is_empty() {
             return Ok(systems.get(default).cloned());
         }
@@ -61,7 +62,7 @@ pub(super) async fn page(
     let a = find(&query.a, 0)?;
     let b = find(&query.b, 1)?;
     let filter = Filter::parse(&query.filter);
-    let options = |chosen: &Option<(i64, String)>| -> Vec<SelectOption> {
+    let options = |chosen: &Option<(SystemId, String)>| -> Vec<SelectOption> {
         systems
             .iter()
             .map(|s| SelectOption {
@@ -89,7 +90,7 @@ pub(super) async fn page(
         team: team.name.clone(),
         dataset: dataset.name.clone(),
         tabs: dataset_tabs(&dataset.name, "Compare"),
-        action: format!("{base}/compare"),
+        action: paths::compare(&dataset.name),
         a_options: options(&a),
         b_options: options(&b),
         job_options: Vec::new(),
@@ -114,10 +115,10 @@ pub(super) async fn page(
     let jobs = review::pair_jobs(&db, team.id, dataset.id, a_id, b_id).await?;
     let job = if query.job.is_empty() {
         jobs.iter()
-            .find(|j| j.state == "succeeded")
+            .find(|j| j.state == JobState::Succeeded)
             .or(jobs.first())
     } else {
-        let id: Option<i64> = query.job.parse().ok();
+        let id: Option<JobId> = query.job.parse().ok();
         Some(jobs.iter().find(|j| Some(j.id) == id).ok_or_else(|| {
             PageError::not_found(
                 &team,
@@ -151,13 +152,13 @@ pub(super) async fn page(
         },
     )
     .await?;
-    let generations: Vec<i64> = rows
+    let generations: Vec<GenerationId> = rows
         .iter()
         .flat_map(|r| [r.generation_a, r.generation_b])
         .collect();
     let scores = review::scores(&db, &generations).await?;
     // Module names as in the results: `name#id` when two modules share a name.
-    let mut ids_by_name: HashMap<&str, Vec<i64>> = HashMap::new();
+    let mut ids_by_name: HashMap<&str, Vec<ModuleId>> = HashMap::new();
     for s in &scores {
         let ids = ids_by_name.entry(&s.module).or_default();
         if !ids.contains(&s.module_id) {
@@ -174,7 +175,7 @@ pub(super) async fn page(
             format!("{}/{}", s.module, s.metric)
         }
     };
-    let mut by_generation: HashMap<i64, Vec<(String, Option<f64>)>> = HashMap::new();
+    let mut by_generation: HashMap<GenerationId, Vec<(String, Option<f64>)>> = HashMap::new();
     let mut metric_order: Vec<String> = Vec::new();
     for s in &scores {
         let k = key(s);
@@ -186,7 +187,7 @@ pub(super) async fn page(
             .or_default()
             .push((k, s.value));
     }
-    let value = |generation: i64, metric: &str| -> String {
+    let value = |generation: GenerationId, metric: &str| -> String {
         by_generation
             .get(&generation)
             .and_then(|list| list.iter().find(|(k, _)| k == metric))
@@ -232,7 +233,7 @@ pub(super) async fn page(
     let link = |n: i64| {
         let n = n.to_string();
         href(
-            &format!("{base}/compare"),
+            &paths::compare(&dataset.name),
             &[
                 ("a", &a_name),
                 ("b", &b_name),

@@ -33,17 +33,18 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use sqlx::PgPool;
 use web::Template;
+use web::paths;
 use web::views::{JobRow, MessagePage};
 
-use crate::api::{AppState, MAX_MODULE_BYTES};
 use crate::db::datasets;
 use crate::db::sessions;
-use crate::db::teams::Team;
-use crate::jobs::JobRecord;
+use crate::domain::{DatasetId, Job, JobKind, Team};
+use crate::state::{AppState, MAX_MODULE_BYTES};
+use crate::telemetry::ErrorReport;
 
 pub use auth::SESSION_COOKIE;
 
-/// Every page, to be merged into [`crate::api::app`].
+/// Every page, merged with the API by [`crate::startup::app`].
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(auth::login_form).post(auth::login))
@@ -102,8 +103,9 @@ pub enum PageError {
         /// What was not found.
         message: String,
     },
-    /// `500 Internal Server Error`: logged in full, shown without detail.
-    Internal(String),
+    /// `500 Internal Server Error`: shown without detail; the error is logged
+    /// with its causes by [`crate::telemetry::log_errors`].
+    Internal(std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl PageError {
@@ -115,15 +117,21 @@ impl PageError {
     }
 }
 
+impl PageError {
+    fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        PageError::Internal(std::sync::Arc::new(error))
+    }
+}
+
 impl From<crate::Error> for PageError {
     fn from(error: crate::Error) -> Self {
-        PageError::Internal(error.to_string())
+        PageError::internal(error)
     }
 }
 
 impl From<web::TemplateError> for PageError {
     fn from(error: web::TemplateError) -> Self {
-        PageError::Internal(format!("template: {error}"))
+        PageError::internal(error)
     }
 }
 
@@ -145,15 +153,17 @@ impl IntoResponse for PageError {
                 };
                 (StatusCode::NOT_FOUND, render_page(&page)).into_response()
             }
-            PageError::Internal(detail) => {
-                tracing::error!(%detail, "page failed");
+            PageError::Internal(error) => {
                 let page = MessagePage {
                     team: String::new(),
                     title: "Something went wrong".into(),
                     message: "The error was logged; try again, or tell the service's operators."
                         .into(),
                 };
-                (StatusCode::INTERNAL_SERVER_ERROR, render_page(&page)).into_response()
+                let mut response =
+                    (StatusCode::INTERNAL_SERVER_ERROR, render_page(&page)).into_response();
+                response.extensions_mut().insert(ErrorReport(error));
+                response
             }
         }
     }
@@ -188,7 +198,7 @@ fn html<T: Template>(page: &T) -> Result<Response, PageError> {
 /// A dataset the signed-in team owns.
 #[derive(Debug, Clone)]
 struct Dataset {
-    id: i64,
+    id: DatasetId,
     name: String,
 }
 
@@ -212,13 +222,8 @@ async fn dataset(
     }
 }
 
-/// `/datasets/{dataset}` with the name encoded for a URL path.
-fn dataset_path(name: &str) -> String {
-    format!("/datasets/{}", web::format::query_value(name))
-}
-
 /// A job as the pages list it, linked to where its results are.
-fn job_row(job: &JobRecord) -> JobRow {
+fn job_row(job: &Job) -> JobRow {
     let percent = if job.total_units > 0 {
         (job.done_units * 100 / job.total_units).clamp(0, 100)
     } else if job.is_finished() {
@@ -226,11 +231,11 @@ fn job_row(job: &JobRecord) -> JobRow {
     } else {
         0
     };
-    let base = dataset_path(&job.dataset);
+
     JobRow {
-        id: job.id,
-        kind: job.kind.clone(),
-        state: job.state.clone(),
+        id: job.id.0,
+        kind: job.kind.as_str().into(),
+        state: job.state.as_str().into(),
         dataset: job.dataset.clone(),
         done: job.done_units,
         total: job.total_units,
@@ -242,10 +247,10 @@ fn job_row(job: &JobRecord) -> JobRow {
             (None, None) => None,
         },
         created: job.created_at.replace('T', " ").chars().take(19).collect(),
-        href: if job.kind == "compare" {
-            format!("{base}/winrates?job={}", job.id)
+        href: if job.kind == JobKind::Compare {
+            format!("{}?job={}", paths::winrates(&job.dataset), job.id)
         } else {
-            base
+            paths::dataset(&job.dataset)
         },
     }
 }

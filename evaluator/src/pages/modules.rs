@@ -9,9 +9,9 @@ use web::views::ModulesPage;
 
 use super::overview::module_row;
 use super::{PageError, SignedIn, html};
-use crate::api::{AppState, MAX_MODULE_BYTES};
 use crate::db::modules;
-use crate::db::teams::Team;
+use crate::domain::Team;
+use crate::state::{AppState, MAX_MODULE_BYTES};
 
 async fn page(
     state: &AppState,
@@ -52,11 +52,11 @@ pub(super) async fn upload(
                         bytes = Some(b);
                         break;
                     }
-                    Err(e) => return refused(&state, &team, upload_error(&e.body_text())).await,
+                    Err(e) => return refused(&state, &team, upload_error(&e)).await,
                 },
                 Ok(Some(_)) => continue,
                 Ok(None) => break,
-                Err(e) => return refused(&state, &team, upload_error(&e.body_text())).await,
+                Err(e) => return refused(&state, &team, upload_error(&e)).await,
             }
         },
         Err(e) => {
@@ -71,13 +71,7 @@ pub(super) async fn upload(
     let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
         return refused(&state, &team, "Choose a .wasm file to upload.".into()).await;
     };
-    let host = state.host.clone();
-    let to_load = bytes.clone();
-    // Compiling is CPU-bound: off the async workers, as the API does.
-    let loaded = tokio::task::spawn_blocking(move || host.load(&to_load))
-        .await
-        .map_err(|e| PageError::Internal(e.to_string()))?;
-    let module = match loaded {
+    let module = match crate::modules::compile(&state.host, bytes.clone()).await? {
         Ok(module) => module,
         Err(e) => return refused(&state, &team, format!("Refused ({}): {e}", e.code())).await,
     };
@@ -107,10 +101,10 @@ async fn refused(state: &AppState, team: &Team, message: String) -> Result<Respo
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
-fn upload_error(detail: &str) -> String {
-    if detail.contains("length limit") || detail.contains("too large") {
+fn upload_error(error: &axum::extract::multipart::MultipartError) -> String {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
         format!("Modules are limited to {} MiB.", MAX_MODULE_BYTES >> 20)
     } else {
-        format!("The upload could not be read: {detail}")
+        format!("The upload could not be read: {}", error.body_text())
     }
 }

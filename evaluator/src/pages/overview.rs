@@ -7,23 +7,24 @@ use axum::http::HeaderValue;
 use axum::response::Response;
 use serde::Deserialize;
 use sqlx::PgPool;
+use web::paths;
 use web::views::{DatasetRow, JobsFragment, MetricRow, ModuleRow, OverviewPage, SystemRow};
 
-use super::{PageError, SignedIn, dataset_path, html, job_row};
-use crate::db::modules::ModuleRecord;
+use super::{PageError, SignedIn, html, job_row};
 use crate::db::{datasets, modules};
+use crate::domain::{Direction, JobId, JobState, Module};
 use crate::jobs;
 
 /// Recent jobs shown.
 const RECENT_JOBS: i64 = 20;
 
 /// A module as the pages show it.
-pub(super) fn module_row(m: &ModuleRecord) -> ModuleRow {
+pub(super) fn module_row(m: &Module) -> ModuleRow {
     ModuleRow {
-        id: m.id,
+        id: m.id.0,
         name: m.name.clone(),
         version: m.version.clone(),
-        kind: m.kind.clone(),
+        kind: m.kind.as_str().into(),
         description: m.description.clone(),
         sha: m.sha256.chars().take(12).collect(),
         metrics: m
@@ -31,7 +32,7 @@ pub(super) fn module_row(m: &ModuleRecord) -> ModuleRow {
             .iter()
             .map(|metric| MetricRow {
                 name: metric.name.clone(),
-                direction: direction_label(&metric.direction).into(),
+                direction: direction_label(metric.direction).into(),
                 description: metric.description.clone(),
             })
             .collect(),
@@ -39,11 +40,10 @@ pub(super) fn module_row(m: &ModuleRecord) -> ModuleRow {
 }
 
 /// `↑ higher is better` / `↓ lower is better`: an arrow and words, not a colour.
-pub(super) fn direction_label(direction: &str) -> &'static str {
-    if direction == "lower-is-better" {
-        "↓ lower is better"
-    } else {
-        "↑ higher is better"
+pub(super) fn direction_label(direction: Direction) -> &'static str {
+    match direction {
+        Direction::LowerIsBetter => "↓ lower is better",
+        Direction::HigherIsBetter => "↑ higher is better",
     }
 }
 
@@ -55,25 +55,20 @@ pub(super) async fn overview(
     let datasets = datasets::list(&db, team.id).await?;
     let systems = datasets::systems(&db, team.id).await?;
     let modules = modules::list(&db, team.id).await?;
-    let jobs: Vec<_> = jobs::list(&db, team.id, RECENT_JOBS)
-        .await?
+    let records = jobs::list(&db, team.id, RECENT_JOBS).await?;
+    let live = records.iter().any(|j| !j.is_finished());
+    let failures = records
         .iter()
+        .filter(|j| j.state == JobState::Failed)
         .map(job_row)
         .collect();
-    let live = jobs
-        .iter()
-        .any(|j| matches!(j.state.as_str(), "queued" | "running"));
-    let failures = jobs
-        .iter()
-        .filter(|j| j.state == "failed")
-        .cloned()
-        .collect();
+    let jobs: Vec<_> = records.iter().map(job_row).collect();
     html(&OverviewPage {
         team: team.name,
         datasets: datasets
             .into_iter()
             .map(|d| DatasetRow {
-                href: dataset_path(&d.name),
+                href: paths::dataset(&d.name),
                 name: d.name,
                 items: d.items,
                 systems: d.systems,
@@ -98,7 +93,7 @@ pub(super) async fn overview(
 
 #[derive(Debug, Deserialize)]
 pub(super) struct FragmentQuery {
-    job: Option<i64>,
+    job: Option<JobId>,
 }
 
 /// `GET /fragments/jobs[?job=ID]`: the recent jobs (or one job) as the table

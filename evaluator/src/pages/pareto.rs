@@ -7,16 +7,18 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use evaluator_stats::{Direction, hypervolume, pareto_front};
+use evaluator_stats::{hypervolume, pareto_front};
 use serde::Deserialize;
 use sqlx::PgPool;
 use web::charts::{Scatter, ScatterPoint, scatter_svg};
 use web::format::{fixed, href, number};
+use web::paths;
 use web::views::{ParetoPage, ParetoRow, SelectOption, dataset_tabs};
 
 use super::results::metric_keys;
-use super::{PageError, SignedIn, dataset, dataset_path, html};
-use crate::db::results;
+use super::{PageError, SignedIn, dataset, html};
+use crate::domain::{Direction, stats_direction};
+use crate::results;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct AxesQuery {
@@ -36,14 +38,6 @@ pub(super) fn lambda(metadata: &serde_json::Value) -> Option<f64> {
         .filter(|v: &f64| v.is_finite())
 }
 
-fn direction(text: &str) -> Direction {
-    if text == "lower-is-better" {
-        Direction::LowerIsBetter
-    } else {
-        Direction::HigherIsBetter
-    }
-}
-
 /// `GET /datasets/{dataset}/pareto?x=METRIC&y=METRIC`.
 pub(super) async fn page(
     State(db): State<PgPool>,
@@ -52,7 +46,6 @@ pub(super) async fn page(
     Query(query): Query<AxesQuery>,
 ) -> Result<Response, PageError> {
     let dataset = dataset(&db, &team, name).await?;
-    let base = dataset_path(&dataset.name);
     let results = results::dataset_results(&db, dataset.id, &dataset.name).await?;
     let keys = metric_keys(&results);
     let names: Vec<&String> = keys.keys().collect();
@@ -74,10 +67,9 @@ pub(super) async fn page(
                 value: key.clone(),
                 label: format!(
                     "{key} ({})",
-                    if dir == "lower-is-better" {
-                        "↓"
-                    } else {
-                        "↑"
+                    match dir {
+                        Direction::LowerIsBetter => "↓",
+                        Direction::HigherIsBetter => "↑",
                     }
                 ),
                 selected: chosen.as_deref() == Some(key.as_str()),
@@ -88,7 +80,7 @@ pub(super) async fn page(
         team: team.name.clone(),
         dataset: dataset.name.clone(),
         tabs: dataset_tabs(&dataset.name, "Pareto"),
-        action: format!("{base}/pareto"),
+        action: paths::pareto(&dataset.name),
         x_options: options(&x),
         y_options: options(&y),
         chart: String::new(),
@@ -101,7 +93,7 @@ pub(super) async fn page(
         page.message = Some("No scores yet: run a scorer from the Results tab.".into());
         return html(&page);
     };
-    let directions = [direction(&keys[&x]), direction(&keys[&y])];
+    let directions = [stats_direction(keys[&x]), stats_direction(keys[&y])];
     // Systems with a value on both axes.
     let systems: Vec<(&str, f64, f64, Option<f64>)> = results
         .systems
@@ -121,19 +113,17 @@ pub(super) async fn page(
         return html(&page);
     }
     let points: Vec<Vec<f64>> = systems.iter().map(|s| vec![s.1, s.2]).collect();
-    let front =
-        pareto_front(&points, &directions).map_err(|e| PageError::Internal(e.to_string()))?;
+    let front = pareto_front(&points, &directions).map_err(PageError::internal)?;
     // The reference: the worst value on each axis.
     let worst = |axis: usize| {
         let values = points.iter().map(|p| p[axis]);
         match directions[axis] {
-            Direction::HigherIsBetter => values.fold(f64::INFINITY, f64::min),
-            Direction::LowerIsBetter => values.fold(f64::NEG_INFINITY, f64::max),
+            evaluator_stats::Direction::HigherIsBetter => values.fold(f64::INFINITY, f64::min),
+            evaluator_stats::Direction::LowerIsBetter => values.fold(f64::NEG_INFINITY, f64::max),
         }
     };
     let reference = [worst(0), worst(1)];
-    let volume = hypervolume(&points, &directions, &reference)
-        .map_err(|e| PageError::Internal(e.to_string()))?;
+    let volume = hypervolume(&points, &directions, &reference).map_err(PageError::internal)?;
     // Clicking a point compares that system with the best other front system.
     let partner = |i: usize| -> Option<&str> {
         front
@@ -146,15 +136,15 @@ pub(super) async fn page(
     let compare_href = |i: usize| {
         let a = systems[i].0;
         match partner(i) {
-            Some(b) => href(&format!("{base}/compare"), &[("a", a), ("b", b)]),
-            None => href(&format!("{base}/compare"), &[("a", a)]),
+            Some(b) => href(&paths::compare(&dataset.name), &[("a", a), ("b", b)]),
+            None => href(&paths::compare(&dataset.name), &[("a", a)]),
         }
     };
     let scatter = Scatter {
         x_label: x.clone(),
         y_label: y.clone(),
-        x_higher_is_better: directions[0] == Direction::HigherIsBetter,
-        y_higher_is_better: directions[1] == Direction::HigherIsBetter,
+        x_higher_is_better: keys[&x] == Direction::HigherIsBetter,
+        y_higher_is_better: keys[&y] == Direction::HigherIsBetter,
         points: systems
             .iter()
             .enumerate()

@@ -12,13 +12,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use sqlx::PgPool;
 use web::format::{href, number, plus_minus};
+use web::paths;
 use web::views::{ResultCell, ResultColumn, ResultRow, ResultsPage, SelectOption, dataset_tabs};
 
-use super::{Dataset, PageError, SignedIn, dataset, dataset_path, html};
-use crate::db::results::{self, DatasetResults};
-use crate::db::teams::Team;
+use super::{Dataset, PageError, SignedIn, dataset, html};
 use crate::db::{modules, review};
+use crate::domain::{DatasetResults, Direction, ModuleKind, Team};
 use crate::jobs::{self, CompareRequest, JobRefused, ScoreRequest};
+use crate::results;
 
 /// The z value of a two-sided 95% normal interval.
 pub(super) const Z95: f64 = 1.96;
@@ -32,12 +33,11 @@ pub(super) struct SortQuery {
 }
 
 /// Every metric key of the results, with the direction its first system reports.
-pub(super) fn metric_keys(results: &DatasetResults) -> BTreeMap<String, String> {
+pub(super) fn metric_keys(results: &DatasetResults) -> BTreeMap<String, Direction> {
     let mut keys = BTreeMap::new();
     for system in &results.systems {
         for (key, summary) in &system.metrics {
-            keys.entry(key.clone())
-                .or_insert_with(|| summary.direction.clone());
+            keys.entry(key.clone()).or_insert(summary.direction);
         }
     }
     keys
@@ -52,7 +52,7 @@ async fn build(
 ) -> Result<ResultsPage, PageError> {
     let mut results = results::dataset_results(db, dataset.id, &dataset.name).await?;
     let keys = metric_keys(&results);
-    let base = dataset_path(&dataset.name);
+    let base = paths::dataset(&dataset.name);
     let descending = sort.order == "desc";
     if let Some(key) = keys.keys().find(|k| **k == sort.sort) {
         // Systems without the metric go last whatever the order.
@@ -76,7 +76,7 @@ async fn build(
         .iter()
         .map(|(key, direction)| {
             let sorted = *key == sort.sort;
-            let lower = direction == "lower-is-better";
+            let lower = *direction == Direction::LowerIsBetter;
             // First click: best first; a second click flips.
             let next = match (sorted, descending) {
                 (true, true) => "asc",
@@ -139,7 +139,7 @@ async fn build(
     let stored = modules::list(db, team.id).await?;
     let scorers = stored
         .iter()
-        .filter(|m| m.kind == "scorer")
+        .filter(|m| m.kind == ModuleKind::Scorer)
         .map(|m| SelectOption {
             value: m.id.to_string(),
             label: format!("{} {} (#{})", m.name, m.version, m.id),
@@ -148,14 +148,14 @@ async fn build(
         .collect();
     let mut judges: Vec<SelectOption> = stored
         .iter()
-        .filter(|m| m.kind == "judge")
+        .filter(|m| m.kind == ModuleKind::Judge)
         .map(|m| SelectOption {
             value: m.id.to_string(),
             label: format!("{} {} (#{}, judge)", m.name, m.version, m.id),
             selected: false,
         })
         .collect();
-    for m in stored.iter().filter(|m| m.kind == "scorer") {
+    for m in stored.iter().filter(|m| m.kind == ModuleKind::Scorer) {
         for metric in &m.metrics {
             judges.push(SelectOption {
                 value: format!("{}:{}", m.id, metric.name),
@@ -164,7 +164,7 @@ async fn build(
                     m.name,
                     metric.name,
                     m.id,
-                    super::overview::direction_label(&metric.direction)
+                    super::overview::direction_label(metric.direction)
                 ),
                 selected: false,
             });
@@ -187,9 +187,9 @@ async fn build(
         columns,
         rows,
         name_sort_href: href(&base, &[("sort", "system"), ("order", name_order)]),
-        csv_href: format!("{base}/results.csv"),
-        json_href: format!("{base}/results.json"),
-        jobs_action: format!("{base}/jobs"),
+        csv_href: paths::results_csv(&dataset.name),
+        json_href: paths::results_json(&dataset.name),
+        jobs_action: paths::jobs_form(&dataset.name),
         scorers,
         judges,
         error,
@@ -238,7 +238,7 @@ pub(super) fn results_csv(results: &DatasetResults) -> String {
                 "{},{},{},{},{},{},{},{},{}\r\n",
                 csv_field(&system.system),
                 csv_field(key),
-                m.direction,
+                m.direction.as_str(),
                 m.mean,
                 m.stderr,
                 m.mean - half,
@@ -264,7 +264,7 @@ pub(super) async fn csv(
         "attachment; filename=\"{}-results.csv\"",
         dataset.name
     ))
-    .map_err(|e| PageError::Internal(e.to_string()))?;
+    .map_err(PageError::internal)?;
     Ok((
         [
             (
@@ -325,8 +325,8 @@ pub(super) async fn create_job(
             .await
             .map(|job| {
                 Redirect::to(&format!(
-                    "{}/winrates?job={}",
-                    dataset_path(&dataset.name),
+                    "{}?job={}",
+                    paths::winrates(&dataset.name),
                     job.id
                 ))
                 .into_response()

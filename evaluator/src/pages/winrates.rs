@@ -11,12 +11,13 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use web::charts::{HeatCell, Heatmap, heatmap_svg};
 use web::format::{fixed, href};
+use web::paths;
 use web::views::{LeaderRow, PairRow, SelectOption, WinratesPage, dataset_tabs};
 
-use super::{PageError, SignedIn, dataset, dataset_path, html, job_row};
-use crate::db::results::{self, PairResult};
+use super::{PageError, SignedIn, dataset, html, job_row};
 use crate::db::review::{self, CompareJob};
-use crate::jobs;
+use crate::domain::{JobId, JobState, PairResult};
+use crate::{jobs, results};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct JobQuery {
@@ -87,11 +88,10 @@ pub(super) async fn page(
     Query(query): Query<JobQuery>,
 ) -> Result<Response, PageError> {
     let dataset = dataset(&db, &team, name).await?;
-    let base = dataset_path(&dataset.name);
     let comparisons = review::compare_jobs(&db, team.id, dataset.id).await?;
     let chosen = match query.job.as_deref().filter(|j| !j.is_empty()) {
         Some(text) => {
-            let id: Option<i64> = text.parse().ok();
+            let id: Option<JobId> = text.parse().ok();
             let found = comparisons.iter().find(|j| Some(j.id) == id);
             Some(found.ok_or_else(|| {
                 PageError::not_found(
@@ -100,7 +100,8 @@ pub(super) async fn page(
                 )
             })?)
         }
-        None => match results::latest_compare_job(&db, team.id, dataset.id).await? {
+        None => match crate::db::results::latest_compare_job(&db, team.id, dataset.id, None).await?
+        {
             Some(id) => comparisons.iter().find(|j| j.id == id),
             None => comparisons.first(),
         },
@@ -109,7 +110,7 @@ pub(super) async fn page(
         team: team.name.clone(),
         dataset: dataset.name.clone(),
         tabs: dataset_tabs(&dataset.name, "Win rates"),
-        action: format!("{base}/winrates"),
+        action: paths::winrates(&dataset.name),
         job_options: comparisons
             .iter()
             .map(|j| SelectOption {
@@ -138,18 +139,18 @@ pub(super) async fn page(
         return html(&page);
     };
     page.job_label = format!("Comparison {}", job_label(job));
-    if job.state != "succeeded" {
+    if job.state != JobState::Succeeded {
         if let Some(record) = jobs::get(&db, team.id, job.id).await? {
             page.live = !record.is_finished();
             page.jobs = vec![job_row(&record)];
             page.poll_url = format!("/fragments/jobs?job={}", job.id);
-            page.message = Some(match record.state.as_str() {
-                "failed" => format!(
+            page.message = Some(match record.state {
+                JobState::Failed => format!(
                     "Comparison #{} failed: {}",
                     job.id,
                     page.jobs[0].error.clone().unwrap_or_default()
                 ),
-                "cancelled" => format!("Comparison #{} was cancelled.", job.id),
+                JobState::Cancelled => format!("Comparison #{} was cancelled.", job.id),
                 state => format!(
                     "Comparison #{} is {state}; its results appear here when it succeeds.",
                     job.id
@@ -208,7 +209,7 @@ pub(super) async fn page(
             counts: format!("{} / {} / {}", p.wins, p.losses, p.ties),
             inconsistent: p.inconsistent,
             href: href(
-                &format!("{base}/compare"),
+                &paths::compare(&dataset.name),
                 &[("a", &p.a), ("b", &p.b), ("job", &job_id)],
             ),
         })

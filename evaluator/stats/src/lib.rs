@@ -8,7 +8,7 @@
 //! # Layout
 //! - [`summary`]: [`Summary`], mean ± standard error (AlpacaEval's
 //!   `win_rate`/`standard_error`).
-//! - [`pairwise`]: [`PairCounts`] (wins/losses/ties, the ties-as-half and
+//! - [`pairwise`]: [`Outcome`] (one item's result for a pair), [`PairCounts`] (wins/losses/ties, the ties-as-half and
 //!   ALaRM's ties-excluded win rates, the Wilson interval) and
 //!   [`bootstrap_ci`], a seeded percentile bootstrap of per-item outcomes.
 //! - [`bradley_terry`]: Chatbot Arena's Bradley–Terry fit on the Elo scale
@@ -51,6 +51,6 @@ pub use bradley_terry::{Battle, BtFit, BtOptions, RatedSystem};
 pub use error::{Error, Result};
 pub use length_control::{LengthControlled, length_controlled_win_rate};
 pub use normal::{normal_quantile, z_for_confidence};
-pub use pairwise::{PairCounts, bootstrap_ci};
+pub use pairwise::{Outcome, PairCounts, bootstrap_ci};
 pub use pareto::{Direction, hypervolume, pareto_front};
 pub use summary::Summary;

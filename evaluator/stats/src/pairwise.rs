@@ -9,6 +9,42 @@ use crate::error::{Error, Result, check_confidence, check_finite};
 use crate::normal::z_for_confidence;
 use crate::quantile::percentile_interval;
 
+/// One item's outcome between two systems, from the first system's (A's)
+/// point of view. The worker stores it, the aggregates count it and the pages
+/// show it; one type for all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The judge preferred A.
+    AWins,
+    /// The judge preferred B.
+    BWins,
+    /// Neither (including verdicts the two presentation orders disagreed on).
+    Tie,
+}
+
+impl Outcome {
+    /// A's score for the item: 1 for a win, 0.5 for a tie, 0 for a loss (the
+    /// per-item values [`PairCounts::from_outcomes`] and the fits take).
+    #[must_use]
+    pub fn score(self) -> f64 {
+        match self {
+            Outcome::AWins => 1.0,
+            Outcome::Tie => 0.5,
+            Outcome::BWins => 0.0,
+        }
+    }
+
+    /// The same item seen from B's side.
+    #[must_use]
+    pub fn flipped(self) -> Outcome {
+        match self {
+            Outcome::AWins => Outcome::BWins,
+            Outcome::BWins => Outcome::AWins,
+            Outcome::Tie => Outcome::Tie,
+        }
+    }
+}
+
 /// Wins, losses and ties of one system against another (or against a
 /// baseline), counted per item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -8,8 +8,9 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use evaluator::api::{AppState, app};
 use evaluator::db;
+use evaluator::startup::app;
+use evaluator::state::AppState;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -146,7 +147,12 @@ pub async fn post_as(
     send(db, request).await
 }
 
+/// Sends a request through the router; the response's body, decoded, after
+/// checking it against the OpenAPI document (see [`check_documented`]), so
+/// every API response of every test that sends through here is validated.
 pub async fn send(db: &TestDb, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
     let state = AppState {
         db: db.pool.clone(),
         host: db.host.clone(),
@@ -154,7 +160,131 @@ pub async fn send(db: &TestDb, request: Request<Body>) -> (StatusCode, serde_jso
     let response = app(state).oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    check_documented(&method, &path, status, &body);
+    (status, body)
+}
+
+/// The generated OpenAPI document, as JSON.
+static DOCUMENT: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+    serde_json::to_value(evaluator::api::openapi()).expect("the document serializes")
+});
+
+/// Validators by (path template, method, documented status), built once.
+static VALIDATORS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<jsonschema::Validator>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The documented path template `path` falls under: a `{param}` segment
+/// matches any segment, and the template with the most literal segments wins
+/// (`/jobs/score` over `/jobs/{id}`).
+pub fn path_template(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    DOCUMENT["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .filter_map(|template| {
+            let parts: Vec<&str> = template.split('/').collect();
+            let matches = parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s);
+            matches.then(|| {
+                let literal = parts.iter().filter(|t| !t.starts_with('{')).count();
+                (literal, template.clone())
+            })
+        })
+        .max()
+        .map(|(_, template)| template)
+}
+
+/// Asserts that an API response is documented: its path and method are in the
+/// document, its status is among the operation's responses (or a documented
+/// `default`), and its body validates against that response's JSON schema
+/// (JSON Schema 2020-12, the dialect of OpenAPI 3.1, references resolved in
+/// the document's components). Responses of unknown paths must be the error
+/// body (the router's fallback 404).
+#[track_caller]
+pub fn check_documented(
+    method: &axum::http::Method,
+    path: &str,
+    status: StatusCode,
+    body: &serde_json::Value,
+) {
+    if !path.starts_with("/api/") {
+        return;
+    }
+    let doc = &*DOCUMENT;
+    let error_body = serde_json::json!({"$ref": "#/components/schemas/ErrorBody"});
+    let (key, schema) = match path_template(path) {
+        None => {
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{method} {path}: undocumented path"
+            );
+            (format!("fallback {status}"), error_body)
+        }
+        Some(template) => {
+            let operation = &doc["paths"][&template][method.as_str().to_lowercase()];
+            if operation.is_null() {
+                assert_eq!(
+                    status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {template} is served but not documented"
+                );
+                return;
+            }
+            let responses = &operation["responses"];
+            let response = if responses[status.as_str()].is_null() {
+                &responses["default"]
+            } else {
+                &responses[status.as_str()]
+            };
+            // An undocumented error status still has to be the error body.
+            let schema = if response.is_null() {
+                assert!(
+                    !status.is_success(),
+                    "{method} {template}: status {status} is not documented"
+                );
+                error_body
+            } else {
+                response["content"]["application/json"]["schema"].clone()
+            };
+            assert!(
+                !schema.is_null(),
+                "{method} {template} {status}: documented without a JSON body"
+            );
+            (format!("{template} {method} {status}"), schema)
+        }
+    };
+    let validator = VALIDATORS
+        .lock()
+        .unwrap()
+        .entry(key.clone())
+        .or_insert_with(|| {
+            let root = serde_json::json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "components": doc["components"],
+                "allOf": [schema],
+            });
+            std::sync::Arc::new(
+                jsonschema::validator_for(&root)
+                    .unwrap_or_else(|e| panic!("{key}: the documented schema is invalid: {e}")),
+            )
+        })
+        .clone();
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{key}: the response does not match the OpenAPI document:\n  {}\nbody: {body}",
+        errors.join("\n  ")
+    );
 }
 
 /// Creates a comparison of the dataset's `pairs` (by system name) with a scorer

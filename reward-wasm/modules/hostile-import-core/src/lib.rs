@@ -3,6 +3,7 @@
 
 use reward_sdk::{Info, Metric, Row, Sample, Scorer, export_scorer};
 
+#[allow(unsafe_code, reason = "declares the forbidden import on purpose")]
 #[link(wasm_import_module = "env")]
 unsafe extern "C" {
     fn read_host_secret() -> i32;

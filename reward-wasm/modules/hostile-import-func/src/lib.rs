@@ -1,5 +1,9 @@
 //! A well-formed component whose world imports a clock, which no reward world
 //! offers: the host must refuse it by name when it is loaded.
+//!
+//! Written against raw `wit-bindgen` (not the SDK, which offers no such
+//! import), whose generated glue is unsafe and undocumented.
+#![allow(unsafe_code, missing_docs, reason = "wit-bindgen's generated bindings")]
 
 wit_bindgen::generate!({
     inline: r#"

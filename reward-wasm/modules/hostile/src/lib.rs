@@ -8,6 +8,10 @@ use reward_sdk::{Info, Metric, Row, Sample, Scorer, export_scorer};
 
 struct Hostile;
 
+#[allow(
+    unconditional_recursion,
+    reason = "exhausting the guest's stack is this misdeed's point"
+)]
 fn recurse(depth: u64) -> u64 {
     // black_box keeps the optimizer from turning this into a loop.
     black_box(recurse(black_box(depth + 1))) + 1

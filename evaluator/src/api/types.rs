@@ -1,0 +1,140 @@
+//! The API's wire types: request bodies and query strings, the envelopes its
+//! responses come in, and the error body. The records inside the envelopes are
+//! [`crate::domain::records`]', re-exported here so a client needs one import.
+//! Every type derives `ToSchema`: the OpenAPI document is generated from these
+//! and the handlers' `#[utoipa::path]` attributes, never written by hand.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+pub use crate::domain::{
+    Dataset, DatasetResults, ImportSummary, Job, JobId, Leaderboard, LeaderboardEntry, Metric,
+    MetricSummary, Module, PairResult, System, SystemResults,
+};
+pub use crate::import::Format;
+pub use crate::jobs::{CompareRequest, ScoreRequest};
+
+/// Every error: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for a program (`code`) and a person (`message`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable cause: `unauthorized`, `bad_request`, `not_found`,
+    /// `conflict`, `payload_too_large`, `invalid_request`, `no_common_items`,
+    /// `internal`, or the sandbox's error code for a refused module.
+    pub code: String,
+    /// One sentence naming the cause.
+    pub message: String,
+}
+
+/// `GET /api/v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the database answers.
+    pub status: String,
+}
+
+/// `GET /api/v1/whoami`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// The team the token belongs to.
+    pub team: String,
+}
+
+/// `GET /api/v1/modules`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModuleList {
+    /// Newest first.
+    pub modules: Vec<Module>,
+}
+
+/// `GET /api/v1/datasets`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DatasetList {
+    /// By name.
+    pub datasets: Vec<Dataset>,
+}
+
+/// `GET /api/v1/datasets/{dataset}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DatasetDetail {
+    /// The dataset and its sizes.
+    pub dataset: Dataset,
+    /// The systems with generations on it, by name, counting those generations.
+    pub systems: Vec<System>,
+}
+
+/// `GET /api/v1/systems`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SystemList {
+    /// By name.
+    pub systems: Vec<System>,
+}
+
+/// `GET /api/v1/jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    /// The 100 most recent, newest first.
+    pub jobs: Vec<Job>,
+}
+
+/// `GET /api/v1/jobs/{id}/pairs`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobPairs {
+    /// The comparison.
+    pub job: Job,
+    /// Its pairs so far (all of them once it succeeded).
+    pub pairs: Vec<PairResult>,
+}
+
+/// `GET /api/v1/jobs/{id}/leaderboard`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobLeaderboard {
+    /// The comparison.
+    pub job: Job,
+    /// Its leaderboard.
+    #[serde(flatten)]
+    pub leaderboard: Leaderboard,
+}
+
+/// `GET /api/v1/datasets/{dataset}/leaderboard`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DatasetLeaderboard {
+    /// The dataset's name.
+    pub dataset: String,
+    /// The comparison the leaderboard is of.
+    pub job: JobId,
+    /// Its leaderboard.
+    #[serde(flatten)]
+    pub leaderboard: Leaderboard,
+}
+
+/// `?system=NAME[&format=canonical|mario|alarm]`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// The system the generations belong to (created if new).
+    pub system: String,
+    /// The file's format.
+    #[serde(default)]
+    #[param(inline)]
+    pub format: Format,
+}
+
+/// `?judge=MODULE[&metric=METRIC]`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JudgeQuery {
+    /// The judge: a module id or declared name.
+    pub judge: String,
+    /// For a scorer judge: the metric.
+    #[serde(default)]
+    pub metric: Option<String>,
+}
