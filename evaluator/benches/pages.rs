@@ -26,30 +26,9 @@ fn main() {
 
 /// A response whose length and final answer vary with item and system.
 fn response(item: usize, system: usize) -> String {
-    const WORDS: [&str; 12] = [
-        "the",
-        "river",
-        "flows",
-        "north",
-        "because",
-        "mountains",
-        "block",
-        "its",
-        "path",
-        "and",
-        "water",
-        "finds",
-    ];
-    let n = 8 + (item * 7 + system * 5) % (10 + system * 3);
-    let body: Vec<&str> = (0..n)
-        .map(|k| WORDS[(item * 31 + system * 17 + k * 13) % WORDS.len()])
-        .collect();
-    let answer = if (item * 3 + system).is_multiple_of(4 + system % 3) {
-        "no"
-    } else {
-        "yes"
-    };
-    format!("{}. So the answer is {answer}.", body.join(" "))
+    let length = 8 + (item * 7 + system * 5) % (10 + system * 3);
+    let no = (item * 3 + system).is_multiple_of(4 + system % 3);
+    common::response(item, system, 12, length, no)
 }
 
 async fn run(quick: bool) {

@@ -28,34 +28,8 @@ fn main() {
 
 /// Sentences in the style of MaRio's rationales, varied by item and system.
 fn response(item: usize, system: usize) -> String {
-    const WORDS: [&str; 16] = [
-        "the",
-        "river",
-        "flows",
-        "north",
-        "because",
-        "mountains",
-        "block",
-        "its",
-        "path",
-        "and",
-        "water",
-        "always",
-        "finds",
-        "lower",
-        "ground",
-        "quickly",
-    ];
-    let n = 12 + (item * 7 + system * 3) % 20;
-    let body: Vec<&str> = (0..n)
-        .map(|k| WORDS[(item * 31 + system * 17 + k * 13) % WORDS.len()])
-        .collect();
-    let answer = if (item + system).is_multiple_of(3) {
-        "no"
-    } else {
-        "yes"
-    };
-    format!("{}. So the answer is {answer}.", body.join(" "))
+    let length = 12 + (item * 7 + system * 3) % 20;
+    common::response(item, system, 16, length, (item + system).is_multiple_of(3))
 }
 
 async fn run(quick: bool) {

@@ -116,3 +116,40 @@ pub(crate) fn percentile(values: &[f64], q: f64) -> f64 {
     let rank = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted[rank]
 }
+
+/// The words the benches' responses are made of.
+const WORDS: [&str; 16] = [
+    "the",
+    "river",
+    "flows",
+    "north",
+    "because",
+    "mountains",
+    "block",
+    "its",
+    "path",
+    "and",
+    "water",
+    "always",
+    "finds",
+    "lower",
+    "ground",
+    "quickly",
+];
+
+/// A MaRio-style response: `length` words from the first `vocabulary` of
+/// [`WORDS`], varied by item and system, then `So the answer is <answer>.`
+pub(crate) fn response(
+    item: usize,
+    system: usize,
+    vocabulary: usize,
+    length: usize,
+    answer_no: bool,
+) -> String {
+    let words = &WORDS[..vocabulary.clamp(1, WORDS.len())];
+    let body: Vec<&str> = (0..length)
+        .map(|k| words[(item * 31 + system * 17 + k * 13) % words.len()])
+        .collect();
+    let answer = if answer_no { "no" } else { "yes" };
+    format!("{}. So the answer is {answer}.", body.join(" "))
+}

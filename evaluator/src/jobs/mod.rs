@@ -389,9 +389,15 @@ pub async fn create_score_job(
             .await
             .map_err(db("record job modules"))?;
     }
-    insert_job_systems(&mut tx, job_id, dataset_id, &system_ids).await?;
-    queue::insert_chunks(&mut tx, job_id, &chunks).await?;
-    publish(pool, tx, team_id, job_id).await
+    publish(
+        pool,
+        tx,
+        team_id,
+        (job_id, dataset_id),
+        &system_ids,
+        &chunks,
+    )
+    .await
 }
 
 /// Creates a pairwise comparison over every pair of the systems, on the items
@@ -463,9 +469,15 @@ pub async fn create_compare_job(
     )
     .await?;
     let system_ids: Vec<SystemId> = systems.iter().map(|(id, _)| *id).collect();
-    insert_job_systems(&mut tx, job_id, dataset_id, &system_ids).await?;
-    queue::insert_chunks(&mut tx, job_id, &chunks).await?;
-    publish(pool, tx, team_id, job_id).await
+    publish(
+        pool,
+        tx,
+        team_id,
+        (job_id, dataset_id),
+        &system_ids,
+        &chunks,
+    )
+    .await
 }
 
 /// A judge as a request names it: the module's id and, for a scorer judge,
@@ -596,13 +608,18 @@ async fn insert_job_systems(
     Ok(())
 }
 
-/// Wakes the workers and commits the job with its chunks; the job as created.
+/// Records the job's systems, queues its chunks, wakes the workers and
+/// commits it all; the job as created.
 async fn publish(
     pool: &PgPool,
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     team_id: TeamId,
-    job_id: JobId,
+    (job_id, dataset_id): (JobId, DatasetId),
+    system_ids: &[SystemId],
+    chunks: &[ChunkWork],
 ) -> Result<Job, JobRefused> {
+    insert_job_systems(&mut tx, job_id, dataset_id, system_ids).await?;
+    queue::insert_chunks(&mut tx, job_id, chunks).await?;
     // Delivered at commit, so a worker never wakes before the chunks are visible.
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(CHANNEL)
