@@ -319,10 +319,11 @@ async fn the_results_table_and_its_exports_carry_the_apis_numbers() {
             );
         }
     }
-    // mean ± 1.96·stderr, printed: half's accuracy is 0.5 ± 1.96·sqrt(1/3)/2.
+    // mean ± 1.96·stderr, printed to the decimals that give the half-width two
+    // significant digits: half's accuracy is 0.5 ± 1.96·sqrt(1/3)/2 = 0.57.
     let half_width = 1.96 * (1.0f64 / 3.0).sqrt() / 2.0;
     assert!(
-        html.body.contains(&format!("0.5000 ± {half_width:.4}")),
+        html.body.contains(&format!("0.50 ± {half_width:.2}")),
         "{}",
         html.body
     );

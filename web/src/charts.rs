@@ -58,7 +58,7 @@ pub struct Heatmap {
     pub cells: Vec<Vec<Option<HeatCell>>>,
 }
 
-const CELL: f64 = 58.0;
+const CELL: f64 = 64.0;
 
 /// The fill for a win rate: blue below one half, white at it, orange above.
 pub fn heat_colour(rate: f64) -> String {
@@ -75,6 +75,15 @@ pub fn heat_colour(rate: f64) -> String {
         mix(from.1, to.1),
         mix(from.2, to.2)
     )
+}
+
+/// A rate in [0, 1] with two decimals and no leading zero (`.41`, `1.00`).
+fn bare(rate: f64) -> String {
+    let text = fixed(rate, 2);
+    match text.strip_prefix("0.") {
+        Some(rest) => format!(".{rest}"),
+        None => text,
+    }
 }
 
 /// Shortens a label for an axis; the full text stays in the `<title>`.
@@ -113,9 +122,9 @@ pub fn heatmap_svg(map: &Heatmap) -> String {
         h = fixed(height, 0),
         // Up to 1.4 times its natural size: readable, never wider than the page.
         max = fixed(width * 1.4, 0),
-        // On a phone a large matrix scrolls sideways rather than shrinking
-        // its numbers below legibility.
-        min = fixed(width * 0.7, 0),
+        // Never below its natural size: on a phone the matrix scrolls sideways
+        // rather than shrinking its numbers (11 px at the smallest) below legibility.
+        min = fixed(width, 0),
     );
     for (i, name) in map.systems.iter().enumerate() {
         let y = top + (i as f64 + 0.5) * CELL;
@@ -153,9 +162,15 @@ pub fn heatmap_svg(map: &Heatmap) -> String {
                     } else {
                         "#111"
                     };
+                    // The interval printed in the cell, not only on hover
+                    // (touch screens have none), without leading zeros to fit.
+                    let interval = cell
+                        .ci
+                        .map(|[lo, hi]| format!("{}–{}", bare(lo), bare(hi)))
+                        .unwrap_or_default();
                     let _ = write!(
                         svg,
-                        r#"<g class="cell" data-row="{ea}" data-col="{eb}" data-value="{v}"><title>{ea} vs {eb}: win rate {r} ({ci}); {w} wins, {l} losses, {t} ties</title><rect x="{x}" y="{y}" width="{c}" height="{c}" fill="{fill}"/><text x="{tx}" y="{ty}" text-anchor="middle" dominant-baseline="middle" fill="{ink}">{r}{mark}</text></g>"#,
+                        r#"<g class="cell" data-row="{ea}" data-col="{eb}" data-value="{v}"><title>{ea} vs {eb}: win rate {r} ({ci}); {w} wins, {l} losses, {t} ties</title><rect x="{x}" y="{y}" width="{c}" height="{c}" fill="{fill}"/><text x="{tx}" y="{ty}" text-anchor="middle" dominant-baseline="middle" fill="{ink}">{r}{mark}</text><text class="ci" x="{tx}" y="{cy}" text-anchor="middle" dominant-baseline="middle" fill="{ink}">{interval}</text></g>"#,
                         ea = escape(a),
                         eb = escape(b),
                         v = cell.win_rate,
@@ -168,7 +183,8 @@ pub fn heatmap_svg(map: &Heatmap) -> String {
                         c = fixed(CELL - 2.0, 1),
                         fill = heat_colour(cell.win_rate),
                         tx = fixed(x + CELL / 2.0 - 1.0, 1),
-                        ty = fixed(y + CELL / 2.0 - 1.0, 1),
+                        ty = fixed(y + CELL / 2.0 - 9.0, 1),
+                        cy = fixed(y + CELL / 2.0 + 12.0, 1),
                         mark = cell.mark(),
                     );
                 }
@@ -213,6 +229,10 @@ pub struct ScatterPoint {
     pub lambda: Option<f64>,
     /// Where clicking the point leads.
     pub href: Option<String>,
+    /// The 95% interval of the x value, drawn as a horizontal bar.
+    pub x_ci: Option<[f64; 2]>,
+    /// The 95% interval of the y value, drawn as a vertical bar.
+    pub y_ci: Option<[f64; 2]>,
 }
 
 /// A two-metric scatter.
@@ -270,20 +290,44 @@ fn range(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// The values an axis must show: every point and both ends of its interval.
+fn extent(points: &[ScatterPoint], value: fn(&ScatterPoint) -> (f64, Option<[f64; 2]>)) -> (f64, f64) {
+    let values: Vec<f64> = points
+        .iter()
+        .flat_map(|p| {
+            let (v, ci) = value(p);
+            std::iter::once(v).chain(ci.into_iter().flatten())
+        })
+        .filter(|v| v.is_finite())
+        .collect();
+    range(values.into_iter())
+}
+
+fn x_extent(scatter: &Scatter) -> (f64, f64) {
+    extent(&scatter.points, |p| (p.x, p.x_ci))
+}
+
+fn y_extent(scatter: &Scatter) -> (f64, f64) {
+    extent(&scatter.points, |p| (p.y, p.y_ci))
+}
+
 /// Pixel coordinates of every point, in the same order as `scatter.points`.
 pub fn scatter_positions(scatter: &Scatter) -> Vec<(f64, f64)> {
-    let (x0, x1) = range(scatter.points.iter().map(|p| p.x));
-    let (y0, y1) = range(scatter.points.iter().map(|p| p.y));
+    let (x0, x1) = x_extent(scatter);
+    let (y0, y1) = y_extent(scatter);
     scatter
         .points
         .iter()
-        .map(|p| {
-            (
-                PAD_L + (p.x - x0) / (x1 - x0) * (W - PAD_L - PAD_R),
-                H - PAD_B - (p.y - y0) / (y1 - y0) * (H - PAD_T - PAD_B),
-            )
-        })
+        .map(|p| (x_pixel(p.x, x0, x1), y_pixel(p.y, y0, y1)))
         .collect()
+}
+
+fn x_pixel(x: f64, x0: f64, x1: f64) -> f64 {
+    PAD_L + (x - x0) / (x1 - x0) * (W - PAD_L - PAD_R)
+}
+
+fn y_pixel(y: f64, y0: f64, y1: f64) -> f64 {
+    H - PAD_B - (y - y0) / (y1 - y0) * (H - PAD_T - PAD_B)
 }
 
 fn polyline(points: &[(f64, f64)]) -> String {
@@ -301,14 +345,17 @@ fn polyline(points: &[(f64, f64)]) -> String {
 /// dominated points as dimmed hollow circles, each labelled and linked.
 pub fn scatter_svg(scatter: &Scatter) -> String {
     let positions = scatter_positions(scatter);
-    let (x0, x1) = range(scatter.points.iter().map(|p| p.x));
-    let (y0, y1) = range(scatter.points.iter().map(|p| p.y));
+    let (x0, x1) = x_extent(scatter);
+    let (y0, y1) = y_extent(scatter);
     let mut svg = String::new();
+    // At least 7/8 of its natural size, so that its smallest text (14 units)
+    // stays above 12 px; narrower screens scroll the chart sideways.
     let _ = write!(
         svg,
-        r#"<svg class="scatter" viewBox="0 0 {W} {H}" role="img" aria-labelledby="scatter-title" xmlns="http://www.w3.org/2000/svg"><title id="scatter-title">{y} against {x}</title>"#,
+        r#"<svg class="scatter" viewBox="0 0 {W} {H}" style="min-width: {min}px" role="img" aria-labelledby="scatter-title" xmlns="http://www.w3.org/2000/svg"><title id="scatter-title">{y} against {x}</title>"#,
         x = escape(&scatter.x_label),
         y = escape(&scatter.y_label),
+        min = fixed(W * 0.875, 0),
     );
     // Axes and grid.
     let _ = write!(
@@ -366,13 +413,42 @@ pub fn scatter_svg(scatter: &Scatter) -> String {
         .collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     if !front.is_empty() {
+        // A wide translucent band: the sweep's thin dashed line stays legible
+        // on top of it where the two coincide (a sweep often is the front).
         let _ = write!(
             svg,
-            r##"<polyline class="front-line" points="{}" fill="none" stroke="#b35806" stroke-width="2.5"><title>Pareto front</title></polyline>"##,
+            r##"<polyline class="front-line" points="{}" fill="none" stroke="#e08214" stroke-opacity="0.45" stroke-width="9" stroke-linejoin="round" stroke-linecap="round"><title>Pareto front</title></polyline>"##,
             polyline(&front)
         );
     }
-    // The sweep (dashed), over the front so both show where they coincide.
+    // Each mean's 95% interval on each axis, under the points.
+    for (p, (px, py)) in scatter.points.iter().zip(&positions) {
+        if let Some([lo, hi]) = p.x_ci.filter(|ci| ci.iter().all(|v| v.is_finite())) {
+            let (a, b) = (x_pixel(lo, x0, x1), x_pixel(hi, x0, x1));
+            let _ = write!(
+                svg,
+                r##"<path class="errbar" d="M{a} {py}H{b}M{a} {t}V{u}M{b} {t}V{u}" stroke="#444" stroke-width="1.2" fill="none"/>"##,
+                a = fixed(a, 1),
+                b = fixed(b, 1),
+                py = fixed(*py, 1),
+                t = fixed(py - 4.0, 1),
+                u = fixed(py + 4.0, 1),
+            );
+        }
+        if let Some([lo, hi]) = p.y_ci.filter(|ci| ci.iter().all(|v| v.is_finite())) {
+            let (a, b) = (y_pixel(lo, y0, y1), y_pixel(hi, y0, y1));
+            let _ = write!(
+                svg,
+                r##"<path class="errbar" d="M{px} {a}V{b}M{l} {a}H{r}M{l} {b}H{r}" stroke="#444" stroke-width="1.2" fill="none"/>"##,
+                a = fixed(a, 1),
+                b = fixed(b, 1),
+                px = fixed(*px, 1),
+                l = fixed(px - 4.0, 1),
+                r = fixed(px + 4.0, 1),
+            );
+        }
+    }
+    // The sweep: a thin dark dashed line over the front's band.
     let mut sweep: Vec<(f64, (f64, f64))> = scatter
         .points
         .iter()
@@ -384,7 +460,7 @@ pub fn scatter_svg(scatter: &Scatter) -> String {
         let line: Vec<(f64, f64)> = sweep.iter().map(|(_, pos)| *pos).collect();
         let _ = write!(
             svg,
-            r##"<polyline class="sweep-line" points="{}" fill="none" stroke="#5e3c99" stroke-width="3.5" stroke-dasharray="2 7" stroke-linecap="round"><title>interpolation sweep, in λ order</title></polyline>"##,
+            r##"<polyline class="sweep-line" points="{}" fill="none" stroke="#2d004b" stroke-width="1.6" stroke-dasharray="7 4"><title>interpolation sweep, in λ order</title></polyline>"##,
             polyline(&line)
         );
     }
@@ -522,6 +598,8 @@ mod tests {
                 on_front: true,
                 lambda: None,
                 href: Some(r#"/x?a="><script>"#.into()),
+                x_ci: None,
+                y_ci: None,
             }],
         };
         for svg in [heatmap_svg(&map), scatter_svg(&scatter)] {
@@ -558,9 +636,28 @@ mod tests {
                     on_front,
                     lambda,
                     href: None,
+                    x_ci: Some([x - 0.1, x + 0.1]),
+                    y_ci: None,
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn intervals_are_drawn_as_bars_and_printed_in_heatmap_cells() {
+        let s = scatter(&[(1.0, 1.0, true, None), (2.0, 0.5, true, None)]);
+        let svg = scatter_svg(&s);
+        assert_eq!(svg.matches(r#"class="errbar""#).count(), 2, "one x bar each");
+        let map = Heatmap {
+            systems: vec!["a".into(), "b".into()],
+            cells: vec![
+                vec![None, Some(cell(0.7, [0.55, 0.82]))],
+                vec![Some(cell(0.3, [0.18, 0.45])), None],
+            ],
+        };
+        let svg = heatmap_svg(&map);
+        assert!(svg.contains(">.55–.82</text>"), "{svg}");
+        assert!(svg.contains(">.18–.45</text>"), "{svg}");
     }
 
     #[test]

@@ -23,22 +23,62 @@ pub fn fixed(value: f64, digits: usize) -> String {
     format!("{value:.digits$}")
 }
 
-/// A metric value for a table: four significant decimals for values under
-/// 100, fewer for larger ones.
+/// A metric value for a table: integers as integers (`33`, not `33.0000`),
+/// anything else to four significant digits (`0.1235`, `110.9`, `1235`).
 pub fn number(value: f64) -> String {
-    let a = value.abs();
-    if a >= 1000.0 {
-        fixed(value, 1)
-    } else if a >= 100.0 {
-        fixed(value, 2)
-    } else {
-        fixed(value, 4)
+    if !value.is_finite() {
+        return value.to_string();
     }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        return fixed(value, 0);
+    }
+    fixed(value, significant_decimals(value, 4))
 }
 
-/// `mean ± half` with the half-width rounded like the mean.
+/// Decimals that keep `digits` significant digits of `value` (0 to 6).
+fn significant_decimals(value: f64, digits: i32) -> usize {
+    if value == 0.0 {
+        return digits.max(0) as usize;
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    (digits - 1 - magnitude).clamp(0, 6) as usize
+}
+
+/// `mean ± half`, both to the decimals that give the half-width two
+/// significant digits (`110.9 ± 3.1`, `0.546 ± 0.046`): the interval says how
+/// many of the mean's digits mean anything. Without a half-width (one
+/// sample), the mean alone as [`number`] prints it, `± 0`.
 pub fn plus_minus(mean: f64, half: f64) -> String {
-    format!("{} ± {}", number(mean), number(half))
+    if !(half.is_finite() && half > 0.0 && mean.is_finite()) {
+        return format!("{} ± 0", number(mean));
+    }
+    let decimals = significant_decimals(half, 2);
+    format!("{} ± {}", fixed(mean, decimals), fixed(half, decimals))
+}
+
+/// Escapes `text` for HTML, and shows its `` `code` `` spans as `<code>`
+/// (messages name commands and values that way; printed raw, the backticks
+/// would show). An unpaired backtick stays as it is.
+pub fn rich(text: &str) -> String {
+    let parts: Vec<&str> = text.split('`').collect();
+    if parts.len() < 3 {
+        return escape(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let paired = if parts.len() % 2 == 1 { parts.len() } else { parts.len() - 1 };
+    for (i, part) in parts.iter().enumerate() {
+        if i >= paired {
+            out.push('`');
+            out.push_str(&escape(part));
+        } else if i % 2 == 1 {
+            out.push_str("<code>");
+            out.push_str(&escape(part));
+            out.push_str("</code>");
+        } else {
+            out.push_str(&escape(part));
+        }
+    }
+    out
 }
 
 /// Percent-encodes a query-string value (everything but unreserved characters).
@@ -112,9 +152,31 @@ mod tests {
     }
 
     #[test]
-    fn numbers_keep_four_decimals_when_small() {
+    fn numbers_keep_four_significant_digits_and_integers_stay_integers() {
         assert_eq!(number(0.123456), "0.1235");
-        assert_eq!(number(1234.56), "1234.6");
-        assert_eq!(plus_minus(0.5, 0.01234), "0.5000 ± 0.0123");
+        assert_eq!(number(1234.56), "1235");
+        assert_eq!(number(110.94), "110.9");
+        assert_eq!(number(33.0), "33");
+        assert_eq!(number(-2.0), "-2");
+        assert_eq!(number(0.000123456), "0.000123");
+    }
+
+    #[test]
+    fn intervals_set_the_precision_of_their_mean() {
+        assert_eq!(plus_minus(110.94, 3.1354), "110.9 ± 3.1");
+        assert_eq!(plus_minus(0.5459, 0.0456), "0.546 ± 0.046");
+        assert_eq!(plus_minus(0.5, 0.01234), "0.500 ± 0.012");
+        assert_eq!(plus_minus(2.0, 0.0), "2 ± 0");
+        assert_eq!(plus_minus(1250.0, 45.0), "1250 ± 45");
+    }
+
+    #[test]
+    fn code_spans_in_messages_become_code_elements() {
+        assert_eq!(
+            rich("run `evaluator compare` <now>"),
+            "run <code>evaluator compare</code> &lt;now&gt;"
+        );
+        assert_eq!(rich("a `b` c `d"), "a <code>b</code> c `d");
+        assert_eq!(rich("no code"), "no code");
     }
 }

@@ -122,6 +122,8 @@ pub struct DatasetRow {
 /// A system in the overview.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SystemRow {
+    /// The datasets it has generations on, comma-separated.
+    pub datasets: String,
     /// Its name.
     pub name: String,
     /// Its metadata as compact JSON.
@@ -214,6 +216,8 @@ pub struct ResultColumn {
 /// One cell of the results table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResultCell {
+    /// Whether it is the column's best mean, by the metric's direction.
+    pub best: bool,
     /// `mean ± 1.96·stderr`, or empty.
     pub text: String,
     /// The unrounded mean (for tests and scripts), or empty.
@@ -313,6 +317,11 @@ pub struct PairRow {
 #[derive(Template)]
 #[template(path = "winrates.html")]
 pub struct WinratesPage {
+    /// Whether the length-controlled rate applies (not when the judge is a
+    /// length metric itself: controlling for length would explain it away).
+    pub show_lc: bool,
+    /// The colours of the heatmap, for its legend: (fill, meaning).
+    pub legend: Vec<(String, &'static str)>,
     /// The signed-in team.
     pub team: String,
     /// The dataset.
@@ -367,6 +376,8 @@ pub struct ParetoRow {
 #[derive(Template)]
 #[template(path = "pareto.html")]
 pub struct ParetoPage {
+    /// The axes' metrics, for the hypervolume's units.
+    pub units: String,
     /// The signed-in team.
     pub team: String,
     /// The dataset.
@@ -405,6 +416,11 @@ pub struct ScorePair {
 /// One item side by side.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompareItem {
+    /// A's response cut to a preview when long (the whole text is behind a
+    /// disclosure); `None` when short enough to show whole.
+    pub preview_a: Option<String>,
+    /// B's preview, likewise.
+    pub preview_b: Option<String>,
     /// The item's key.
     pub key: String,
     /// The prompt.
@@ -433,6 +449,9 @@ pub struct CompareItem {
 #[derive(Template)]
 #[template(path = "compare.html")]
 pub struct ComparePage {
+    /// For a comparison decided by a scorer's metric: that metric, shown
+    /// instead of the two presentation orders a judge module has.
+    pub metric_judge: Option<String>,
     /// The signed-in team.
     pub team: String,
     /// The dataset.

@@ -366,6 +366,21 @@ pub async fn scores(pool: &PgPool, generations: &[GenerationId]) -> Result<Vec<G
     .map_err(db("read scores of generations"))
 }
 
+/// The datasets each of the team's systems has generations on: `(system, dataset name)`,
+/// by system and dataset name.
+pub async fn system_datasets(pool: &PgPool, team_id: TeamId) -> Result<Vec<(SystemId, String)>> {
+    sqlx::query_as(
+        "SELECT s.id, d.name FROM systems s JOIN datasets d ON d.team_id = s.team_id \
+         WHERE s.team_id = $1 \
+           AND EXISTS (SELECT 1 FROM generations g WHERE g.system_id = s.id AND g.dataset_id = d.id) \
+         ORDER BY s.name, d.name",
+    )
+    .bind(team_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("list the datasets of systems"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

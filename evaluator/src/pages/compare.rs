@@ -14,13 +14,29 @@ use web::format::{href, number, verdict, verdict_long};
 use web::paths;
 use web::views::{CompareItem, ComparePage, ScorePair, SelectOption, dataset_tabs};
 
-use super::winrates::job_label;
+use super::winrates::{default_comparison, job_label};
 use super::{PageError, SignedIn, dataset, html};
 use crate::db::review::{self, Filter, ReviewQuery};
-use crate::domain::{GenerationId, JobId, JobState, ModuleId, SystemId};
+use crate::domain::{GenerationId, JobId, ModuleId, SystemId};
 
 /// Items per page.
 pub(super) const PAGE_SIZE: i64 = 50;
+
+/// Responses longer than this many characters show a preview, the whole
+/// text behind a disclosure: fifty long answers side by side made pages tens
+/// of thousands of pixels tall.
+const PREVIEW_CHARS: usize = 400;
+
+/// The first [`PREVIEW_CHARS`] characters (cut at a word) and an ellipsis, or
+/// `None` for a text short enough to show whole.
+fn preview(text: &str) -> Option<String> {
+    if text.chars().count() <= PREVIEW_CHARS + PREVIEW_CHARS / 4 {
+        return None;
+    }
+    let cut: String = text.chars().take(PREVIEW_CHARS).collect();
+    let at_word = cut.rfind(char::is_whitespace).filter(|&i| i > PREVIEW_CHARS / 2);
+    Some(format!("{}…", cut[..at_word.unwrap_or(cut.len())].trim_end()))
+}
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct CompareQuery {
@@ -103,6 +119,7 @@ pub(super) async fn page(
         prev_href: None,
         next_href: None,
         message: None,
+        metric_judge: None,
     };
     let (Some((a_id, a_name)), Some((b_id, b_name))) = (a, b) else {
         page.message = Some("This dataset needs two systems to compare.".into());
@@ -114,18 +131,21 @@ pub(super) async fn page(
     }
     let jobs = review::pair_jobs(&db, team.id, dataset.id, a_id, b_id).await?;
     let job = if query.job.is_empty() {
-        jobs.iter()
-            .find(|j| j.state == JobState::Succeeded)
-            .or(jobs.first())
+        default_comparison(&jobs)
     } else {
         let id: Option<JobId> = query.job.parse().ok();
         Some(jobs.iter().find(|j| Some(j.id) == id).ok_or_else(|| {
             PageError::not_found(
                 &team,
-                format!("No comparison #{} of these two systems.", query.job),
+                "No such comparison of these two systems.".to_string(),
             )
         })?)
     };
+    page.metric_judge = job.and_then(|j| {
+        j.metric
+            .as_ref()
+            .map(|metric| format!("{}/{metric}", j.judge))
+    });
     page.job_options = jobs
         .iter()
         .map(|j| SelectOption {
@@ -200,6 +220,8 @@ pub(super) async fn page(
             key: r.key.clone(),
             prompt: r.prompt.clone(),
             reference: r.reference.clone(),
+            preview_a: preview(&r.response_a),
+            preview_b: preview(&r.response_b),
             response_a: r.response_a.clone(),
             response_b: r.response_b.clone(),
             scores: metric_order

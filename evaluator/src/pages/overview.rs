@@ -11,7 +11,7 @@ use web::paths;
 use web::views::{DatasetRow, JobsFragment, MetricRow, ModuleRow, OverviewPage, SystemRow};
 
 use super::{PageError, SignedIn, html, job_row};
-use crate::db::{datasets, modules};
+use crate::db::{datasets, modules, review};
 use crate::domain::{Direction, JobId, JobState, Module};
 use crate::jobs;
 
@@ -54,6 +54,10 @@ pub(super) async fn overview(
 ) -> Result<Response, PageError> {
     let datasets = datasets::list(&db, team.id).await?;
     let systems = datasets::systems(&db, team.id).await?;
+    let mut datasets_of: std::collections::HashMap<_, Vec<String>> = Default::default();
+    for (system, dataset) in review::system_datasets(&db, team.id).await? {
+        datasets_of.entry(system).or_default().push(dataset);
+    }
     let modules = modules::list(&db, team.id).await?;
     let records = jobs::list(&db, team.id, RECENT_JOBS).await?;
     let live = records.iter().any(|j| !j.is_finished());
@@ -78,6 +82,10 @@ pub(super) async fn overview(
         systems: systems
             .into_iter()
             .map(|s| SystemRow {
+                datasets: datasets_of
+                    .get(&s.id)
+                    .map(|names| names.join(", "))
+                    .unwrap_or_default(),
                 metadata: s.metadata.to_string(),
                 name: s.name,
                 generations: s.generations,

@@ -11,11 +11,11 @@ use evaluator_stats::{hypervolume, pareto_front};
 use serde::Deserialize;
 use sqlx::PgPool;
 use web::charts::{Scatter, ScatterPoint, scatter_svg};
-use web::format::{fixed, href, number};
+use web::format::{href, number};
 use web::paths;
 use web::views::{ParetoPage, ParetoRow, SelectOption, dataset_tabs};
 
-use super::results::metric_keys;
+use super::results::{Z95, metric_keys};
 use super::{PageError, SignedIn, dataset, html};
 use crate::domain::{Direction, stats_direction};
 use crate::results;
@@ -86,6 +86,7 @@ pub(super) async fn page(
         chart: String::new(),
         rows: Vec::new(),
         hypervolume: String::new(),
+        units: String::new(),
         reference: String::new(),
         message: None,
     };
@@ -108,6 +109,15 @@ pub(super) async fn page(
         })
         .filter(|(_, a, b, _)| a.is_finite() && b.is_finite())
         .collect();
+    // Each mean's 95% interval (mean ± 1.96·stderr), for the error bars.
+    let interval = |system: &str, key: &str| {
+        results
+            .systems
+            .iter()
+            .find(|s| s.system == system)
+            .and_then(|s| s.metrics.get(key))
+            .map(|m| [m.mean - Z95 * m.stderr, m.mean + Z95 * m.stderr])
+    };
     if systems.is_empty() {
         page.message = Some(format!("No system has values for both `{x}` and `{y}`."));
         return html(&page);
@@ -155,6 +165,8 @@ pub(super) async fn page(
                 on_front: front.contains(&i),
                 lambda: s.3,
                 href: Some(compare_href(i)),
+                x_ci: interval(s.0, &x),
+                y_ci: interval(s.0, &y),
             })
             .collect(),
     };
@@ -172,7 +184,8 @@ pub(super) async fn page(
         })
         .collect();
     page.hypervolume = number(volume);
-    page.reference = format!("({}, {})", fixed(reference[0], 4), fixed(reference[1], 4));
+    page.reference = format!("(x = {}, y = {})", number(reference[0]), number(reference[1]));
+    page.units = format!("{x} × {y}");
     html(&page)
 }
 

@@ -17,7 +17,7 @@ use web::views::{ResultCell, ResultColumn, ResultRow, ResultsPage, SelectOption,
 
 use super::{Dataset, PageError, SignedIn, dataset, html};
 use crate::db::{modules, review};
-use crate::domain::{DatasetResults, Direction, ModuleKind, Team};
+use crate::domain::{DatasetResults, Direction, Module, ModuleKind, Team};
 use crate::jobs::{self, CompareRequest, JobRefused, ScoreRequest};
 use crate::results;
 
@@ -41,6 +41,21 @@ pub(super) fn metric_keys(results: &DatasetResults) -> BTreeMap<String, Directio
         }
     }
     keys
+}
+
+/// A module as the selects name it: its name and version, and the start of
+/// its SHA-256 when another module of the team has the same name. (Module ids
+/// are global across teams; the pages do not show them.)
+fn module_label(module: &Module, all: &[Module]) -> String {
+    if all.iter().filter(|m| m.name == module.name).count() > 1 {
+        format!("{} {} · {}", module.name, module.version, short_sha(module))
+    } else {
+        format!("{} {}", module.name, module.version)
+    }
+}
+
+fn short_sha(module: &Module) -> String {
+    format!("sha {}", module.sha256.chars().take(8).collect::<String>())
 }
 
 async fn build(
@@ -101,6 +116,23 @@ async fn build(
             }
         })
         .collect();
+    // Each column's best mean, by the metric's direction (several on a tie).
+    let best: BTreeMap<&String, f64> = keys
+        .iter()
+        .filter_map(|(key, direction)| {
+            let means = results
+                .systems
+                .iter()
+                .filter_map(|s| s.metrics.get(key))
+                .map(|m| m.mean)
+                .filter(|m| m.is_finite());
+            let best = match direction {
+                Direction::HigherIsBetter => means.fold(f64::NEG_INFINITY, f64::max),
+                Direction::LowerIsBetter => means.fold(f64::INFINITY, f64::min),
+            };
+            best.is_finite().then_some((key, best))
+        })
+        .collect();
     let rows = results
         .systems
         .iter()
@@ -116,6 +148,7 @@ async fn build(
                     Some(m) => {
                         let half = Z95 * m.stderr;
                         ResultCell {
+                            best: best.get(key) == Some(&m.mean) && results.systems.len() > 1,
                             text: plus_minus(m.mean, half),
                             mean: m.mean.to_string(),
                             title: format!(
@@ -128,6 +161,7 @@ async fn build(
                         }
                     }
                     None => ResultCell {
+                        best: false,
                         text: "—".into(),
                         mean: String::new(),
                         title: "not scored".into(),
@@ -142,7 +176,7 @@ async fn build(
         .filter(|m| m.kind == ModuleKind::Scorer)
         .map(|m| SelectOption {
             value: m.id.to_string(),
-            label: format!("{} {} (#{})", m.name, m.version, m.id),
+            label: module_label(m, &stored),
             selected: false,
         })
         .collect();
@@ -151,7 +185,7 @@ async fn build(
         .filter(|m| m.kind == ModuleKind::Judge)
         .map(|m| SelectOption {
             value: m.id.to_string(),
-            label: format!("{} {} (#{}, judge)", m.name, m.version, m.id),
+            label: format!("{} (judge)", module_label(m, &stored)),
             selected: false,
         })
         .collect();
@@ -160,11 +194,15 @@ async fn build(
             judges.push(SelectOption {
                 value: format!("{}:{}", m.id, metric.name),
                 label: format!(
-                    "{}/{} (#{}, {})",
+                    "{}/{} ({}{})",
                     m.name,
                     metric.name,
-                    m.id,
-                    super::overview::direction_label(metric.direction)
+                    super::overview::direction_label(metric.direction),
+                    if stored.iter().filter(|o| o.name == m.name).count() > 1 {
+                        format!(", {} {}", m.version, short_sha(m))
+                    } else {
+                        String::new()
+                    }
                 ),
                 selected: false,
             });

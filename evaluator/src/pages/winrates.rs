@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use sqlx::PgPool;
-use web::charts::{HeatCell, Heatmap, heatmap_svg};
+use web::charts::{HeatCell, Heatmap, heat_colour, heatmap_svg};
 use web::format::{fixed, href};
 use web::paths;
 use web::views::{LeaderRow, PairRow, SelectOption, WinratesPage, dataset_tabs};
@@ -24,16 +24,41 @@ pub(super) struct JobQuery {
     job: Option<String>,
 }
 
-/// How a comparison job is named in selects.
+/// How a comparison job is named in selects: by its judge, size, state and
+/// time (job ids are global across teams; the pages do not show them).
 pub(super) fn job_label(job: &CompareJob) -> String {
     let judge = match &job.metric {
         Some(metric) => format!("{}/{}", job.judge, metric),
-        None => job.judge.clone(),
+        None => format!("{} (judge)", job.judge),
     };
     format!(
-        "#{} · {judge} · {} systems · {} · {}",
-        job.id, job.systems, job.state, job.created
+        "{judge} · {} systems · {} · {}",
+        job.systems, job.state, job.created
     )
+}
+
+/// Whether a comparison is decided by a length metric (the `length` module, or
+/// a metric named for words, characters or tokens): its length-controlled rate
+/// would control for the very thing that decides it.
+pub(super) fn decided_by_length(job: &CompareJob) -> bool {
+    job.metric.as_deref().is_some_and(|metric| {
+        job.judge == "length"
+            || ["length", "words", "chars", "characters", "tokens"]
+                .iter()
+                .any(|word| metric.to_lowercase().contains(word))
+    })
+}
+
+/// The comparison a page shows when none is asked for: the newest succeeded
+/// one with a judge module, else the newest succeeded one, else the newest.
+/// (A judge module's verdicts are what a comparison is usually run for; pairs
+/// decided by a scorer's metric are a view of scores the results page shows.)
+pub(super) fn default_comparison(jobs: &[CompareJob]) -> Option<&CompareJob> {
+    let succeeded = || jobs.iter().filter(|j| j.state == JobState::Succeeded);
+    succeeded()
+        .find(|j| j.metric.is_none())
+        .or_else(|| succeeded().next())
+        .or(jobs.first())
 }
 
 /// The heatmap of a comparison's pairs, systems in `order` (others appended
@@ -96,17 +121,22 @@ pub(super) async fn page(
             Some(found.ok_or_else(|| {
                 PageError::not_found(
                     &team,
-                    format!("No comparison #{text} on `{}`.", dataset.name),
+                    format!("No such comparison on `{}`.", dataset.name),
                 )
             })?)
         }
-        None => match crate::db::results::latest_compare_job(&db, team.id, dataset.id, None).await?
-        {
-            Some(id) => comparisons.iter().find(|j| j.id == id),
-            None => comparisons.first(),
-        },
+        None => default_comparison(&comparisons),
     };
     let mut page = WinratesPage {
+        show_lc: chosen.is_none_or(|job| !decided_by_length(job)),
+        legend: [
+            (0.1, "the row system loses more often"),
+            (0.5, "even"),
+            (0.9, "the row system wins more often"),
+        ]
+        .into_iter()
+        .map(|(rate, meaning)| (heat_colour(rate), meaning))
+        .collect(),
         team: team.name.clone(),
         dataset: dataset.name.clone(),
         tabs: dataset_tabs(&dataset.name, "Win rates"),
@@ -146,14 +176,12 @@ pub(super) async fn page(
             page.poll_url = format!("/fragments/jobs?job={}", job.id);
             page.message = Some(match record.state {
                 JobState::Failed => format!(
-                    "Comparison #{} failed: {}",
-                    job.id,
+                    "This comparison failed: {}",
                     page.jobs[0].error.clone().unwrap_or_default()
                 ),
-                JobState::Cancelled => format!("Comparison #{} was cancelled.", job.id),
+                JobState::Cancelled => "This comparison was cancelled.".to_string(),
                 state => format!(
-                    "Comparison #{} is {state}; its results appear here when it succeeds.",
-                    job.id
+                    "This comparison is {state}; its results appear here when it succeeds."
                 ),
             });
         }
