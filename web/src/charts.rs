@@ -291,7 +291,10 @@ fn range(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
 }
 
 /// The values an axis must show: every point and both ends of its interval.
-fn extent(points: &[ScatterPoint], value: fn(&ScatterPoint) -> (f64, Option<[f64; 2]>)) -> (f64, f64) {
+fn extent(
+    points: &[ScatterPoint],
+    value: fn(&ScatterPoint) -> (f64, Option<[f64; 2]>),
+) -> (f64, f64) {
     let values: Vec<f64> = points
         .iter()
         .flat_map(|p| {
@@ -647,7 +650,11 @@ mod tests {
     fn intervals_are_drawn_as_bars_and_printed_in_heatmap_cells() {
         let s = scatter(&[(1.0, 1.0, true, None), (2.0, 0.5, true, None)]);
         let svg = scatter_svg(&s);
-        assert_eq!(svg.matches(r#"class="errbar""#).count(), 2, "one x bar each");
+        assert_eq!(
+            svg.matches(r#"class="errbar""#).count(),
+            2,
+            "one x bar each"
+        );
         let map = Heatmap {
             systems: vec!["a".into(), "b".into()],
             cells: vec![

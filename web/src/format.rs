@@ -49,7 +49,10 @@ fn significant_decimals(value: f64, digits: i32) -> usize {
 /// many of the mean's digits mean anything. Without a half-width (one
 /// sample), the mean alone as [`number`] prints it, `± 0`.
 pub fn plus_minus(mean: f64, half: f64) -> String {
-    if !(half.is_finite() && half > 0.0 && mean.is_finite()) {
+    // A half-width at rounding-error size (identical values summed in floating
+    // point) is no interval: it would ask for all six decimals of nothing.
+    let negligible = half <= 1e-9 * mean.abs().max(1.0);
+    if !(half.is_finite() && mean.is_finite()) || negligible {
         return format!("{} ± 0", number(mean));
     }
     let decimals = significant_decimals(half, 2);
@@ -65,7 +68,11 @@ pub fn rich(text: &str) -> String {
         return escape(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
-    let paired = if parts.len() % 2 == 1 { parts.len() } else { parts.len() - 1 };
+    let paired = if parts.len() % 2 == 1 {
+        parts.len()
+    } else {
+        parts.len() - 1
+    };
     for (i, part) in parts.iter().enumerate() {
         if i >= paired {
             out.push('`');
@@ -167,6 +174,7 @@ mod tests {
         assert_eq!(plus_minus(0.5459, 0.0456), "0.546 ± 0.046");
         assert_eq!(plus_minus(0.5, 0.01234), "0.500 ± 0.012");
         assert_eq!(plus_minus(2.0, 0.0), "2 ± 0");
+        assert_eq!(plus_minus(0.75, 1e-17), "0.75 ± 0");
         assert_eq!(plus_minus(1250.0, 45.0), "1250 ± 45");
     }
 

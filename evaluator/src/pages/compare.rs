@@ -34,8 +34,13 @@ fn preview(text: &str) -> Option<String> {
         return None;
     }
     let cut: String = text.chars().take(PREVIEW_CHARS).collect();
-    let at_word = cut.rfind(char::is_whitespace).filter(|&i| i > PREVIEW_CHARS / 2);
-    Some(format!("{}…", cut[..at_word.unwrap_or(cut.len())].trim_end()))
+    let at_word = cut
+        .rfind(char::is_whitespace)
+        .filter(|&i| i > PREVIEW_CHARS / 2);
+    Some(format!(
+        "{}…",
+        cut[..at_word.unwrap_or(cut.len())].trim_end()
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]

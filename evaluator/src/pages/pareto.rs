@@ -184,7 +184,11 @@ pub(super) async fn page(
         })
         .collect();
     page.hypervolume = number(volume);
-    page.reference = format!("(x = {}, y = {})", number(reference[0]), number(reference[1]));
+    page.reference = format!(
+        "(x = {}, y = {})",
+        number(reference[0]),
+        number(reference[1])
+    );
     page.units = format!("{x} × {y}");
     html(&page)
 }

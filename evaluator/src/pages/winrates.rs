@@ -119,10 +119,7 @@ pub(super) async fn page(
             let id: Option<JobId> = text.parse().ok();
             let found = comparisons.iter().find(|j| Some(j.id) == id);
             Some(found.ok_or_else(|| {
-                PageError::not_found(
-                    &team,
-                    format!("No such comparison on `{}`.", dataset.name),
-                )
+                PageError::not_found(&team, format!("No such comparison on `{}`.", dataset.name))
             })?)
         }
         None => default_comparison(&comparisons),
@@ -180,9 +177,9 @@ pub(super) async fn page(
                     page.jobs[0].error.clone().unwrap_or_default()
                 ),
                 JobState::Cancelled => "This comparison was cancelled.".to_string(),
-                state => format!(
-                    "This comparison is {state}; its results appear here when it succeeds."
-                ),
+                state => {
+                    format!("This comparison is {state}; its results appear here when it succeeds.")
+                }
             });
         }
         return html(&page);
@@ -243,4 +240,64 @@ pub(super) async fn page(
         })
         .collect();
     html(&page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: i64, state: JobState, judge: &str, metric: Option<&str>) -> CompareJob {
+        CompareJob {
+            id: JobId(id),
+            state,
+            judge: judge.into(),
+            metric: metric.map(Into::into),
+            systems: 2,
+            created: String::new(),
+            forward: true,
+        }
+    }
+
+    #[test]
+    fn the_default_is_the_newest_succeeded_judge_comparison() {
+        // Newest first, as review::compare_jobs lists them.
+        let jobs = [
+            job(9, JobState::Running, "label-judge", None),
+            job(8, JobState::Succeeded, "length", Some("words")),
+            job(7, JobState::Succeeded, "label-judge", None),
+            job(6, JobState::Succeeded, "label-judge", None),
+        ];
+        assert_eq!(default_comparison(&jobs).map(|j| j.id), Some(JobId(7)));
+        assert_eq!(default_comparison(&jobs[..2]).map(|j| j.id), Some(JobId(8)));
+        assert_eq!(default_comparison(&jobs[..1]).map(|j| j.id), Some(JobId(9)));
+        assert!(default_comparison(&[]).is_none());
+    }
+
+    #[test]
+    fn length_metrics_have_no_length_controlled_rate() {
+        assert!(decided_by_length(&job(
+            1,
+            JobState::Succeeded,
+            "length",
+            Some("chars")
+        )));
+        assert!(decided_by_length(&job(
+            1,
+            JobState::Succeeded,
+            "mine",
+            Some("Words")
+        )));
+        assert!(!decided_by_length(&job(
+            1,
+            JobState::Succeeded,
+            "accuracy",
+            Some("accuracy")
+        )));
+        assert!(!decided_by_length(&job(
+            1,
+            JobState::Succeeded,
+            "length-judge",
+            None
+        )));
+    }
 }
