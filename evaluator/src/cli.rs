@@ -36,6 +36,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The team's datasets on the service, with their sizes.
+    Datasets {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The team's systems on the service, with their metadata.
+    Systems {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The team's modules on the service (uploads), newest first.
+    ///
+    /// Not `modules`: that lists the built-ins offline, without a service or a
+    /// token, and scripts already call it; a `modules list`/`modules builtin`
+    /// group would break them for no gain in clarity.
+    ListModules {
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Run the evaluation service (DATABASE_URL, or a private PostgreSQL in the data directory).
     Serve {
         /// Address to listen on.
@@ -242,9 +261,18 @@ enum AdminCommand {
         /// The team's name.
         team: String,
     },
+    /// List a team's tokens: id, prefix, created, revoked (never the tokens,
+    /// which are not stored).
+    ListTokens {
+        /// The team's name.
+        team: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a token: requests carrying it are refused from then on.
     RevokeToken {
-        /// The token to revoke.
+        /// The whole token, its id, or the prefix `list-tokens` prints.
         token: String,
     },
 }
@@ -417,6 +445,18 @@ pub fn run(cli: Cli) -> Result<()> {
             let client = remote.client()?;
             crate::remote::results(&client, &dataset, remote.json)
         }
+        Command::Datasets { remote } => {
+            let list: crate::api::types::DatasetList = remote.client()?.get("/api/v1/datasets")?;
+            remote.print_text(&list, || crate::remote::dataset_table(&list.datasets))
+        }
+        Command::Systems { remote } => {
+            let list: crate::api::types::SystemList = remote.client()?.get("/api/v1/systems")?;
+            remote.print_text(&list, || crate::remote::system_table(&list.systems))
+        }
+        Command::ListModules { remote } => {
+            let list: crate::api::types::ModuleList = remote.client()?.get("/api/v1/modules")?;
+            remote.print_text(&list, || crate::remote::module_table(&list.modules))
+        }
         Command::Admin { command, data_dir } => runtime()?.block_on(admin(command, data_dir)),
     }
 }
@@ -442,15 +482,36 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// Prints `value` as JSON with --json, or the text `text` makes.
+    fn print_text<T: serde::Serialize>(&self, value: &T, text: impl Fn() -> String) -> Result<()> {
+        let line = if self.json {
+            serde_json::to_string_pretty(value).expect("serializable")
+        } else {
+            text()
+        };
+        writeln!(std::io::stdout().lock(), "{line}").map_err(stdout_error)
+    }
+}
+
 /// Uploads `builtin:NAME` or a .wasm file; returns the stored record.
 fn push_module(client: &crate::client::Client, spec: &str) -> Result<crate::api::types::Module> {
     let bytes = match ModuleSource::parse(spec)? {
         ModuleSource::Builtin(embedded) => embedded.wasm.to_vec(),
-        ModuleSource::File(path) => std::fs::read(&path).map_err(|source| Error::Io {
-            action: "cannot read module file",
-            path,
-            source,
-        })?,
+        ModuleSource::File(path) => {
+            crate::remote::check_upload_size(
+                &path,
+                "modules",
+                crate::state::MAX_MODULE_BYTES,
+                "build it with --release and without debug info (`strip = true` in the \
+                 profile, or `wasm-strip`)",
+            )?;
+            std::fs::read(&path).map_err(|source| Error::Io {
+                action: "cannot read module file",
+                path,
+                source,
+            })?
+        }
     };
     client.post_bytes("/api/v1/modules", "application/wasm", &bytes)
 }
@@ -476,10 +537,26 @@ async fn admin(command: AdminCommand, data_dir: Option<PathBuf>) -> Result<()> {
         AdminCommand::CreateToken { team } => {
             Some(crate::db::teams::create_token(pool, &team).await?)
         }
+        AdminCommand::ListTokens { team, json } => {
+            let tokens = crate::db::teams::list_tokens(pool, &team).await;
+            pool.close().await;
+            let tokens = tokens?;
+            let text = if json {
+                serde_json::to_string_pretty(&tokens).expect("serializable")
+            } else {
+                crate::remote::token_table(&tokens)
+            };
+            return writeln!(std::io::stdout().lock(), "{text}").map_err(stdout_error);
+        }
         AdminCommand::RevokeToken { token } => {
-            crate::db::teams::revoke_token(pool, &token).await?;
-            eprintln!("revoked");
-            None
+            let revoked = crate::db::teams::revoke_token(pool, &token).await;
+            pool.close().await;
+            let revoked = revoked?;
+            eprintln!(
+                "revoked token #{} ({}) of team `{}`",
+                revoked.id, revoked.prefix, revoked.team
+            );
+            return Ok(());
         }
     };
     if let Some(token) = printed {

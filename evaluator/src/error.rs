@@ -110,6 +110,27 @@ pub enum Error {
     /// A usage problem that is nobody's fault but the command line's.
     #[error("{0}")]
     Usage(String),
+    /// A file is over what the service accepts for its kind. Checked before
+    /// anything is sent: otherwise the server answers 413 mid-upload and closes
+    /// the connection, which the client sees only as a broken pipe.
+    #[error(
+        "{} is {} and the service accepts {what} of at most {} MiB; {advice}",
+        .path.display(),
+        mebibytes(*.size),
+        .limit >> 20
+    )]
+    UploadTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// What kind of upload (`modules`, `generations files`).
+        what: &'static str,
+        /// Its size in bytes.
+        size: u64,
+        /// The service's limit in bytes.
+        limit: u64,
+        /// What to do about it.
+        advice: &'static str,
+    },
     /// The service could not be reached, or answered with something unreadable.
     #[error("{url}: {message}")]
     Http {
@@ -138,6 +159,11 @@ pub enum Error {
         /// The cause.
         message: String,
     },
+}
+
+/// `50.0 MiB`: a size as people read it.
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
 }
 
 /// `Result` with this crate's [`Error`].

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::types::{
     DatasetLeaderboard, DatasetResults, ImportSummary, Job, JobPairs, LeaderboardEntry, PairResult,
+    SystemList,
 };
 use crate::client::{Client, encode};
 use crate::domain::{JobKind, JobState};
@@ -37,6 +38,17 @@ pub fn push_generations(
 ) -> Result<()> {
     // Checked before the upload, so a typo costs nothing.
     let metadata = parse_meta(meta)?;
+    check_upload_size(
+        file,
+        "generations files",
+        crate::state::MAX_IMPORT_BYTES,
+        "split it and push the parts one after another with the same --dataset and --system \
+         (each push adds to the system's generations)",
+    )?;
+    let previous_metadata = match metadata {
+        Some(_) => Some(stored_metadata(client, system)?),
+        None => None,
+    };
     let body = std::fs::read(file).map_err(|source| Error::Io {
         action: "cannot read",
         path: file.to_path_buf(),
@@ -52,27 +64,90 @@ pub fn push_generations(
         "application/x-ndjson",
         &body,
     )?;
-    if let Some(metadata) = metadata {
-        let _: serde_json::Value = client.put_json(
-            &format!("/api/v1/systems/{}/metadata", encode(system)),
-            &metadata,
-        )?;
-    }
+    let metadata_change = match (metadata, previous_metadata) {
+        (Some(metadata), Some(previous)) => {
+            let _: serde_json::Value = client.put_json(
+                &format!("/api/v1/systems/{}/metadata", encode(system)),
+                &metadata,
+            )?;
+            Some(describe_metadata_change(&previous, &metadata))
+        }
+        _ => None,
+    };
     if json {
+        if let Some(change) = metadata_change {
+            // On stderr: stdout stays the import summary scripts parse.
+            eprintln!("{system}: {change}");
+        }
         return out(&pretty(&summary));
     }
-    out(&describe_import(&summary))
+    let mut report = describe_import(&summary);
+    if let Some(change) = metadata_change {
+        report.push_str(&format!("\n  {change}"));
+    }
+    out(&report)
+}
+
+/// The system's metadata before this push (`{}` for a system not yet stored),
+/// so that the report can say what `--meta` replaced: PUT replaces the whole
+/// object, and a re-push with other values would otherwise change it silently.
+fn stored_metadata(client: &Client, system: &str) -> Result<serde_json::Value> {
+    let SystemList { systems } = client.get("/api/v1/systems")?;
+    Ok(systems
+        .into_iter()
+        .find(|s| s.name == system)
+        .map_or_else(|| serde_json::json!({}), |s| s.metadata))
+}
+
+/// `metadata unchanged` or `metadata: {old} -> {new}`.
+fn describe_metadata_change(previous: &serde_json::Value, new: &serde_json::Value) -> String {
+    if previous == new {
+        "metadata unchanged".to_string()
+    } else {
+        format!("metadata: {previous} -> {new}")
+    }
+}
+
+/// Refuses a file over the service's limit before anything is sent, naming
+/// the file, its size, the limit and what to do.
+pub fn check_upload_size(
+    path: &Path,
+    what: &'static str,
+    limit: usize,
+    advice: &'static str,
+) -> Result<()> {
+    let size = std::fs::metadata(path)
+        .map_err(|source| Error::Io {
+            action: "cannot read",
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    if size > limit as u64 {
+        return Err(Error::UploadTooLarge {
+            path: path.to_path_buf(),
+            what,
+            size,
+            limit: limit as u64,
+            advice,
+        });
+    }
+    Ok(())
 }
 
 /// `push-generations`' report: what was stored, how the rows met the dataset's
 /// items, and which other systems it shares nothing with.
 fn describe_import(summary: &ImportSummary) -> String {
     let mut text = format!(
-        "{}/{}: {} rows, {} new generations, {} already stored\n  items: {} new, {} matched, {} of other systems missing here",
+        "{}/{}: {}, {}, {} already stored\n  items: {} new, {} matched, {} of other systems missing here",
         summary.dataset,
         summary.system,
-        summary.rows,
-        summary.generations_created,
+        count(summary.rows, "row", "rows"),
+        count(
+            summary.generations_created,
+            "new generation",
+            "new generations"
+        ),
         summary.generations_unchanged,
         summary.items_created,
         summary.items_matched,
@@ -80,8 +155,8 @@ fn describe_import(summary: &ImportSummary) -> String {
     );
     if summary.reference_mismatches > 0 {
         text.push_str(&format!(
-            "\n  {} rows give a reference that differs from the item's first one (kept)",
-            summary.reference_mismatches
+            "\n  {} a reference that differs from the item's first one (kept)",
+            count(summary.reference_mismatches, "row gives", "rows give")
         ));
     }
     if !summary.systems_without_common_items.is_empty() {
@@ -98,6 +173,11 @@ fn describe_import(summary: &ImportSummary) -> String {
         ));
     }
     text
+}
+
+/// `1 row`, `2 rows`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn parse_meta(meta: &[String]) -> Result<Option<serde_json::Value>> {
@@ -308,6 +388,101 @@ fn leaderboard_table(
         table.push_str(&format!(
             "\n{:>4}  {:<width$}  {:>8.1}  [{:.1}, {:.1}]",
             e.rank, e.system, e.rating, e.ci[0], e.ci[1]
+        ));
+    }
+    table
+}
+
+/// `datasets`: id, name and sizes; the id works wherever the name does.
+pub fn dataset_table(datasets: &[crate::domain::Dataset]) -> String {
+    if datasets.is_empty() {
+        return "no datasets yet (`evaluator push-generations --dataset D --system S FILE` creates one)"
+            .to_string();
+    }
+    let width = datasets
+        .iter()
+        .map(|d| d.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let mut table = format!(
+        "{:>5}  {:<width$}  {:>8}  {:>7}  {:>11}",
+        "id", "dataset", "items", "systems", "generations"
+    );
+    for d in datasets {
+        table.push_str(&format!(
+            "\n{:>5}  {:<width$}  {:>8}  {:>7}  {:>11}",
+            d.id, d.name, d.items, d.systems, d.generations
+        ));
+    }
+    table
+}
+
+/// `systems`: id, name, generations over all datasets, and metadata.
+pub fn system_table(systems: &[crate::domain::System]) -> String {
+    if systems.is_empty() {
+        return "no systems yet (`evaluator push-generations` creates them)".to_string();
+    }
+    let width = systems
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let mut table = format!(
+        "{:>5}  {:<width$}  {:>11}  metadata",
+        "id", "system", "generations"
+    );
+    for s in systems {
+        table.push_str(&format!(
+            "\n{:>5}  {:<width$}  {:>11}  {}",
+            s.id, s.name, s.generations, s.metadata
+        ));
+    }
+    table
+}
+
+/// `list-modules`: id, declared name (what `run --module` takes), version,
+/// kind and metrics.
+pub fn module_table(modules: &[crate::domain::Module]) -> String {
+    if modules.is_empty() {
+        return "no modules yet (`evaluator push-module FILE.wasm|builtin:NAME` uploads one)"
+            .to_string();
+    }
+    let width = modules
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut table = format!(
+        "{:>5}  {:<width$}  {:<10}  {:<6}  metrics",
+        "id", "name", "version", "kind"
+    );
+    for m in modules {
+        let metrics: Vec<&str> = m.metrics.iter().map(|x| x.name.as_str()).collect();
+        table.push_str(&format!(
+            "\n{:>5}  {:<width$}  {:<10}  {:<6}  {}",
+            m.id,
+            m.name,
+            m.version,
+            m.kind.as_str(),
+            metrics.join(", ")
+        ));
+    }
+    table
+}
+
+/// `admin list-tokens`: id, prefix, created, revoked.
+pub fn token_table(tokens: &[crate::db::teams::TokenRecord]) -> String {
+    let mut table = format!("{:>5}  {:<12}  {:<20}  revoked", "id", "prefix", "created");
+    for t in tokens {
+        table.push_str(&format!(
+            "\n{:>5}  {:<12}  {:<20}  {}",
+            t.id,
+            t.prefix,
+            t.created,
+            t.revoked.as_deref().unwrap_or("-")
         ));
     }
     table

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use super::{db, searchable};
 use crate::domain::{Dataset, DatasetId, ImportSummary, ItemId, System, SystemId, TeamId};
 use crate::error::{Error, Result};
-use crate::import::Row;
+use crate::import::{Row, prompt_key};
 
 /// Why an import was refused; nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +32,40 @@ pub enum ImportRefused {
         /// The system.
         system: String,
     },
+    /// A row names a stored item (by its `id`) with a different prompt. Items
+    /// are shared by every system on the dataset, so taking the new prompt would
+    /// silently change what the others answered, and keeping the old one would
+    /// score this row against a question it was not asked.
+    #[error(
+        "{origin}: item {key} already exists on dataset `{dataset}` with the prompt {stored}, and this \
+         file gives it the prompt {given}; an item's prompt cannot change (give the row another `id`, \
+         or push to a new dataset)"
+    )]
+    PromptConflict {
+        /// The row, as `line N` or `entry K`.
+        origin: String,
+        /// The dataset.
+        dataset: String,
+        /// The item's key, quoted and shortened.
+        key: String,
+        /// The stored prompt, quoted and shortened.
+        stored: String,
+        /// The row's prompt, quoted and shortened.
+        given: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Database(#[from] Error),
+}
+
+/// A text quoted for a message, cut to its first 60 characters.
+fn shorten(text: &str) -> String {
+    const SHOWN: usize = 60;
+    let mut short: String = text.chars().take(SHOWN).collect();
+    if text.chars().nth(SHOWN).is_some() {
+        short.push('…');
+    }
+    format!("{short:?}")
 }
 
 const DATASET_RULE: &str =
@@ -129,24 +160,38 @@ pub async fn import(
     .map_err(db("insert items"))?
     .rows_affected();
 
-    let stored: Vec<(ItemId, String, Option<String>)> = sqlx::query_as(
-        "SELECT id, key, reference FROM items WHERE dataset_id = $1 AND key = ANY($2)",
+    let stored: Vec<(ItemId, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, key, prompt, reference FROM items WHERE dataset_id = $1 AND key = ANY($2)",
     )
     .bind(dataset_id)
     .bind(&keys)
     .fetch_all(&mut *tx)
     .await
     .map_err(db("read items"))?;
-    let by_key: HashMap<&str, (ItemId, Option<&str>)> = stored
+    let by_key: HashMap<&str, (ItemId, &str, Option<&str>)> = stored
         .iter()
-        .map(|(id, key, reference)| (key.as_str(), (*id, reference.as_deref())))
+        .map(|(id, key, prompt, reference)| {
+            (key.as_str(), (*id, prompt.as_str(), reference.as_deref()))
+        })
         .collect();
     let mut item_ids = Vec::with_capacity(rows.len());
     let mut reference_mismatches = 0;
     for row in rows {
-        let (id, reference) = by_key.get(row.key.as_str()).copied().ok_or_else(|| {
+        let (id, prompt, reference) = by_key.get(row.key.as_str()).copied().ok_or_else(|| {
             Error::Inconsistent(format!("item {:?} vanished during the import", row.key))
         })?;
+        // Spellings that normalise alike are the same question (the key rule),
+        // so only a prompt that differs after normalisation is a conflict; rows
+        // keyed by their prompt can never differ here.
+        if prompt != row.prompt && prompt_key(prompt) != prompt_key(&row.prompt) {
+            return Err(ImportRefused::PromptConflict {
+                origin: row.origin.clone(),
+                dataset: dataset.to_string(),
+                key: shorten(&row.key),
+                stored: shorten(prompt),
+                given: shorten(&row.prompt),
+            });
+        }
         if row.reference.is_some() && row.reference.as_deref() != reference {
             reference_mismatches += 1;
         }
