@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use reward_host::{Host, HostConfig, Limits, RewardModule};
 
 use crate::error::{Error, Result};
-use crate::input::read_samples;
+use crate::input::read_numbered_samples;
 use crate::modules::ModuleSource;
 use crate::score::{ScoreOptions, score_to_writer};
 
@@ -591,8 +591,8 @@ fn score(args: ScoreArgs) -> Result<()> {
     let source = ModuleSource::parse(&args.module)?;
     // Read and validate all input first: a malformed line must stop the run before
     // any output is written.
-    let samples = if args.input == "-" {
-        read_samples(std::io::stdin().lock(), "stdin")?
+    let (samples, lines) = if args.input == "-" {
+        read_numbered_samples(std::io::stdin().lock(), "stdin")?
     } else {
         let path = PathBuf::from(&args.input);
         let file = std::fs::File::open(&path).map_err(|source| Error::Io {
@@ -600,7 +600,7 @@ fn score(args: ScoreArgs) -> Result<()> {
             path: path.clone(),
             source,
         })?;
-        read_samples(BufReader::new(file), &args.input)?
+        read_numbered_samples(BufReader::new(file), &args.input)?
     };
     let module = source.load(&host)?;
     if module.kind() != reward_host::Kind::Scorer {
@@ -619,6 +619,7 @@ fn score(args: ScoreArgs) -> Result<()> {
             &module,
             &source.display(),
             &samples,
+            &lines,
             &options,
             &mut BufWriter::new(std::io::stdout().lock()),
         ),
@@ -640,6 +641,7 @@ fn score(args: ScoreArgs) -> Result<()> {
                 &module,
                 &source.display(),
                 &samples,
+                &lines,
                 &options,
                 &mut BufWriter::new(tmp.as_file_mut()),
             )?;
@@ -698,8 +700,45 @@ fn inspect(spec: &str, json: bool) -> Result<()> {
         )
         .map_err(stdout_error)
     } else {
-        write_module_text(&mut out, &source.display(), &module).map_err(stdout_error)
+        write_inspection(&mut out, &source.display(), &module).map_err(stdout_error)
     }
+}
+
+/// `inspect`'s text: the declared name first, since that (not the file's
+/// name, `reward_module_x.wasm` from a build) is what `run --module` and
+/// `compare --judge` take once the module is uploaded.
+fn write_inspection(out: &mut impl Write, id: &str, module: &RewardModule) -> std::io::Result<()> {
+    let info = module.info();
+    writeln!(
+        out,
+        "name: {} (v{}, {})",
+        info.name,
+        info.version,
+        module.kind().as_str()
+    )?;
+    writeln!(out, "from: {id}")?;
+    writeln!(out, "sha256: {}", module.sha256_hex())?;
+    writeln!(out, "{}", info.description)?;
+    let flag = match module.kind() {
+        reward_host::Kind::Judge => "compare --judge",
+        reward_host::Kind::Scorer => "run --module",
+    };
+    writeln!(
+        out,
+        "use it as: {flag} {} (after `evaluator push-module {id}`), or {flag} {id}",
+        info.name
+    )?;
+    writeln!(out, "metrics:")?;
+    for metric in &info.metrics {
+        writeln!(
+            out,
+            "    {:<12} {:<16} {}",
+            metric.name,
+            metric.direction.as_str(),
+            metric.description
+        )?;
+    }
+    Ok(())
 }
 
 fn module_json(id: &str, module: &RewardModule) -> serde_json::Value {

@@ -507,6 +507,13 @@ pub fn results(client: &Client, dataset: &str, json: bool) -> Result<()> {
             "dataset {dataset}: no scores yet (run `evaluator run --dataset {dataset} --module ...`)"
         ));
     }
+    out(&results_table(&results, &keys))
+}
+
+/// Systems × metrics, each cell the mean ± the 95% interval's half-width
+/// (1.96 standard errors, as on the pages) and n; the header says so, since a
+/// bare ± is read as either.
+fn results_table(results: &DatasetResults, keys: &[&String]) -> String {
     let width = results
         .systems
         .iter()
@@ -515,19 +522,28 @@ pub fn results(client: &Client, dataset: &str, json: bool) -> Result<()> {
         .unwrap_or(6)
         .max(6);
     let mut table = format!("{:<width$}", "system");
-    for key in &keys {
-        table.push_str(&format!("  {:>24}", key));
+    for key in keys {
+        table.push_str(&format!("  {:>26}", key));
+    }
+    table.push_str(&format!("\n{:<width$}", ""));
+    for _ in keys {
+        table.push_str(&format!("  {:>26}", "mean ± 95% CI (n)"));
     }
     for system in &results.systems {
         table.push_str(&format!("\n{:<width$}", system.system));
-        for key in &keys {
+        for key in keys {
             let cell = system.metrics.get(*key).map_or("-".to_string(), |m| {
-                format!("{:.4} ± {:.4} (n={})", m.mean, m.stderr, m.n)
+                format!(
+                    "{:.4} ± {:.4} (n={})",
+                    m.mean,
+                    crate::results::Z95 * m.stderr,
+                    m.n
+                )
             });
-            table.push_str(&format!("  {:>24}", cell));
+            table.push_str(&format!("  {:>26}", cell));
         }
     }
-    out(&table)
+    table
 }
 
 #[cfg(test)]
@@ -577,6 +593,48 @@ mod tests {
         let table = leaderboard_table("7", "qa", &entries[..2], true);
         assert!(!table.contains("group"), "{table}");
         assert_eq!(table.matches("rank").count(), 1, "{table}");
+    }
+
+    #[test]
+    fn results_print_the_95_percent_half_width_and_say_so() {
+        let results: DatasetResults = serde_json::from_value(serde_json::json!({
+            "dataset": "qa",
+            "systems": [{"system": "a", "metadata": {}, "metrics": {"m/x": {
+                "mean": 0.5, "stderr": 0.1, "n": 4, "nulls": 0, "direction": "higher-is-better"}}}]
+        }))
+        .unwrap();
+        let key = "m/x".to_string();
+        let table = results_table(&results, &[&key]);
+        assert!(table.contains("mean ± 95% CI (n)"), "{table}");
+        assert!(table.contains("0.5000 ± 0.1960 (n=4)"), "{table}");
+    }
+
+    #[test]
+    fn counts_of_one_are_singular_and_metadata_changes_are_reported() {
+        let summary = ImportSummary {
+            dataset: "qa".into(),
+            system: "s".into(),
+            rows: 1,
+            items_created: 1,
+            items_matched: 0,
+            items_missing: 0,
+            systems_without_common_items: vec![],
+            generations_created: 1,
+            generations_unchanged: 0,
+            reference_mismatches: 1,
+        };
+        let text = describe_import(&summary);
+        assert!(
+            text.starts_with("qa/s: 1 row, 1 new generation, 0 already stored"),
+            "{text}"
+        );
+        assert!(text.contains("1 row gives a reference"), "{text}");
+        let old = serde_json::json!({"lambda": 0.3});
+        assert_eq!(
+            describe_metadata_change(&old, &serde_json::json!({"lambda": 0.5})),
+            r#"metadata: {"lambda":0.3} -> {"lambda":0.5}"#
+        );
+        assert_eq!(describe_metadata_change(&old, &old), "metadata unchanged");
     }
 
     #[test]

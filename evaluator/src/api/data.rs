@@ -74,6 +74,9 @@ fn refused(error: ImportRefused) -> ApiError {
     }
 }
 
+/// How the read routes take a dataset (imports take a name: they create it).
+pub(super) const DATASET_REFERENCE: &str = "The dataset's name, or its id (as `GET /api/v1/datasets` lists them); a name wins, so a dataset named `7` is found by name";
+
 /// The team's datasets with their sizes, by name.
 #[utoipa::path(
     get, path = "/api/v1/datasets", tag = "datasets",
@@ -90,7 +93,7 @@ pub(super) async fn list_datasets(
 /// A dataset's sizes and the systems with generations on it.
 #[utoipa::path(
     get, path = "/api/v1/datasets/{dataset}", tag = "datasets",
-    params(("dataset" = String, Path, description = "The dataset's name")),
+    params(("dataset" = String, Path, description = DATASET_REFERENCE)),
     responses(
         (status = 200, body = DatasetDetail),
         (status = 404, body = ErrorBody),
@@ -112,7 +115,7 @@ pub(super) async fn get_dataset(
 /// Per system and metric: mean, standard error and n.
 #[utoipa::path(
     get, path = "/api/v1/datasets/{dataset}/results", tag = "datasets",
-    params(("dataset" = String, Path, description = "The dataset's name")),
+    params(("dataset" = String, Path, description = DATASET_REFERENCE)),
     responses(
         (status = 200, body = DatasetResults),
         (status = 404, body = ErrorBody),
@@ -125,7 +128,7 @@ pub(super) async fn results(
     AppPath(name): AppPath<String>,
 ) -> Result<Json<DatasetResults>, ApiError> {
     // Only the id: the dataset's sizes would cost a count over its generations.
-    let id = datasets::find_id(&db, team.id, &name)
+    let (id, name) = datasets::resolve(&db, team.id, &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))?;
     Ok(Json(crate::results::dataset_results(&db, id, &name).await?))

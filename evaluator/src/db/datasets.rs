@@ -344,28 +344,68 @@ pub async fn list(pool: &PgPool, team_id: TeamId) -> Result<Vec<Dataset>> {
     Ok(rows.into_iter().map(Dataset::from).collect())
 }
 
-/// One of the team's datasets by name, with its sizes; `None` if the team has
-/// none by that name.
-pub async fn find(pool: &PgPool, team_id: TeamId, name: &str) -> Result<Option<Dataset>> {
-    if !searchable(name) {
+/// The id a dataset reference names when it is not a name: all digits (so
+/// `+7` or ` 7` name nothing rather than dataset 7).
+fn as_id(name_or_id: &str) -> Option<i64> {
+    if name_or_id.is_empty() || !name_or_id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name_or_id.parse().ok()
+}
+
+/// The API's rule for a dataset reference, shared by `find` and `resolve`: the
+/// team's dataset of that name, else (for a number) the team's dataset with
+/// that id. A name wins, so a dataset named `2024` is still found by name.
+const BY_NAME_OR_ID: &str =
+    "d.team_id = $1 AND (d.name = $2 OR d.id = $3) ORDER BY (d.name = $2) DESC LIMIT 1";
+
+/// One of the team's datasets by name or id (see [`resolve`]), with its
+/// sizes; `None` if the reference names none of the team's.
+pub async fn find(pool: &PgPool, team_id: TeamId, name_or_id: &str) -> Result<Option<Dataset>> {
+    if !searchable(name_or_id) {
         return Ok(None);
     }
-    let row: Option<DatasetRow> = sqlx::query_as(
+    let row: Option<DatasetRow> = sqlx::query_as(&format!(
         "SELECT d.id, d.name, \
            (SELECT count(*) FROM items i WHERE i.dataset_id = d.id) AS items, \
            (SELECT count(DISTINCT g.system_id) FROM generations g WHERE g.dataset_id = d.id) AS systems, \
            (SELECT count(*) FROM generations g WHERE g.dataset_id = d.id) AS generations \
-         FROM datasets d WHERE d.team_id = $1 AND d.name = $2",
-    )
+         FROM datasets d WHERE {BY_NAME_OR_ID}"
+    ))
     .bind(team_id)
-    .bind(name)
+    .bind(name_or_id)
+    .bind(as_id(name_or_id))
     .fetch_optional(pool)
     .await
     .map_err(db("find dataset"))?;
     Ok(row.map(Dataset::from))
 }
 
-/// The id of the team's dataset with this name, without counting anything.
+/// The team's dataset named `name_or_id`, or, when it has none by that name
+/// and the reference is a number, its dataset with that id: the id and the
+/// name, without counting anything. `datasets` lists both, and ids survive a
+/// name that is awkward to type or quote.
+pub async fn resolve(
+    pool: &PgPool,
+    team_id: TeamId,
+    name_or_id: &str,
+) -> Result<Option<(DatasetId, String)>> {
+    if !searchable(name_or_id) {
+        return Ok(None);
+    }
+    sqlx::query_as(&format!(
+        "SELECT d.id, d.name FROM datasets d WHERE {BY_NAME_OR_ID}"
+    ))
+    .bind(team_id)
+    .bind(name_or_id)
+    .bind(as_id(name_or_id))
+    .fetch_optional(pool)
+    .await
+    .map_err(db("find dataset"))
+}
+
+/// The id of the team's dataset with this name (names only, as the pages'
+/// addresses use), without counting anything.
 pub async fn find_id(pool: &PgPool, team_id: TeamId, name: &str) -> Result<Option<DatasetId>> {
     if !searchable(name) {
         return Ok(None);
