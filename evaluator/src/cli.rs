@@ -104,7 +104,7 @@ enum Command {
     },
     /// Score systems' generations on a dataset with scorer modules (a job).
     Run {
-        /// The dataset's name.
+        /// The dataset: its name, or its id (`evaluator datasets`).
         #[arg(long)]
         dataset: String,
         /// Scorers: module ids, declared names, or builtin:NAME / a .wasm path
@@ -121,7 +121,7 @@ enum Command {
     },
     /// Compare systems pairwise on a dataset with a judge (a job).
     Compare {
-        /// The dataset's name.
+        /// The dataset: its name, or its id (`evaluator datasets`).
         #[arg(long)]
         dataset: String,
         /// A judge module, or a scorer whose --metric decides (id, declared name,
@@ -157,7 +157,7 @@ enum Command {
     },
     /// The Bradley–Terry leaderboard of the newest finished comparison with a judge.
     Leaderboard {
-        /// The dataset's name.
+        /// The dataset: its name, or its id (`evaluator datasets`).
         #[arg(long)]
         dataset: String,
         /// The judge the comparison used (id, declared name, builtin:NAME or a .wasm path).
@@ -171,7 +171,7 @@ enum Command {
     },
     /// Per system and metric: mean, standard error and n.
     Results {
-        /// The dataset's name.
+        /// The dataset: its name, or its id (`evaluator datasets`).
         #[arg(long)]
         dataset: String,
         #[command(flatten)]

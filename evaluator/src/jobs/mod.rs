@@ -85,7 +85,7 @@ fn describe_pairs(pairs: &[(String, String)]) -> String {
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
-    /// The dataset's name.
+    /// The dataset: its name, or its id where no dataset has that name.
     pub dataset: String,
     /// Scorer modules: ids, or the names they declare (the newest upload wins).
     pub modules: Vec<String>,
@@ -98,7 +98,7 @@ pub struct ScoreRequest {
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompareRequest {
-    /// The dataset's name.
+    /// The dataset: its name, or its id where no dataset has that name.
     pub dataset: String,
     /// A judge module, or a scorer whose metric decides (id or declared name).
     pub judge: String,
