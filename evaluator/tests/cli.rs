@@ -515,6 +515,30 @@ async fn listings_metadata_reports_and_token_revocation_through_the_binary() {
         "{stdout}"
     );
 
+    // A leaderboard without a comparison names the judge as declared, not by
+    // the id the CLI resolved `builtin:length` to.
+    let (code, _, stderr) = client(
+        &url,
+        &token,
+        &[
+            "leaderboard",
+            "--dataset",
+            "qa",
+            "--judge",
+            "builtin:length",
+            "--metric",
+            "words",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("no finished comparison on `qa` with judge `length` (module #")
+            && stderr.contains(
+                "on its metric `words`; run `evaluator compare --dataset qa --judge length` first"
+            ),
+        "{stderr}"
+    );
+
     // A dataset's id works where its name does.
     let (code, stdout, stderr) = client(&url, &token, &["results", "--dataset", &id, "--json"]);
     assert_eq!(code, 0, "{stderr}");
