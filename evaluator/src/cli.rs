@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use reward_host::{Host, HostConfig, Limits, RewardModule};
 
 use crate::error::{Error, Result};
-use crate::input::read_samples;
+use crate::input::read_numbered_samples;
 use crate::modules::ModuleSource;
 use crate::score::{ScoreOptions, score_to_writer};
 
@@ -35,6 +35,25 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// The team's datasets on the service, with their sizes.
+    Datasets {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The team's systems on the service, with their metadata.
+    Systems {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The team's modules on the service (uploads), newest first.
+    ///
+    /// Not `modules`: that lists the built-ins offline, without a service or a
+    /// token, and scripts already call it; a `modules list`/`modules builtin`
+    /// group would break them for no gain in clarity.
+    ListModules {
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Run the evaluation service (DATABASE_URL, or a private PostgreSQL in the data directory).
     Serve {
@@ -85,7 +104,7 @@ enum Command {
     },
     /// Score systems' generations on a dataset with scorer modules (a job).
     Run {
-        /// The dataset's name.
+        /// The dataset: its name, or its id (`evaluator datasets`).
         #[arg(long)]
         dataset: String,
         /// Scorers: module ids, declared names, or builtin:NAME / a .wasm path
@@ -102,7 +121,7 @@ enum Command {
     },
     /// Compare systems pairwise on a dataset with a judge (a job).
     Compare {
-        /// The dataset's name.
+        /// The dataset: its name, or its id (`evaluator datasets`).
         #[arg(long)]
         dataset: String,
         /// A judge module, or a scorer whose --metric decides (id, declared name,
@@ -138,7 +157,7 @@ enum Command {
     },
     /// The Bradley–Terry leaderboard of the newest finished comparison with a judge.
     Leaderboard {
-        /// The dataset's name.
+        /// The dataset: its name, or its id (`evaluator datasets`).
         #[arg(long)]
         dataset: String,
         /// The judge the comparison used (id, declared name, builtin:NAME or a .wasm path).
@@ -152,7 +171,7 @@ enum Command {
     },
     /// Per system and metric: mean, standard error and n.
     Results {
-        /// The dataset's name.
+        /// The dataset: its name, or its id (`evaluator datasets`).
         #[arg(long)]
         dataset: String,
         #[command(flatten)]
@@ -242,9 +261,18 @@ enum AdminCommand {
         /// The team's name.
         team: String,
     },
+    /// List a team's tokens: id, prefix, created, revoked (never the tokens,
+    /// which are not stored).
+    ListTokens {
+        /// The team's name.
+        team: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a token: requests carrying it are refused from then on.
     RevokeToken {
-        /// The token to revoke.
+        /// The whole token, its id, or the prefix `list-tokens` prints.
         token: String,
     },
 }
@@ -417,6 +445,18 @@ pub fn run(cli: Cli) -> Result<()> {
             let client = remote.client()?;
             crate::remote::results(&client, &dataset, remote.json)
         }
+        Command::Datasets { remote } => {
+            let list: crate::api::types::DatasetList = remote.client()?.get("/api/v1/datasets")?;
+            remote.print_text(&list, || crate::remote::dataset_table(&list.datasets))
+        }
+        Command::Systems { remote } => {
+            let list: crate::api::types::SystemList = remote.client()?.get("/api/v1/systems")?;
+            remote.print_text(&list, || crate::remote::system_table(&list.systems))
+        }
+        Command::ListModules { remote } => {
+            let list: crate::api::types::ModuleList = remote.client()?.get("/api/v1/modules")?;
+            remote.print_text(&list, || crate::remote::module_table(&list.modules))
+        }
         Command::Admin { command, data_dir } => runtime()?.block_on(admin(command, data_dir)),
     }
 }
@@ -442,15 +482,36 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// Prints `value` as JSON with --json, or the text `text` makes.
+    fn print_text<T: serde::Serialize>(&self, value: &T, text: impl Fn() -> String) -> Result<()> {
+        let line = if self.json {
+            serde_json::to_string_pretty(value).expect("serializable")
+        } else {
+            text()
+        };
+        writeln!(std::io::stdout().lock(), "{line}").map_err(stdout_error)
+    }
+}
+
 /// Uploads `builtin:NAME` or a .wasm file; returns the stored record.
 fn push_module(client: &crate::client::Client, spec: &str) -> Result<crate::api::types::Module> {
     let bytes = match ModuleSource::parse(spec)? {
         ModuleSource::Builtin(embedded) => embedded.wasm.to_vec(),
-        ModuleSource::File(path) => std::fs::read(&path).map_err(|source| Error::Io {
-            action: "cannot read module file",
-            path,
-            source,
-        })?,
+        ModuleSource::File(path) => {
+            crate::remote::check_upload_size(
+                &path,
+                "modules",
+                crate::state::MAX_MODULE_BYTES,
+                "build it with --release and without debug info (`strip = true` in the \
+                 profile, or `wasm-strip`)",
+            )?;
+            std::fs::read(&path).map_err(|source| Error::Io {
+                action: "cannot read module file",
+                path,
+                source,
+            })?
+        }
     };
     client.post_bytes("/api/v1/modules", "application/wasm", &bytes)
 }
@@ -476,10 +537,26 @@ async fn admin(command: AdminCommand, data_dir: Option<PathBuf>) -> Result<()> {
         AdminCommand::CreateToken { team } => {
             Some(crate::db::teams::create_token(pool, &team).await?)
         }
+        AdminCommand::ListTokens { team, json } => {
+            let tokens = crate::db::teams::list_tokens(pool, &team).await;
+            pool.close().await;
+            let tokens = tokens?;
+            let text = if json {
+                serde_json::to_string_pretty(&tokens).expect("serializable")
+            } else {
+                crate::remote::token_table(&tokens)
+            };
+            return writeln!(std::io::stdout().lock(), "{text}").map_err(stdout_error);
+        }
         AdminCommand::RevokeToken { token } => {
-            crate::db::teams::revoke_token(pool, &token).await?;
-            eprintln!("revoked");
-            None
+            let revoked = crate::db::teams::revoke_token(pool, &token).await;
+            pool.close().await;
+            let revoked = revoked?;
+            eprintln!(
+                "revoked token #{} ({}) of team `{}`",
+                revoked.id, revoked.prefix, revoked.team
+            );
+            return Ok(());
         }
     };
     if let Some(token) = printed {
@@ -514,8 +591,8 @@ fn score(args: ScoreArgs) -> Result<()> {
     let source = ModuleSource::parse(&args.module)?;
     // Read and validate all input first: a malformed line must stop the run before
     // any output is written.
-    let samples = if args.input == "-" {
-        read_samples(std::io::stdin().lock(), "stdin")?
+    let (samples, lines) = if args.input == "-" {
+        read_numbered_samples(std::io::stdin().lock(), "stdin")?
     } else {
         let path = PathBuf::from(&args.input);
         let file = std::fs::File::open(&path).map_err(|source| Error::Io {
@@ -523,7 +600,7 @@ fn score(args: ScoreArgs) -> Result<()> {
             path: path.clone(),
             source,
         })?;
-        read_samples(BufReader::new(file), &args.input)?
+        read_numbered_samples(BufReader::new(file), &args.input)?
     };
     let module = source.load(&host)?;
     if module.kind() != reward_host::Kind::Scorer {
@@ -542,6 +619,7 @@ fn score(args: ScoreArgs) -> Result<()> {
             &module,
             &source.display(),
             &samples,
+            &lines,
             &options,
             &mut BufWriter::new(std::io::stdout().lock()),
         ),
@@ -563,6 +641,7 @@ fn score(args: ScoreArgs) -> Result<()> {
                 &module,
                 &source.display(),
                 &samples,
+                &lines,
                 &options,
                 &mut BufWriter::new(tmp.as_file_mut()),
             )?;
@@ -621,8 +700,45 @@ fn inspect(spec: &str, json: bool) -> Result<()> {
         )
         .map_err(stdout_error)
     } else {
-        write_module_text(&mut out, &source.display(), &module).map_err(stdout_error)
+        write_inspection(&mut out, &source.display(), &module).map_err(stdout_error)
     }
+}
+
+/// `inspect`'s text: the declared name first, since that (not the file's
+/// name, `reward_module_x.wasm` from a build) is what `run --module` and
+/// `compare --judge` take once the module is uploaded.
+fn write_inspection(out: &mut impl Write, id: &str, module: &RewardModule) -> std::io::Result<()> {
+    let info = module.info();
+    writeln!(
+        out,
+        "name: {} (v{}, {})",
+        info.name,
+        info.version,
+        module.kind().as_str()
+    )?;
+    writeln!(out, "from: {id}")?;
+    writeln!(out, "sha256: {}", module.sha256_hex())?;
+    writeln!(out, "{}", info.description)?;
+    let flag = match module.kind() {
+        reward_host::Kind::Judge => "compare --judge",
+        reward_host::Kind::Scorer => "run --module",
+    };
+    writeln!(
+        out,
+        "use it as: {flag} {} (after `evaluator push-module {id}`), or {flag} {id}",
+        info.name
+    )?;
+    writeln!(out, "metrics:")?;
+    for metric in &info.metrics {
+        writeln!(
+            out,
+            "    {:<12} {:<16} {}",
+            metric.name,
+            metric.direction.as_str(),
+            metric.description
+        )?;
+    }
+    Ok(())
 }
 
 fn module_json(id: &str, module: &RewardModule) -> serde_json::Value {

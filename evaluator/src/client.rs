@@ -19,6 +19,10 @@ pub struct Client {
 /// Responses larger than this are refused (results of very large datasets fit).
 const MAX_RESPONSE: u64 = 512 << 20;
 
+/// Bodies larger than this ask the service first (`Expect: 100-continue`);
+/// smaller ones are not worth the round trip.
+const EXPECT_CONTINUE_ABOVE: usize = 1 << 20;
+
 impl Client {
     /// A client for the service at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str, token: &str) -> Result<Client> {
@@ -91,13 +95,38 @@ impl Client {
         bytes: &[u8],
     ) -> Result<T> {
         let auth = format!("Bearer {}", self.token);
-        let response = match method {
+        let mut request = match method {
             "PUT" => self.agent.put(url),
             _ => self.agent.post(url),
         }
         .header("Authorization", &auth)
-        .header("Content-Type", content_type)
-        .send(bytes);
+        .header("Content-Type", content_type);
+        if bytes.len() > EXPECT_CONTINUE_ABOVE {
+            // The service looks at Content-Length before reading a body, so with
+            // `Expect: 100-continue` a refusal (413) arrives before the body is
+            // sent and is read as an answer, rather than the server closing the
+            // connection mid-upload and the client seeing only a broken pipe.
+            request = request.header("Expect", "100-continue");
+        }
+        let response = request.send(bytes);
+        if let Err(ureq::Error::Io(e)) = &response
+            && matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            )
+        {
+            return Err(Error::Http {
+                url: url.to_string(),
+                message: format!(
+                    "the service closed the connection while {:.1} MiB were being sent, without an \
+                     answer the client could read ({e}); it refuses bodies over its limits \
+                     ({} MiB for modules, {} MiB for generations files)",
+                    bytes.len() as f64 / f64::from(1u32 << 20),
+                    crate::state::MAX_MODULE_BYTES >> 20,
+                    crate::state::MAX_IMPORT_BYTES >> 20,
+                ),
+            });
+        }
         self.decode(url, response)
     }
 

@@ -110,6 +110,27 @@ pub enum Error {
     /// A usage problem that is nobody's fault but the command line's.
     #[error("{0}")]
     Usage(String),
+    /// A file is over what the service accepts for its kind. Checked before
+    /// anything is sent: otherwise the server answers 413 mid-upload and closes
+    /// the connection, which the client sees only as a broken pipe.
+    #[error(
+        "{} is {} and the service accepts {what} of at most {} MiB; {advice}",
+        .path.display(),
+        mebibytes(*.size),
+        .limit >> 20
+    )]
+    UploadTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// What kind of upload (`modules`, `generations files`).
+        what: &'static str,
+        /// Its size in bytes.
+        size: u64,
+        /// The service's limit in bytes.
+        limit: u64,
+        /// What to do about it.
+        advice: &'static str,
+    },
     /// The service could not be reached, or answered with something unreadable.
     #[error("{url}: {message}")]
     Http {
@@ -119,7 +140,7 @@ pub enum Error {
         message: String,
     },
     /// The service refused a request.
-    #[error("the service answered {status} {code}: {message}")]
+    #[error("the service answered {}", refusal(*.status, .code, .message))]
     Api {
         /// The HTTP status.
         status: u16,
@@ -140,6 +161,26 @@ pub enum Error {
     },
 }
 
+/// `422 invalid_module: ...`, without the code when the message already
+/// begins with it in words (the sandbox's `invalid module: ...` would otherwise
+/// read `invalid_module: invalid module: ...`).
+fn refusal(status: u16, code: &str, message: &str) -> String {
+    let words = code.replace('_', " ");
+    if message
+        .get(..words.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(&words))
+    {
+        format!("{status}: {message}")
+    } else {
+        format!("{status} {code}: {message}")
+    }
+}
+
+/// `50.0 MiB`: a size as people read it.
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -157,5 +198,45 @@ impl Error {
             }
             _ => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_its_cause_once() {
+        let api = |code: &str, message: &str| {
+            Error::Api {
+                status: 422,
+                code: code.into(),
+                message: message.into(),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            api("invalid_module", "invalid module: not a WebAssembly binary"),
+            "the service answered 422: invalid module: not a WebAssembly binary"
+        );
+        assert_eq!(
+            api("not_found", "no dataset `x`"),
+            "the service answered 422 not_found: no dataset `x`"
+        );
+    }
+
+    #[test]
+    fn an_upload_over_the_limit_names_file_size_limit_and_remedy() {
+        let error = Error::UploadTooLarge {
+            path: "big.wasm".into(),
+            what: "modules",
+            size: 50 << 20,
+            limit: 32 << 20,
+            advice: "strip it",
+        };
+        assert_eq!(
+            error.to_string(),
+            "big.wasm is 50.0 MiB and the service accepts modules of at most 32 MiB; strip it"
+        );
     }
 }

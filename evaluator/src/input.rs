@@ -27,7 +27,18 @@ struct Line {
 /// Reads every sample of a JSON Lines input. Blank lines are skipped (they still
 /// count for line numbers); `source_name` appears in errors.
 pub fn read_samples(reader: impl BufRead, source_name: &str) -> Result<Vec<Sample>> {
+    Ok(read_numbered_samples(reader, source_name)?.0)
+}
+
+/// [`read_samples`], with each sample's 1-based input line, so that later
+/// errors (a module failing on a batch) can name lines, not positions among
+/// the non-blank ones.
+pub fn read_numbered_samples(
+    reader: impl BufRead,
+    source_name: &str,
+) -> Result<(Vec<Sample>, Vec<usize>)> {
     let mut samples = Vec::new();
+    let mut numbers = Vec::new();
     for (index, line) in reader.lines().enumerate() {
         let number = index + 1;
         let error = |message: String| Error::Input {
@@ -40,8 +51,9 @@ pub fn read_samples(reader: impl BufRead, source_name: &str) -> Result<Vec<Sampl
             continue;
         }
         samples.push(parse_line(&line).map_err(error)?);
+        numbers.push(number);
     }
-    Ok(samples)
+    Ok((samples, numbers))
 }
 
 /// Parses one line into a sample; the error names the problem and, where serde

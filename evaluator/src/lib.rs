@@ -4,7 +4,8 @@
 //! (`evaluator score`, `evaluator modules`, `evaluator inspect`), the
 //! PostgreSQL-backed service (`evaluator serve`, `evaluator worker`, `evaluator
 //! admin`) and the client commands that drive it (`push-module`,
-//! `push-generations`, `run`, `compare`, `status`, `cancel`, `results`).
+//! `push-generations`, `run`, `compare`, `status`, `cancel`, `results`,
+//! `leaderboard`, and the listings `datasets`, `systems`, `list-modules`).
 //!
 //! # Layout
 //! The arrows run one way: [`startup`] puts [`api`] and [`pages`] together;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::types::{
     DatasetLeaderboard, DatasetResults, ImportSummary, Job, JobPairs, LeaderboardEntry, PairResult,
+    SystemList,
 };
 use crate::client::{Client, encode};
 use crate::domain::{JobKind, JobState};
@@ -37,6 +38,17 @@ pub fn push_generations(
 ) -> Result<()> {
     // Checked before the upload, so a typo costs nothing.
     let metadata = parse_meta(meta)?;
+    check_upload_size(
+        file,
+        "generations files",
+        crate::state::MAX_IMPORT_BYTES,
+        "split it and push the parts one after another with the same --dataset and --system \
+         (each push adds to the system's generations)",
+    )?;
+    let previous_metadata = match metadata {
+        Some(_) => Some(stored_metadata(client, system)?),
+        None => None,
+    };
     let body = std::fs::read(file).map_err(|source| Error::Io {
         action: "cannot read",
         path: file.to_path_buf(),
@@ -52,27 +64,90 @@ pub fn push_generations(
         "application/x-ndjson",
         &body,
     )?;
-    if let Some(metadata) = metadata {
-        let _: serde_json::Value = client.put_json(
-            &format!("/api/v1/systems/{}/metadata", encode(system)),
-            &metadata,
-        )?;
-    }
+    let metadata_change = match (metadata, previous_metadata) {
+        (Some(metadata), Some(previous)) => {
+            let _: serde_json::Value = client.put_json(
+                &format!("/api/v1/systems/{}/metadata", encode(system)),
+                &metadata,
+            )?;
+            Some(describe_metadata_change(&previous, &metadata))
+        }
+        _ => None,
+    };
     if json {
+        if let Some(change) = metadata_change {
+            // On stderr: stdout stays the import summary scripts parse.
+            eprintln!("{system}: {change}");
+        }
         return out(&pretty(&summary));
     }
-    out(&describe_import(&summary))
+    let mut report = describe_import(&summary);
+    if let Some(change) = metadata_change {
+        report.push_str(&format!("\n  {change}"));
+    }
+    out(&report)
+}
+
+/// The system's metadata before this push (`{}` for a system not yet stored),
+/// so that the report can say what `--meta` replaced: PUT replaces the whole
+/// object, and a re-push with other values would otherwise change it silently.
+fn stored_metadata(client: &Client, system: &str) -> Result<serde_json::Value> {
+    let SystemList { systems } = client.get("/api/v1/systems")?;
+    Ok(systems
+        .into_iter()
+        .find(|s| s.name == system)
+        .map_or_else(|| serde_json::json!({}), |s| s.metadata))
+}
+
+/// `metadata unchanged` or `metadata: {old} -> {new}`.
+fn describe_metadata_change(previous: &serde_json::Value, new: &serde_json::Value) -> String {
+    if previous == new {
+        "metadata unchanged".to_string()
+    } else {
+        format!("metadata: {previous} -> {new}")
+    }
+}
+
+/// Refuses a file over the service's limit before anything is sent, naming
+/// the file, its size, the limit and what to do.
+pub fn check_upload_size(
+    path: &Path,
+    what: &'static str,
+    limit: usize,
+    advice: &'static str,
+) -> Result<()> {
+    let size = std::fs::metadata(path)
+        .map_err(|source| Error::Io {
+            action: "cannot read",
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    if size > limit as u64 {
+        return Err(Error::UploadTooLarge {
+            path: path.to_path_buf(),
+            what,
+            size,
+            limit: limit as u64,
+            advice,
+        });
+    }
+    Ok(())
 }
 
 /// `push-generations`' report: what was stored, how the rows met the dataset's
 /// items, and which other systems it shares nothing with.
 fn describe_import(summary: &ImportSummary) -> String {
     let mut text = format!(
-        "{}/{}: {} rows, {} new generations, {} already stored\n  items: {} new, {} matched, {} of other systems missing here",
+        "{}/{}: {}, {}, {} already stored\n  items: {} new, {} matched, {} of other systems missing here",
         summary.dataset,
         summary.system,
-        summary.rows,
-        summary.generations_created,
+        count(summary.rows, "row", "rows"),
+        count(
+            summary.generations_created,
+            "new generation",
+            "new generations"
+        ),
         summary.generations_unchanged,
         summary.items_created,
         summary.items_matched,
@@ -80,8 +155,8 @@ fn describe_import(summary: &ImportSummary) -> String {
     );
     if summary.reference_mismatches > 0 {
         text.push_str(&format!(
-            "\n  {} rows give a reference that differs from the item's first one (kept)",
-            summary.reference_mismatches
+            "\n  {} a reference that differs from the item's first one (kept)",
+            count(summary.reference_mismatches, "row gives", "rows give")
         ));
     }
     if !summary.systems_without_common_items.is_empty() {
@@ -98,6 +173,11 @@ fn describe_import(summary: &ImportSummary) -> String {
         ));
     }
     text
+}
+
+/// `1 row`, `2 rows`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn parse_meta(meta: &[String]) -> Result<Option<serde_json::Value>> {
@@ -313,6 +393,101 @@ fn leaderboard_table(
     table
 }
 
+/// `datasets`: id, name and sizes; the id works wherever the name does.
+pub fn dataset_table(datasets: &[crate::domain::Dataset]) -> String {
+    if datasets.is_empty() {
+        return "no datasets yet (`evaluator push-generations --dataset D --system S FILE` creates one)"
+            .to_string();
+    }
+    let width = datasets
+        .iter()
+        .map(|d| d.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let mut table = format!(
+        "{:>5}  {:<width$}  {:>8}  {:>7}  {:>11}",
+        "id", "dataset", "items", "systems", "generations"
+    );
+    for d in datasets {
+        table.push_str(&format!(
+            "\n{:>5}  {:<width$}  {:>8}  {:>7}  {:>11}",
+            d.id, d.name, d.items, d.systems, d.generations
+        ));
+    }
+    table
+}
+
+/// `systems`: id, name, generations over all datasets, and metadata.
+pub fn system_table(systems: &[crate::domain::System]) -> String {
+    if systems.is_empty() {
+        return "no systems yet (`evaluator push-generations` creates them)".to_string();
+    }
+    let width = systems
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let mut table = format!(
+        "{:>5}  {:<width$}  {:>11}  metadata",
+        "id", "system", "generations"
+    );
+    for s in systems {
+        table.push_str(&format!(
+            "\n{:>5}  {:<width$}  {:>11}  {}",
+            s.id, s.name, s.generations, s.metadata
+        ));
+    }
+    table
+}
+
+/// `list-modules`: id, declared name (what `run --module` takes), version,
+/// kind and metrics.
+pub fn module_table(modules: &[crate::domain::Module]) -> String {
+    if modules.is_empty() {
+        return "no modules yet (`evaluator push-module FILE.wasm|builtin:NAME` uploads one)"
+            .to_string();
+    }
+    let width = modules
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut table = format!(
+        "{:>5}  {:<width$}  {:<10}  {:<6}  metrics",
+        "id", "name", "version", "kind"
+    );
+    for m in modules {
+        let metrics: Vec<&str> = m.metrics.iter().map(|x| x.name.as_str()).collect();
+        table.push_str(&format!(
+            "\n{:>5}  {:<width$}  {:<10}  {:<6}  {}",
+            m.id,
+            m.name,
+            m.version,
+            m.kind.as_str(),
+            metrics.join(", ")
+        ));
+    }
+    table
+}
+
+/// `admin list-tokens`: id, prefix, created, revoked.
+pub fn token_table(tokens: &[crate::db::teams::TokenRecord]) -> String {
+    let mut table = format!("{:>5}  {:<12}  {:<20}  revoked", "id", "prefix", "created");
+    for t in tokens {
+        table.push_str(&format!(
+            "\n{:>5}  {:<12}  {:<20}  {}",
+            t.id,
+            t.prefix,
+            t.created,
+            t.revoked.as_deref().unwrap_or("-")
+        ));
+    }
+    table
+}
+
 /// `results`: the results table, or the JSON document.
 pub fn results(client: &Client, dataset: &str, json: bool) -> Result<()> {
     let results: DatasetResults =
@@ -332,6 +507,13 @@ pub fn results(client: &Client, dataset: &str, json: bool) -> Result<()> {
             "dataset {dataset}: no scores yet (run `evaluator run --dataset {dataset} --module ...`)"
         ));
     }
+    out(&results_table(&results, &keys))
+}
+
+/// Systems × metrics, each cell the mean ± the 95% interval's half-width
+/// (1.96 standard errors, as on the pages) and n; the header says so, since a
+/// bare ± is read as either.
+fn results_table(results: &DatasetResults, keys: &[&String]) -> String {
     let width = results
         .systems
         .iter()
@@ -340,19 +522,28 @@ pub fn results(client: &Client, dataset: &str, json: bool) -> Result<()> {
         .unwrap_or(6)
         .max(6);
     let mut table = format!("{:<width$}", "system");
-    for key in &keys {
-        table.push_str(&format!("  {:>24}", key));
+    for key in keys {
+        table.push_str(&format!("  {:>26}", key));
+    }
+    table.push_str(&format!("\n{:<width$}", ""));
+    for _ in keys {
+        table.push_str(&format!("  {:>26}", "mean ± 95% CI (n)"));
     }
     for system in &results.systems {
         table.push_str(&format!("\n{:<width$}", system.system));
-        for key in &keys {
+        for key in keys {
             let cell = system.metrics.get(*key).map_or("-".to_string(), |m| {
-                format!("{:.4} ± {:.4} (n={})", m.mean, m.stderr, m.n)
+                format!(
+                    "{:.4} ± {:.4} (n={})",
+                    m.mean,
+                    crate::results::Z95 * m.stderr,
+                    m.n
+                )
             });
-            table.push_str(&format!("  {:>24}", cell));
+            table.push_str(&format!("  {:>26}", cell));
         }
     }
-    out(&table)
+    table
 }
 
 #[cfg(test)]
@@ -402,6 +593,48 @@ mod tests {
         let table = leaderboard_table("7", "qa", &entries[..2], true);
         assert!(!table.contains("group"), "{table}");
         assert_eq!(table.matches("rank").count(), 1, "{table}");
+    }
+
+    #[test]
+    fn results_print_the_95_percent_half_width_and_say_so() {
+        let results: DatasetResults = serde_json::from_value(serde_json::json!({
+            "dataset": "qa",
+            "systems": [{"system": "a", "metadata": {}, "metrics": {"m/x": {
+                "mean": 0.5, "stderr": 0.1, "n": 4, "nulls": 0, "direction": "higher-is-better"}}}]
+        }))
+        .unwrap();
+        let key = "m/x".to_string();
+        let table = results_table(&results, &[&key]);
+        assert!(table.contains("mean ± 95% CI (n)"), "{table}");
+        assert!(table.contains("0.5000 ± 0.1960 (n=4)"), "{table}");
+    }
+
+    #[test]
+    fn counts_of_one_are_singular_and_metadata_changes_are_reported() {
+        let summary = ImportSummary {
+            dataset: "qa".into(),
+            system: "s".into(),
+            rows: 1,
+            items_created: 1,
+            items_matched: 0,
+            items_missing: 0,
+            systems_without_common_items: vec![],
+            generations_created: 1,
+            generations_unchanged: 0,
+            reference_mismatches: 1,
+        };
+        let text = describe_import(&summary);
+        assert!(
+            text.starts_with("qa/s: 1 row, 1 new generation, 0 already stored"),
+            "{text}"
+        );
+        assert!(text.contains("1 row gives a reference"), "{text}");
+        let old = serde_json::json!({"lambda": 0.3});
+        assert_eq!(
+            describe_metadata_change(&old, &serde_json::json!({"lambda": 0.5})),
+            r#"metadata: {"lambda":0.3} -> {"lambda":0.5}"#
+        );
+        assert_eq!(describe_metadata_change(&old, &old), "metadata unchanged");
     }
 
     #[test]

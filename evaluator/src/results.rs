@@ -16,6 +16,10 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 
+/// The normal quantile of a two-sided 95% interval: what the CLI and the
+/// pages print is mean ± `Z95`·stderr, so both show the same half-width.
+pub const Z95: f64 = 1.96;
+
 /// The results of every scorer that has scored generations of the dataset.
 /// Modules are named by the name they declare; when two stored modules declare
 /// the same name, each is named `name#id`.

@@ -3,7 +3,8 @@
 //! another Unicode form are one item; an import reports what it matched; a
 //! comparison of systems with nothing in common is refused; a leaderboard over a
 //! disconnected comparison graph says so; items stored before the normalised key
-//! are re-keyed by the migration.
+//! are re-keyed by the migration; an item `id` pushed again with another prompt
+//! is refused.
 
 mod common;
 
@@ -525,5 +526,49 @@ async fn items_stored_before_normalised_keys_are_re_keyed_by_the_migration() {
         (&serde_json::json!(0), &serde_json::json!(1)),
         "{summary}"
     );
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn an_item_id_pushed_again_with_another_prompt_is_refused() {
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "lab").await.unwrap();
+    let first = "{\"id\": \"q7\", \"prompt\": \"Is the sky blue?\", \"response\": \"yes\"}";
+    let (status, summary) = push(&db, &token, "qa", "a", "canonical", first).await;
+    assert_eq!(status, StatusCode::CREATED, "{summary}");
+
+    // Another system's file reuses id q7 for another question: taking either
+    // prompt would silently change what one of the systems answered.
+    let long = "Is the grass green in every season of the year, even in a long dry summer?";
+    let other = format!(
+        "{{\"id\": \"q8\", \"prompt\": \"new\", \"response\": \"r\"}}\n\
+         {{\"id\": \"q7\", \"prompt\": \"{long}\", \"response\": \"no\"}}"
+    );
+    let (status, error) = push(&db, &token, "qa", "b", "canonical", &other).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "line 2: item \"q7\" already exists on dataset `qa` with the prompt \"Is the sky blue?\", \
+             and this file gives it the prompt \"Is the grass green in every season of the year, even in a lo…\""
+        ),
+        "{message}"
+    );
+    let stored: (i64, String) = sqlx::query_as("SELECT count(*), min(prompt) FROM items")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        (1, "Is the sky blue?".to_string()),
+        "nothing of the refused file was written"
+    );
+
+    // The same question spelt with other whitespace is the same item, not a
+    // conflict.
+    let respelt = "{\"id\": \"q7\", \"prompt\": \"Is the  sky\\nblue?\", \"response\": \"no\"}";
+    let (status, summary) = push(&db, &token, "qa", "b", "canonical", respelt).await;
+    assert_eq!(status, StatusCode::CREATED, "{summary}");
+    assert_eq!(summary["items_matched"], 1, "{summary}");
     db.finish().await;
 }

@@ -1,10 +1,17 @@
 //! The `evaluator` binary as a user or a CI script runs it: outputs, exit codes,
-//! and error messages.
+//! and error messages; offline, and against `evaluator serve` on a real
+//! PostgreSQL (a database of its own per test).
 
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use std::io::Write;
+
+use common::TestDb;
+use evaluator::db::teams;
 
 fn evaluator(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_evaluator"))
@@ -197,7 +204,8 @@ fn a_failed_run_leaves_no_output_file() {
         input,
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("samples 2-2"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("failed on input line 2:"), "{stderr}");
     assert!(!results.exists());
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
@@ -263,4 +271,365 @@ fn modules_lists_every_builtin_with_metrics_and_directions() {
 fn a_bad_command_line_exits_64() {
     let out = evaluator(&["score", "--module"], "");
     assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn a_failing_batch_names_its_input_lines_counting_blank_ones() {
+    let (_dir, module) = hostile_module_file();
+    // Two samples in one batch, on lines 1 and 3 (the test module misbehaves as
+    // its batch's first prompt says): the batch is named by its lines, and since
+    // the sandbox does not say which sample failed, the message says so.
+    let input =
+        "{\"prompt\":\"panic\",\"response\":\"r\"}\n\n{\"prompt\":\"fine\",\"response\":\"r\"}\n";
+    let out = evaluator(
+        &[
+            "score",
+            "--module",
+            &module.display().to_string(),
+            "--input",
+            "-",
+            "--batch-size",
+            "2",
+        ],
+        input,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("failed on input lines 1-3 (one batch of 2;")
+            && stderr.contains("--batch-size 1 finds it"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn inspect_puts_the_declared_name_first() {
+    let (_dir, module) = hostile_module_file();
+    let file = module.display().to_string();
+    let out = evaluator(&["inspect", &file], "");
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let first = stdout.lines().next().unwrap();
+    assert!(first.starts_with("name: hostile (v"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("from: {file}"))
+            && stdout.contains("use it as: run --module hostile"),
+        "{stdout}"
+    );
+}
+
+/// An `evaluator` command with the service's address and a token.
+fn client(url: &str, token: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_evaluator"))
+        .args(args)
+        .env("EVALUATOR_URL", url)
+        .env("EVALUATOR_TOKEN", token)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// An `evaluator admin` command on the test's database.
+fn admin(db: &TestDb, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_evaluator"))
+        .arg("admin")
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `evaluator serve` on a free port of the test's database; the process and its URL.
+fn serve(db: &TestDb) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_evaluator"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("evaluator: listening on ") {
+            break url.to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+/// A file of `size` bytes that takes no disk space (a hole).
+fn sparse_file(dir: &Path, name: &str, size: u64) -> String {
+    let path = dir.join(name);
+    std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn uploads_over_the_services_limits_are_refused_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on the discard port: had the client tried to send, the
+    // error would be a refused connection instead.
+    let url = "http://127.0.0.1:9";
+    let module = sparse_file(dir.path(), "big.wasm", 50_000_000);
+    let (code, stdout, stderr) = client(url, "mrt_x", &["push-module", &module]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: {module} is 47.7 MiB and the service accepts modules of at most 32 MiB; build it \
+             with --release and without debug info (`strip = true` in the profile, or `wasm-strip`)"
+        )
+    );
+    let generations = sparse_file(dir.path(), "big.jsonl", 280_000_000);
+    let (code, _, stderr) = client(
+        url,
+        "mrt_x",
+        &[
+            "push-generations",
+            "--dataset",
+            "d",
+            "--system",
+            "s",
+            "--meta",
+            "step=1",
+            &generations,
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {generations} is 267.0 MiB and the service accepts generations files of at most 256 MiB; split it"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
+
+#[tokio::test]
+async fn listings_metadata_reports_and_token_revocation_through_the_binary() {
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "lab").await.unwrap();
+    let (mut server, url) = serve(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.jsonl");
+    std::fs::write(
+        &file,
+        "{\"id\": \"q1\", \"prompt\": \"Q?\", \"response\": \"A.\"}\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let push = |meta: &str| {
+        client(
+            &url,
+            &token,
+            &[
+                "push-generations",
+                "--dataset",
+                "qa",
+                "--system",
+                "sys",
+                "--meta",
+                meta,
+                &file,
+            ],
+        )
+    };
+
+    // A first push of one row, then the same file with other metadata: the
+    // report says what changed, and that nothing did when nothing did.
+    let (code, stdout, stderr) = push("lambda=0.5");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("qa/sys: 1 row, 1 new generation, 0 already stored"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"metadata: {} -> {"lambda":0.5}"#),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = push("lambda=0.7");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(r#"metadata: {"lambda":0.5} -> {"lambda":0.7}"#),
+        "{stdout}"
+    );
+    let (_, stdout, _) = push("lambda=0.7");
+    assert!(stdout.contains("metadata unchanged"), "{stdout}");
+
+    // Listings, in JSON and as text.
+    let (code, stdout, stderr) = client(&url, &token, &["datasets", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let datasets: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let dataset = &datasets["datasets"][0];
+    assert_eq!(
+        (dataset["name"].as_str(), dataset["items"].as_i64()),
+        (Some("qa"), Some(1)),
+        "{stdout}"
+    );
+    let id = dataset["id"].as_i64().unwrap().to_string();
+    let (_, stdout, _) = client(&url, &token, &["datasets"]);
+    let row: Vec<&str> = stdout.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row, [id.as_str(), "qa", "1", "1", "1"], "{stdout}");
+    let (code, stdout, stderr) = client(&url, &token, &["systems", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let systems: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(systems["systems"][0]["name"], "sys", "{stdout}");
+    assert_eq!(systems["systems"][0]["metadata"]["lambda"], 0.7, "{stdout}");
+    let (_, stdout, _) = client(&url, &token, &["systems"]);
+    assert!(
+        stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(r#"{"lambda":0.7}"#),
+        "{stdout}"
+    );
+    let (code, _, stderr) = client(&url, &token, &["push-module", "builtin:length"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = client(&url, &token, &["list-modules", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let modules: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(modules["modules"][0]["name"], "length", "{stdout}");
+    let (_, stdout, _) = client(&url, &token, &["list-modules"]);
+    assert!(
+        stdout.lines().nth(1).unwrap().contains("length")
+            && stdout.contains("words, sentences, characters"),
+        "{stdout}"
+    );
+
+    // A leaderboard without a comparison names the judge as declared, not by
+    // the id the CLI resolved `builtin:length` to.
+    let (code, _, stderr) = client(
+        &url,
+        &token,
+        &[
+            "leaderboard",
+            "--dataset",
+            "qa",
+            "--judge",
+            "builtin:length",
+            "--metric",
+            "words",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("no finished comparison on `qa` with judge `length` (module #")
+            && stderr.contains(
+                "on its metric `words`; run `evaluator compare --dataset qa --judge length` first"
+            ),
+        "{stderr}"
+    );
+
+    // A dataset's id works where its name does.
+    let (code, stdout, stderr) = client(&url, &token, &["results", "--dataset", &id, "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let results: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(results["dataset"], "qa", "{stdout}");
+
+    // The server's own 413 reaches a client that skips the size check: it is
+    // refused on its declared length, before the body is sent.
+    let big = vec![0u8; evaluator::state::MAX_MODULE_BYTES + 1];
+    let refused = tokio::task::spawn_blocking({
+        let (url, token) = (url.clone(), token.clone());
+        move || {
+            evaluator::client::Client::new(&url, &token)
+                .unwrap()
+                .post_bytes::<serde_json::Value>("/api/v1/modules", "application/wasm", &big)
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(
+        matches!(&refused, evaluator::Error::Api { status: 413, message, .. }
+            if message == "modules are limited to 32 MiB"),
+        "{refused}"
+    );
+
+    // Tokens: listed with id and prefix, revoked by either; an ambiguous
+    // prefix is refused and names the candidates.
+    let second = teams::create_token(&db.pool, "lab").await.unwrap();
+    let third = teams::create_token(&db.pool, "lab").await.unwrap();
+    let (code, stdout, stderr) = admin(&db, &["list-tokens", "lab", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let tokens: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    let prefixes: Vec<&str> = tokens
+        .iter()
+        .map(|t| t["prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(prefixes, [&token[..12], &second[..12], &third[..12]]);
+    assert!(tokens.iter().all(|t| t["revoked"].is_null()), "{stdout}");
+    let (code, _, stderr) = admin(&db, &["revoke-token", &second[..12]]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "revoked token #{} ({}) of team `lab`",
+            tokens[1]["id"],
+            &second[..12]
+        )
+    );
+    let third_id = tokens[2]["id"].to_string();
+    let (code, _, stderr) = admin(&db, &["revoke-token", &third_id]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = admin(&db, &["revoke-token", &third_id]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("already revoked"), "{stderr}");
+    let (code, _, stderr) = client(&url, &second, &["datasets"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("401"), "{stderr}");
+    let (code, stdout, _) = admin(&db, &["list-tokens", "lab"]);
+    assert_eq!(code, 0);
+    let revoked: Vec<bool> = stdout
+        .lines()
+        .skip(1)
+        .map(|line| !line.ends_with('-'))
+        .collect();
+    assert_eq!(revoked, [false, true, true], "{stdout}");
+    // Two tokens whose prefixes begin alike (written directly: real ones
+    // rarely collide).
+    for (n, prefix) in ["mrt_abcd0001", "mrt_abcd0002"].iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO api_tokens (team_id, token_sha256, prefix) \
+             SELECT id, decode(repeat($2, 32), 'hex'), $1 FROM teams WHERE name = 'lab'",
+        )
+        .bind(prefix)
+        .bind(format!("{n:02}"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let (code, _, stderr) = admin(&db, &["revoke-token", "mrt_abcd"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("prefix \"mrt_abcd\" matches 2 active tokens")
+            && stderr.contains("mrt_abcd0001")
+            && stderr.contains("mrt_abcd0002"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = admin(&db, &["revoke-token", "mrt_abcd0002"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    db.finish().await;
 }

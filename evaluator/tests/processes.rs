@@ -384,6 +384,11 @@ async fn the_client_commands_drive_a_running_service() {
     );
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("guest_panic"), "{stderr}");
+    // Named by system and item key, not by internal generation ids.
+    assert!(
+        stderr.contains("failed on system `x`, item \"panic\": guest panicked"),
+        "{stderr}"
+    );
 
     server.kill().unwrap();
     server.wait().unwrap();

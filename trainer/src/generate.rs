@@ -68,6 +68,18 @@ pub enum FinishReason {
     Length,
 }
 
+impl FinishReason {
+    /// Why it stopped, in words for people (the variant's name means nothing
+    /// to someone reading `trainer generate`'s summary).
+    pub fn describe(self) -> &'static str {
+        match self {
+            FinishReason::StopId => "end-of-sequence token",
+            FinishReason::StopString => "stop string",
+            FinishReason::Length => "--max-new-tokens reached",
+        }
+    }
+}
+
 /// One row's output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Generation {

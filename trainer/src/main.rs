@@ -253,10 +253,10 @@ fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
     println!("{}", g.text);
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
-        "[{} tokens in {secs:.2}s, {:.1} tok/s, stop: {:?}]",
+        "[{} tokens in {secs:.2}s, {:.1} tok/s, stopped by: {}]",
         g.tokens.len(),
         g.tokens.len() as f64 / secs,
-        g.finish
+        g.finish.describe()
     );
     Ok(())
 }

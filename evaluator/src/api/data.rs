@@ -16,7 +16,6 @@ use super::types::{
 use crate::db::datasets::{self, ImportRefused};
 use crate::domain::Team;
 use crate::import;
-use crate::state::MAX_IMPORT_BYTES;
 
 /// Imports a generations file as a system's answers on a dataset (both
 /// created when new). The file is parsed completely first (422 naming line and
@@ -29,7 +28,7 @@ use crate::state::MAX_IMPORT_BYTES;
     responses(
         (status = 201, description = "Something was created", body = ImportSummary),
         (status = 200, description = "A repeated push: nothing new", body = ImportSummary),
-        (status = 409, description = "The system already has a different response for an item", body = ErrorBody),
+        (status = 409, description = "The system already has a different response for an item, or an item `id` is stored with a different prompt", body = ErrorBody),
         (status = 413, description = "Over the 256 MiB limit", body = ErrorBody),
         (status = 422, description = "A row or a name is invalid", body = ErrorBody),
         (status = 401, body = ErrorBody),
@@ -42,15 +41,7 @@ pub(super) async fn import_generations(
     AppQuery(query): AppQuery<ImportQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ImportSummary>), ApiError> {
-    let bytes = body.map_err(|rejection| {
-        ApiError::body(
-            rejection,
-            &format!(
-                "generation files are limited to {} MiB; split the file",
-                MAX_IMPORT_BYTES >> 20
-            ),
-        )
-    })?;
+    let bytes = body.map_err(|rejection| ApiError::body(rejection, &super::generations_limit()))?;
     let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::Unprocessable {
         code: "invalid_generations",
         message: format!("the file is not UTF-8 (byte {})", e.valid_up_to()),
@@ -76,10 +67,15 @@ pub(super) async fn import_generations(
 fn refused(error: ImportRefused) -> ApiError {
     match error {
         ImportRefused::InvalidName { .. } => ApiError::invalid(error.to_string()),
-        ImportRefused::Conflict { .. } => ApiError::Conflict(error.to_string()),
+        ImportRefused::Conflict { .. } | ImportRefused::PromptConflict { .. } => {
+            ApiError::Conflict(error.to_string())
+        }
         ImportRefused::Database(e) => ApiError::from(e),
     }
 }
+
+/// How the read routes take a dataset (imports take a name: they create it).
+pub(super) const DATASET_REFERENCE: &str = "The dataset's name, or its id (as `GET /api/v1/datasets` lists them); a name wins, so a dataset named `7` is found by name";
 
 /// The team's datasets with their sizes, by name.
 #[utoipa::path(
@@ -97,7 +93,7 @@ pub(super) async fn list_datasets(
 /// A dataset's sizes and the systems with generations on it.
 #[utoipa::path(
     get, path = "/api/v1/datasets/{dataset}", tag = "datasets",
-    params(("dataset" = String, Path, description = "The dataset's name")),
+    params(("dataset" = String, Path, description = DATASET_REFERENCE)),
     responses(
         (status = 200, body = DatasetDetail),
         (status = 404, body = ErrorBody),
@@ -119,7 +115,7 @@ pub(super) async fn get_dataset(
 /// Per system and metric: mean, standard error and n.
 #[utoipa::path(
     get, path = "/api/v1/datasets/{dataset}/results", tag = "datasets",
-    params(("dataset" = String, Path, description = "The dataset's name")),
+    params(("dataset" = String, Path, description = DATASET_REFERENCE)),
     responses(
         (status = 200, body = DatasetResults),
         (status = 404, body = ErrorBody),
@@ -132,7 +128,7 @@ pub(super) async fn results(
     AppPath(name): AppPath<String>,
 ) -> Result<Json<DatasetResults>, ApiError> {
     // Only the id: the dataset's sizes would cost a count over its generations.
-    let id = datasets::find_id(&db, team.id, &name)
+    let (id, name) = datasets::resolve(&db, team.id, &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))?;
     Ok(Json(crate::results::dataset_results(&db, id, &name).await?))

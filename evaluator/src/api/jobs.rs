@@ -191,7 +191,7 @@ pub(super) async fn job_leaderboard(
 /// The leaderboard of the newest finished comparison on a dataset with a judge.
 #[utoipa::path(
     get, path = "/api/v1/datasets/{dataset}/leaderboard", tag = "datasets",
-    params(("dataset" = String, Path, description = "The dataset's name"), JudgeQuery),
+    params(("dataset" = String, Path, description = super::data::DATASET_REFERENCE), JudgeQuery),
     responses(
         (status = 200, body = DatasetLeaderboard),
         (status = 404, description = "No such dataset or judge, or no finished comparison with it", body = ErrorBody),
@@ -205,20 +205,29 @@ pub(super) async fn dataset_leaderboard(
     AppPath(name): AppPath<String>,
     AppQuery(query): AppQuery<JudgeQuery>,
 ) -> Result<Json<DatasetLeaderboard>, ApiError> {
-    let dataset_id = jobs::dataset_id(&db, team.id, &name)
+    let (dataset_id, name) = jobs::dataset_id(&db, team.id, &name)
         .await
         .map_err(refused)?;
-    let judge = jobs::resolve_judge(&db, team.id, &query.judge, query.metric.as_deref())
-        .await
-        .map_err(refused)?;
-    let job = crate::db::results::latest_compare_job(&db, team.id, dataset_id, Some(judge))
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no finished comparison on `{name}` with judge `{}`; run `evaluator compare` first",
-                query.judge
-            ))
-        })?;
+    let (judge, metric, judge_name) =
+        jobs::resolve_named_judge(&db, team.id, &query.judge, query.metric.as_deref())
+            .await
+            .map_err(refused)?;
+    let job =
+        crate::db::results::latest_compare_job(&db, team.id, dataset_id, Some((judge, metric)))
+            .await?
+            .ok_or_else(|| {
+                // Named by the module's declared name: clients (the CLI) often
+                // pass the id of the upload they just made.
+                let metric = query
+                    .metric
+                    .as_deref()
+                    .map(|m| format!(" on its metric `{m}`"))
+                    .unwrap_or_default();
+                ApiError::NotFound(format!(
+                    "no finished comparison on `{name}` with judge `{judge_name}` (module #{judge}){metric}; \
+                     run `evaluator compare --dataset {name} --judge {judge_name}` first"
+                ))
+            })?;
     let leaderboard = crate::results::leaderboard(&db, job).await?;
     Ok(Json(DatasetLeaderboard {
         dataset: name,

@@ -68,12 +68,24 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(health))
         .routes(routes!(whoami))
         .routes(
-            routes!(modules::list, modules::upload).layer(DefaultBodyLimit::max(MAX_MODULE_BYTES)),
+            routes!(modules::list, modules::upload)
+                .layer::<_, std::convert::Infallible>(axum::middleware::from_fn_with_state(
+                    (MAX_MODULE_BYTES, modules_limit()),
+                    refuse_declared_length,
+                ))
+                .layer(DefaultBodyLimit::max(MAX_MODULE_BYTES)),
         )
         .routes(routes!(modules::get))
         .routes(routes!(data::list_datasets))
         .routes(routes!(data::get_dataset))
-        .routes(routes!(data::import_generations).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)))
+        .routes(
+            routes!(data::import_generations)
+                .layer::<_, std::convert::Infallible>(axum::middleware::from_fn_with_state(
+                    (MAX_IMPORT_BYTES, generations_limit()),
+                    refuse_declared_length,
+                ))
+                .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
         .routes(routes!(data::results))
         .routes(routes!(data::list_systems))
         .routes(routes!(data::set_metadata))
@@ -86,6 +98,42 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::job_leaderboard))
         .routes(routes!(jobs::dataset_leaderboard))
         .routes(routes!(document))
+}
+
+/// The 413 message of module uploads.
+pub(crate) fn modules_limit() -> String {
+    format!("modules are limited to {} MiB", MAX_MODULE_BYTES >> 20)
+}
+
+/// The 413 message of generation imports.
+pub(crate) fn generations_limit() -> String {
+    format!(
+        "generation files are limited to {} MiB; split the file and push the parts to the same system",
+        MAX_IMPORT_BYTES >> 20
+    )
+}
+
+/// Answers 413 to a request whose `Content-Length` is over the limit before
+/// its body is read. `DefaultBodyLimit` alone reads up to the limit
+/// first and then closes the connection under a client still sending, which
+/// sees a broken pipe instead of the answer; refused here, a client that sent
+/// `Expect: 100-continue` (the CLI does for large bodies) gets the 413 before
+/// sending anything.
+async fn refuse_declared_length(
+    State((limit, message)): State<(usize, String)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return ApiError::PayloadTooLarge(message).into_response();
+    }
+    next.run(request).await
 }
 
 /// The OpenAPI 3.1 document of [`router`], built once.

@@ -11,7 +11,7 @@ use super::extract::AppPath;
 use super::types::{ErrorBody, Module, ModuleList};
 use crate::db::modules;
 use crate::domain::{ModuleId, Team};
-use crate::state::{AppState, MAX_MODULE_BYTES};
+use crate::state::AppState;
 
 /// Uploads a module: the raw `.wasm` as the body. It is compiled, its imports
 /// audited and its `info()` checked first; only a module that loads is stored.
@@ -32,12 +32,7 @@ pub(super) async fn upload(
     team: Team,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Module>), ApiError> {
-    let bytes = body.map_err(|rejection| {
-        ApiError::body(
-            rejection,
-            &format!("modules are limited to {} MiB", MAX_MODULE_BYTES >> 20),
-        )
-    })?;
+    let bytes = body.map_err(|rejection| ApiError::body(rejection, &super::modules_limit()))?;
     if bytes.is_empty() {
         return Err(ApiError::Unprocessable {
             code: "invalid_module",

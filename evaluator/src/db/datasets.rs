@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use super::{db, searchable};
 use crate::domain::{Dataset, DatasetId, ImportSummary, ItemId, System, SystemId, TeamId};
 use crate::error::{Error, Result};
-use crate::import::Row;
+use crate::import::{Row, prompt_key};
 
 /// Why an import was refused; nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +32,40 @@ pub enum ImportRefused {
         /// The system.
         system: String,
     },
+    /// A row names a stored item (by its `id`) with a different prompt. Items
+    /// are shared by every system on the dataset, so taking the new prompt would
+    /// silently change what the others answered, and keeping the old one would
+    /// score this row against a question it was not asked.
+    #[error(
+        "{origin}: item {key} already exists on dataset `{dataset}` with the prompt {stored}, and this \
+         file gives it the prompt {given}; an item's prompt cannot change (give the row another `id`, \
+         or push to a new dataset)"
+    )]
+    PromptConflict {
+        /// The row, as `line N` or `entry K`.
+        origin: String,
+        /// The dataset.
+        dataset: String,
+        /// The item's key, quoted and shortened.
+        key: String,
+        /// The stored prompt, quoted and shortened.
+        stored: String,
+        /// The row's prompt, quoted and shortened.
+        given: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Database(#[from] Error),
+}
+
+/// A text quoted for a message, cut to its first 60 characters.
+fn shorten(text: &str) -> String {
+    const SHOWN: usize = 60;
+    let mut short: String = text.chars().take(SHOWN).collect();
+    if text.chars().nth(SHOWN).is_some() {
+        short.push('…');
+    }
+    format!("{short:?}")
 }
 
 const DATASET_RULE: &str =
@@ -129,24 +160,38 @@ pub async fn import(
     .map_err(db("insert items"))?
     .rows_affected();
 
-    let stored: Vec<(ItemId, String, Option<String>)> = sqlx::query_as(
-        "SELECT id, key, reference FROM items WHERE dataset_id = $1 AND key = ANY($2)",
+    let stored: Vec<(ItemId, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, key, prompt, reference FROM items WHERE dataset_id = $1 AND key = ANY($2)",
     )
     .bind(dataset_id)
     .bind(&keys)
     .fetch_all(&mut *tx)
     .await
     .map_err(db("read items"))?;
-    let by_key: HashMap<&str, (ItemId, Option<&str>)> = stored
+    let by_key: HashMap<&str, (ItemId, &str, Option<&str>)> = stored
         .iter()
-        .map(|(id, key, reference)| (key.as_str(), (*id, reference.as_deref())))
+        .map(|(id, key, prompt, reference)| {
+            (key.as_str(), (*id, prompt.as_str(), reference.as_deref()))
+        })
         .collect();
     let mut item_ids = Vec::with_capacity(rows.len());
     let mut reference_mismatches = 0;
     for row in rows {
-        let (id, reference) = by_key.get(row.key.as_str()).copied().ok_or_else(|| {
+        let (id, prompt, reference) = by_key.get(row.key.as_str()).copied().ok_or_else(|| {
             Error::Inconsistent(format!("item {:?} vanished during the import", row.key))
         })?;
+        // Spellings that normalise alike are the same question (the key rule),
+        // so only a prompt that differs after normalisation is a conflict; rows
+        // keyed by their prompt can never differ here.
+        if prompt != row.prompt && prompt_key(prompt) != prompt_key(&row.prompt) {
+            return Err(ImportRefused::PromptConflict {
+                origin: row.origin.clone(),
+                dataset: dataset.to_string(),
+                key: shorten(&row.key),
+                stored: shorten(prompt),
+                given: shorten(&row.prompt),
+            });
+        }
         if row.reference.is_some() && row.reference.as_deref() != reference {
             reference_mismatches += 1;
         }
@@ -299,28 +344,68 @@ pub async fn list(pool: &PgPool, team_id: TeamId) -> Result<Vec<Dataset>> {
     Ok(rows.into_iter().map(Dataset::from).collect())
 }
 
-/// One of the team's datasets by name, with its sizes; `None` if the team has
-/// none by that name.
-pub async fn find(pool: &PgPool, team_id: TeamId, name: &str) -> Result<Option<Dataset>> {
-    if !searchable(name) {
+/// The id a dataset reference names when it is not a name: all digits (so
+/// `+7` or ` 7` name nothing rather than dataset 7).
+fn as_id(name_or_id: &str) -> Option<i64> {
+    if name_or_id.is_empty() || !name_or_id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name_or_id.parse().ok()
+}
+
+/// The API's rule for a dataset reference, shared by `find` and `resolve`: the
+/// team's dataset of that name, else (for a number) the team's dataset with
+/// that id. A name wins, so a dataset named `2024` is still found by name.
+const BY_NAME_OR_ID: &str =
+    "d.team_id = $1 AND (d.name = $2 OR d.id = $3) ORDER BY (d.name = $2) DESC LIMIT 1";
+
+/// One of the team's datasets by name or id (see [`resolve`]), with its
+/// sizes; `None` if the reference names none of the team's.
+pub async fn find(pool: &PgPool, team_id: TeamId, name_or_id: &str) -> Result<Option<Dataset>> {
+    if !searchable(name_or_id) {
         return Ok(None);
     }
-    let row: Option<DatasetRow> = sqlx::query_as(
+    let row: Option<DatasetRow> = sqlx::query_as(&format!(
         "SELECT d.id, d.name, \
            (SELECT count(*) FROM items i WHERE i.dataset_id = d.id) AS items, \
            (SELECT count(DISTINCT g.system_id) FROM generations g WHERE g.dataset_id = d.id) AS systems, \
            (SELECT count(*) FROM generations g WHERE g.dataset_id = d.id) AS generations \
-         FROM datasets d WHERE d.team_id = $1 AND d.name = $2",
-    )
+         FROM datasets d WHERE {BY_NAME_OR_ID}"
+    ))
     .bind(team_id)
-    .bind(name)
+    .bind(name_or_id)
+    .bind(as_id(name_or_id))
     .fetch_optional(pool)
     .await
     .map_err(db("find dataset"))?;
     Ok(row.map(Dataset::from))
 }
 
-/// The id of the team's dataset with this name, without counting anything.
+/// The team's dataset named `name_or_id`, or, when it has none by that name
+/// and the reference is a number, its dataset with that id: the id and the
+/// name, without counting anything. `datasets` lists both, and ids survive a
+/// name that is awkward to type or quote.
+pub async fn resolve(
+    pool: &PgPool,
+    team_id: TeamId,
+    name_or_id: &str,
+) -> Result<Option<(DatasetId, String)>> {
+    if !searchable(name_or_id) {
+        return Ok(None);
+    }
+    sqlx::query_as(&format!(
+        "SELECT d.id, d.name FROM datasets d WHERE {BY_NAME_OR_ID}"
+    ))
+    .bind(team_id)
+    .bind(name_or_id)
+    .bind(as_id(name_or_id))
+    .fetch_optional(pool)
+    .await
+    .map_err(db("find dataset"))
+}
+
+/// The id of the team's dataset with this name (names only, as the pages'
+/// addresses use), without counting anything.
 pub async fn find_id(pool: &PgPool, team_id: TeamId, name: &str) -> Result<Option<DatasetId>> {
     if !searchable(name) {
         return Ok(None);

@@ -66,22 +66,154 @@ pub async fn create_token(pool: &PgPool, team: &str) -> Result<String> {
     Ok(token)
 }
 
-/// Revokes a token; requests carrying it are refused from then on.
-pub async fn revoke_token(pool: &PgPool, token: &str) -> Result<()> {
-    let revoked = sqlx::query(
-        "UPDATE api_tokens SET revoked_at = now() WHERE token_sha256 = $1 AND revoked_at IS NULL",
-    )
-    .bind(token_hash(token).as_slice())
-    .execute(pool)
-    .await
-    .map_err(db("revoke token"))?
-    .rows_affected();
-    if revoked == 0 {
-        return Err(Error::Usage(
-            "no active token matches (unknown or already revoked)".into(),
-        ));
+/// A token as `evaluator admin list-tokens` shows it: never the token itself
+/// (only its hash is stored), but the id and printed prefix that
+/// [`revoke_token`] accepts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct TokenRecord {
+    /// The token's id.
+    pub id: i64,
+    /// The team's name.
+    pub team: String,
+    /// Its first characters (`mrt_` and 8 hex digits).
+    pub prefix: String,
+    /// When it was created (UTC, RFC 3339).
+    pub created: String,
+    /// When it was revoked, if it was.
+    pub revoked: Option<String>,
+}
+
+const TOKEN_COLUMNS: &str = "k.id, t.name AS team, k.prefix, \
+     to_char(k.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created, \
+     to_char(k.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS revoked \
+     FROM api_tokens k JOIN teams t ON t.id = k.team_id";
+
+/// A team's tokens, oldest first, revoked ones included.
+pub async fn list_tokens(pool: &PgPool, team: &str) -> Result<Vec<TokenRecord>> {
+    let exists: Option<TeamId> = sqlx::query_scalar("SELECT id FROM teams WHERE name = $1")
+        .bind(team)
+        .fetch_optional(pool)
+        .await
+        .map_err(db("find team"))?;
+    if exists.is_none() {
+        return Err(Error::Usage(format!("no team named `{team}`")));
     }
-    Ok(())
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} WHERE t.name = $1 ORDER BY k.id"
+    ))
+    .bind(team)
+    .fetch_all(pool)
+    .await
+    .map_err(db("list tokens"))
+}
+
+/// How `revoke-token` was told which token: the whole token, its id, or the
+/// prefix `list-tokens` prints (or the start of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TokenSpec<'a> {
+    Whole(&'a str),
+    Id(i64),
+    Prefix(&'a str),
+}
+
+/// The length of a stored prefix: `mrt_` and 8 hex digits.
+const PREFIX_LEN: usize = TOKEN_PREFIX.len() + 8;
+
+fn parse_token_spec(spec: &str) -> Result<TokenSpec<'_>> {
+    let whole_len = TOKEN_PREFIX.len() + 64;
+    if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
+        return spec
+            .parse()
+            .map(TokenSpec::Id)
+            .map_err(|_| Error::Usage(format!("token id {spec} is out of range")));
+    }
+    match spec.strip_prefix(TOKEN_PREFIX) {
+        Some(_) if spec.len() == whole_len => Ok(TokenSpec::Whole(spec)),
+        Some(rest)
+            if !rest.is_empty()
+                && spec.len() <= PREFIX_LEN
+                && rest.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok(TokenSpec::Prefix(spec))
+        }
+        _ => Err(Error::Usage(format!(
+            "{spec:?} is not a token: give the whole token ({whole_len} characters), its id, or the \
+             prefix `evaluator admin list-tokens TEAM` prints (`{TOKEN_PREFIX}` and up to 8 hex digits)"
+        ))),
+    }
+}
+
+/// Revokes a token given whole, by id, or by its printed prefix; requests
+/// carrying it are refused from then on (and its page sessions end). A prefix
+/// matching several active tokens is refused rather than guessed. Returns the
+/// token revoked.
+pub async fn revoke_token(pool: &PgPool, spec: &str) -> Result<TokenRecord> {
+    let parsed = parse_token_spec(spec)?;
+    let hash = match parsed {
+        TokenSpec::Whole(token) => token_hash(token).to_vec(),
+        _ => Vec::new(),
+    };
+    let (id, prefix) = match parsed {
+        TokenSpec::Id(id) => (Some(id), None),
+        TokenSpec::Prefix(prefix) => (None, Some(prefix)),
+        TokenSpec::Whole(_) => (None, None),
+    };
+    let matches: Vec<TokenRecord> = sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} WHERE CASE WHEN $2::bigint IS NOT NULL THEN k.id = $2 \
+           WHEN $3::text IS NOT NULL THEN left(k.prefix, length($3)) = $3 \
+           ELSE k.token_sha256 = $1 END \
+         ORDER BY k.id"
+    ))
+    .bind(hash.as_slice())
+    .bind(id)
+    .bind(prefix)
+    .fetch_all(pool)
+    .await
+    .map_err(db("find token"))?;
+    let active: Vec<&TokenRecord> = matches.iter().filter(|t| t.revoked.is_none()).collect();
+    let token = match active.as_slice() {
+        [one] => (*one).clone(),
+        [] if matches.is_empty() => {
+            return Err(Error::Usage(format!(
+                "no token matches {spec:?} (`evaluator admin list-tokens TEAM` lists a team's)"
+            )));
+        }
+        [] => {
+            return Err(Error::Usage(format!(
+                "the token matching {spec:?} is already revoked"
+            )));
+        }
+        several => {
+            return Err(Error::Usage(format!(
+                "prefix {spec:?} matches {} active tokens ({}); give more of it, the token's id or \
+                 the whole token",
+                several.len(),
+                several
+                    .iter()
+                    .map(|t| format!("#{} {} of team `{}`", t.id, t.prefix, t.team))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    };
+    // `revoked_at IS NULL` again: a concurrent revocation is not revoked twice.
+    let revoked: Option<String> = sqlx::query_scalar(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL \
+         RETURNING to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+    )
+    .bind(token.id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db("revoke token"))?;
+    match revoked {
+        Some(revoked) => Ok(TokenRecord {
+            revoked: Some(revoked),
+            ..token
+        }),
+        None => Err(Error::Usage(format!(
+            "the token matching {spec:?} is already revoked"
+        ))),
+    }
 }
 
 /// The team owning an active token, if any.
@@ -133,6 +265,25 @@ mod tests {
         assert!(parse_team_name("mario-lab_2.0").is_ok());
         for bad in ["", "-lead", "has space", "é", &"x".repeat(65)] {
             assert!(parse_team_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_token_is_named_whole_by_id_or_by_its_printed_prefix() {
+        let token = new_token().unwrap();
+        assert_eq!(parse_token_spec(&token).unwrap(), TokenSpec::Whole(&token));
+        assert_eq!(parse_token_spec("42").unwrap(), TokenSpec::Id(42));
+        assert_eq!(
+            parse_token_spec(&token[..PREFIX_LEN]).unwrap(),
+            TokenSpec::Prefix(&token[..PREFIX_LEN])
+        );
+        assert_eq!(
+            parse_token_spec("mrt_ab").unwrap(),
+            TokenSpec::Prefix("mrt_ab")
+        );
+        for bad in ["", "mrt_", "ab12", &token[..PREFIX_LEN + 1], "mrt_zz"] {
+            let message = parse_token_spec(bad).unwrap_err().to_string();
+            assert!(message.contains("is not a token"), "{bad:?}: {message}");
         }
     }
 

@@ -85,7 +85,7 @@ fn describe_pairs(pairs: &[(String, String)]) -> String {
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
-    /// The dataset's name.
+    /// The dataset: its name, or its id where no dataset has that name.
     pub dataset: String,
     /// Scorer modules: ids, or the names they declare (the newest upload wins).
     pub modules: Vec<String>,
@@ -98,7 +98,7 @@ pub struct ScoreRequest {
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompareRequest {
-    /// The dataset's name.
+    /// The dataset: its name, or its id where no dataset has that name.
     pub dataset: String,
     /// A judge module, or a scorer whose metric decides (id or declared name).
     pub judge: String,
@@ -266,22 +266,19 @@ async fn resolve_module(
     })
 }
 
+/// The team's dataset by name, or by id (see [`crate::db::datasets::resolve`]):
+/// its id and name.
 async fn resolve_dataset(
     pool: &PgPool,
     team_id: TeamId,
     name: &str,
-) -> Result<DatasetId, JobRefused> {
+) -> Result<(DatasetId, String), JobRefused> {
     if !searchable(name) {
         return Err(JobRefused::NotFound(format!("no dataset {name:?}")));
     }
-    let id: Option<DatasetId> =
-        sqlx::query_scalar("SELECT id FROM datasets WHERE team_id = $1 AND name = $2")
-            .bind(team_id)
-            .bind(name)
-            .fetch_optional(pool)
-            .await
-            .map_err(db("find dataset"))?;
-    id.ok_or_else(|| JobRefused::NotFound(format!("no dataset `{name}`")))
+    crate::db::datasets::resolve(pool, team_id, name)
+        .await?
+        .ok_or_else(|| JobRefused::NotFound(format!("no dataset `{name}`")))
 }
 
 /// The systems asked for (or all with generations on the dataset), by name.
@@ -329,7 +326,7 @@ pub async fn create_score_job(
     if request.modules.is_empty() {
         return Err(JobRefused::Invalid("name at least one module".into()));
     }
-    let dataset_id = resolve_dataset(pool, team_id, &request.dataset).await?;
+    let (dataset_id, dataset) = resolve_dataset(pool, team_id, &request.dataset).await?;
     let mut modules = Vec::new();
     for spec in &request.modules {
         let module = resolve_module(pool, team_id, spec).await?;
@@ -349,14 +346,14 @@ pub async fn create_score_job(
         pool,
         team_id,
         dataset_id,
-        &request.dataset,
+        &dataset,
         request.systems.as_deref(),
     )
     .await?;
     if systems.is_empty() {
         return Err(JobRefused::Invalid(format!(
             "dataset `{}` has no generations yet",
-            request.dataset
+            dataset
         )));
     }
     let system_ids: Vec<SystemId> = systems.iter().map(|(id, _)| *id).collect();
@@ -408,21 +405,21 @@ pub async fn create_compare_job(
     team_id: TeamId,
     request: &CompareRequest,
 ) -> Result<Job, JobRefused> {
-    let dataset_id = resolve_dataset(pool, team_id, &request.dataset).await?;
+    let (dataset_id, dataset) = resolve_dataset(pool, team_id, &request.dataset).await?;
     let (judge_id, metric) =
         resolve_judge(pool, team_id, &request.judge, request.metric.as_deref()).await?;
     let systems = resolve_systems(
         pool,
         team_id,
         dataset_id,
-        &request.dataset,
+        &dataset,
         request.systems.as_deref(),
     )
     .await?;
     if systems.len() < 2 {
         return Err(JobRefused::Invalid(format!(
             "a comparison needs at least two systems with generations on `{}` (found {})",
-            request.dataset,
+            dataset,
             systems.len()
         )));
     }
@@ -454,7 +451,7 @@ pub async fn create_compare_job(
     }
     if !disjoint.is_empty() {
         return Err(JobRefused::NoCommonItems {
-            dataset: request.dataset.clone(),
+            dataset: dataset.clone(),
             pairs: disjoint,
         });
     }
@@ -488,6 +485,18 @@ pub async fn resolve_judge(
     judge: &str,
     metric: Option<&str>,
 ) -> Result<(ModuleId, Option<i32>), JobRefused> {
+    let (id, metric, _) = resolve_named_judge(pool, team_id, judge, metric).await?;
+    Ok((id, metric))
+}
+
+/// [`resolve_judge`], with the module's declared name, for messages that
+/// should name the module rather than the id a client passed.
+pub async fn resolve_named_judge(
+    pool: &PgPool,
+    team_id: TeamId,
+    judge: &str,
+    metric: Option<&str>,
+) -> Result<(ModuleId, Option<i32>, String), JobRefused> {
     let module = resolve_module(pool, team_id, judge).await?;
     let metric = match (module.kind, metric) {
         (ModuleKind::Judge, None) => None,
@@ -499,15 +508,15 @@ pub async fn resolve_judge(
         }
         (_, metric) => Some(resolve_metric(pool, &module, metric).await?),
     };
-    Ok((module.id, metric))
+    Ok((module.id, metric, module.name))
 }
 
-/// The id of the team's dataset with this name.
+/// The team's dataset by name or id: its id and name.
 pub async fn dataset_id(
     pool: &PgPool,
     team_id: TeamId,
     name: &str,
-) -> Result<DatasetId, JobRefused> {
+) -> Result<(DatasetId, String), JobRefused> {
     resolve_dataset(pool, team_id, name).await
 }
 

@@ -61,11 +61,14 @@ fn module_fault(name: &str, id: ModuleId, context: &str, error: reward_host::Err
     }
 }
 
-/// A generation as a sample, with its id, item and system.
+/// A generation as a sample, with its id, item and system (and their key and
+/// name, for messages).
 struct Generation {
     id: GenerationId,
     item_id: ItemId,
+    item_key: String,
     system_id: SystemId,
+    system: String,
     sample: Sample,
 }
 
@@ -73,7 +76,9 @@ struct Generation {
 struct GenerationRow {
     id: GenerationId,
     item_id: ItemId,
+    item_key: String,
     system_id: SystemId,
+    system: String,
     prompt: String,
     response: String,
     reference: Option<String>,
@@ -97,7 +102,9 @@ fn to_generation(row: GenerationRow) -> Generation {
     Generation {
         id: row.id,
         item_id: row.item_id,
+        item_key: row.item_key,
         system_id: row.system_id,
+        system: row.system,
         sample: Sample {
             prompt: row.prompt,
             response: row.response,
@@ -107,8 +114,51 @@ fn to_generation(row: GenerationRow) -> Generation {
     }
 }
 
-const GENERATION_COLUMNS: &str = "g.id, g.item_id, g.system_id, i.prompt, g.response, i.reference, i.fields \
-     FROM generations g JOIN items i ON i.id = g.item_id";
+const GENERATION_COLUMNS: &str = "g.id, g.item_id, i.key AS item_key, g.system_id, s.name AS system, \
+     i.prompt, g.response, i.reference, i.fields \
+     FROM generations g JOIN items i ON i.id = g.item_id JOIN systems s ON s.id = g.system_id";
+
+/// Where a failed batch was, in the user's terms: the systems' names and the
+/// items' keys (the sandbox's error does not say which sample of a batch).
+fn describe_batch<'a>(systems: impl Iterator<Item = &'a str>, keys: &[&str]) -> String {
+    const SHOWN: usize = 3;
+    let mut names: Vec<&str> = Vec::new();
+    for system in systems {
+        if !names.contains(&system) {
+            names.push(system);
+        }
+    }
+    let systems = match names.as_slice() {
+        [one] => format!("system `{one}`"),
+        many => format!(
+            "systems {}",
+            many.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let quote = |key: &str| {
+        let mut short: String = key.chars().take(40).collect();
+        if key.chars().nth(40).is_some() {
+            short.push('…');
+        }
+        format!("{short:?}")
+    };
+    match keys {
+        [one] => format!("{systems}, item {}", quote(one)),
+        _ if keys.len() <= SHOWN => format!(
+            "{systems}, items {} (one batch; the module's error does not say which)",
+            keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+        ),
+        _ => format!(
+            "{systems}, a batch of {} items from {} to {} (the module's error does not say which)",
+            keys.len(),
+            quote(keys[0]),
+            quote(keys[keys.len() - 1])
+        ),
+    }
+}
 
 async fn generations_by_id(pool: &PgPool, ids: &[GenerationId]) -> Result<Vec<Generation>> {
     let rows: Vec<GenerationRow> = sqlx::query_as(&format!(
@@ -141,14 +191,9 @@ async fn score_generations(
         for batch in generations.chunks(batch_size) {
             let samples: Vec<Sample> = batch.iter().map(|g| g.sample.clone()).collect();
             let rows = module.score_with(&samples, &limits).map_err(|e| {
-                let first = batch.first().map_or(0, |g| g.id.0);
-                let last = batch.last().map_or(0, |g| g.id.0);
-                module_fault(
-                    &name,
-                    module_id,
-                    &format!("failed on generations {first}..={last}"),
-                    e,
-                )
+                let keys: Vec<&str> = batch.iter().map(|g| g.item_key.as_str()).collect();
+                let place = describe_batch(batch.iter().map(|g| g.system.as_str()), &keys);
+                module_fault(&name, module_id, &format!("failed on {place}"), e)
             })?;
             for (generation, row) in batch.iter().zip(rows) {
                 for (metric, value) in row.into_iter().enumerate() {
@@ -266,9 +311,14 @@ async fn judge_chunk(
                 .iter()
                 .map(|(ga, gb)| (&ga.sample, &gb.sample))
                 .collect();
-            let judged: Vec<PairOutcome> = module
-                .judge_pairs(&samples, &limits)
-                .map_err(|e| module_fault(&name, judge_id, "failed to judge", e))?;
+            let judged: Vec<PairOutcome> = module.judge_pairs(&samples, &limits).map_err(|e| {
+                let keys: Vec<&str> = batch.iter().map(|(g, _)| g.item_key.as_str()).collect();
+                let systems = batch
+                    .iter()
+                    .flat_map(|(ga, gb)| [ga.system.as_str(), gb.system.as_str()]);
+                let place = describe_batch(systems, &keys);
+                module_fault(&name, judge_id, &format!("failed to judge {place}"), e)
+            })?;
             for ((ga, _), judged) in batch.iter().zip(judged) {
                 outcomes.push(OutcomeRow {
                     item: ga.item_id,
@@ -361,4 +411,29 @@ async fn metric_chunk(
         })
         .collect();
     Ok((outcomes, new_scores))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_batch;
+
+    #[test]
+    fn a_failed_batch_is_named_by_systems_and_item_keys() {
+        assert_eq!(
+            describe_batch(["llama-7b"].into_iter(), &["q17"]),
+            "system `llama-7b`, item \"q17\""
+        );
+        assert_eq!(
+            describe_batch(["a", "b", "a"].into_iter(), &["1", "2"]),
+            "systems `a`, `b`, items \"1\", \"2\" (one batch; the module's error does not say which)"
+        );
+        let keys: Vec<String> = (1..=256).map(|i| format!("k{i}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let text = describe_batch(std::iter::repeat_n("gpt3", 256), &keys);
+        assert_eq!(
+            text,
+            "system `gpt3`, a batch of 256 items from \"k1\" to \"k256\" (the module's error does not say which)"
+        );
+        assert!(!text.contains("..="), "{text}");
+    }
 }
