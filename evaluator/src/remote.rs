@@ -532,11 +532,12 @@ fn results_table(results: &DatasetResults, keys: &[&String]) -> String {
     for system in &results.systems {
         table.push_str(&format!("\n{:<width$}", system.system));
         for key in keys {
+            // The pages' rounding: the half-width to two significant digits,
+            // the mean to the same decimals.
             let cell = system.metrics.get(*key).map_or("-".to_string(), |m| {
                 format!(
-                    "{:.4} ± {:.4} (n={})",
-                    m.mean,
-                    crate::results::Z95 * m.stderr,
+                    "{} (n={})",
+                    web::format::plus_minus(m.mean, crate::results::Z95 * m.stderr),
                     m.n
                 )
             });
@@ -606,7 +607,7 @@ mod tests {
         let key = "m/x".to_string();
         let table = results_table(&results, &[&key]);
         assert!(table.contains("mean ± 95% CI (n)"), "{table}");
-        assert!(table.contains("0.5000 ± 0.1960 (n=4)"), "{table}");
+        assert!(table.contains("0.50 ± 0.20 (n=4)"), "{table}");
     }
 
     #[test]

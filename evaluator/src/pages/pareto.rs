@@ -15,10 +15,10 @@ use web::format::{href, number};
 use web::paths;
 use web::views::{ParetoPage, ParetoRow, SelectOption, dataset_tabs};
 
-use super::results::{Z95, metric_keys};
+use super::results::metric_keys;
 use super::{PageError, SignedIn, dataset, html};
 use crate::domain::{Direction, stats_direction};
-use crate::results;
+use crate::results::{self, Z95};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct AxesQuery {

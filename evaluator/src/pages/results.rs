@@ -19,10 +19,7 @@ use super::{Dataset, PageError, SignedIn, dataset, html};
 use crate::db::{modules, review};
 use crate::domain::{DatasetResults, Direction, Module, ModuleKind, Team};
 use crate::jobs::{self, CompareRequest, JobRefused, ScoreRequest};
-use crate::results;
-
-/// The z value of a two-sided 95% normal interval.
-pub(super) const Z95: f64 = 1.96;
+use crate::results::{self, Z95};
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct SortQuery {
