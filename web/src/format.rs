@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(plus_minus(0.5459, 0.0456), "0.546 ± 0.046");
         assert_eq!(plus_minus(0.5, 0.01234), "0.500 ± 0.012");
         assert_eq!(plus_minus(2.0, 0.0), "2 ± 0");
-        assert_eq!(plus_minus(0.75, 1e-17), "0.75 ± 0");
+        assert_eq!(plus_minus(0.75, 1e-17), "0.7500 ± 0");
         assert_eq!(plus_minus(1250.0, 45.0), "1250 ± 45");
     }
 
