@@ -836,7 +836,8 @@ const CUT_CELLS: &str = "
 /// bars and stated units, the compare view of a metric comparison (no
 /// presentation orders, integers as integers, long texts collapsed), the
 /// overview's dataset column and absent ids, empty states without literal
-/// backticks, and at 390 px no text under 11 px and nothing wider than the screen.
+/// backticks, and at 390 px no text under 11 px, no cut cell (tables scroll
+/// instead) and nothing wider than the screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_page_reads_at_a_glance_at_1280_and_390_px() {
     if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
@@ -1113,6 +1114,7 @@ async fn every_page_reads_at_a_glance_at_1280_and_390_px() {
         ] {
             browser.go(&format!("{site}{path}"));
             assert_eq!(browser.script(SMALL_TEXT), json!([]), "{name} at 390 px");
+            assert_eq!(browser.script(CUT_CELLS), json!([]), "cells cut on {name} at 390 px");
             let overflow =
                 browser.script("return document.documentElement.scrollWidth - window.innerWidth;");
             assert!(
