@@ -729,16 +729,7 @@ fn write_inspection(out: &mut impl Write, id: &str, module: &RewardModule) -> st
         info.name
     )?;
     writeln!(out, "metrics:")?;
-    for metric in &info.metrics {
-        writeln!(
-            out,
-            "    {:<12} {:<16} {}",
-            metric.name,
-            metric.direction.as_str(),
-            metric.description
-        )?;
-    }
-    Ok(())
+    write_metrics(out, &info.metrics)
 }
 
 fn module_json(id: &str, module: &RewardModule) -> serde_json::Value {
@@ -767,7 +758,12 @@ fn write_module_text(out: &mut impl Write, id: &str, module: &RewardModule) -> s
         info.version,
         info.description
     )?;
-    for metric in &info.metrics {
+    write_metrics(out, &info.metrics)
+}
+
+/// A module's metrics, one indented line each: name, direction, description.
+fn write_metrics(out: &mut impl Write, metrics: &[reward_host::Metric]) -> std::io::Result<()> {
+    for metric in metrics {
         writeln!(
             out,
             "    {:<12} {:<16} {}",

@@ -184,6 +184,18 @@ impl Browser {
         }
     }
 
+    /// Signs in through the form and waits for the overview.
+    fn sign_in(&self, site: &str, token: &str) {
+        self.go(&format!("{site}/login"));
+        self.type_into("#token", token);
+        self.click("form button[type=submit]");
+        self.wait_for(
+            "return location.pathname === '/';",
+            "the overview",
+            Duration::from_secs(10),
+        );
+    }
+
     fn resize(&self, width: u32, height: u32) {
         self.post("/window/rect", json!({"width": width, "height": height}));
     }
@@ -221,6 +233,20 @@ impl Browser {
     fn close(self) {
         send("DELETE", &self.base, None);
     }
+}
+
+/// The app on a loopback port: its address and the task serving it.
+async fn serve(db: &TestDb) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(AppState {
+        db: db.pool.clone(),
+        host: db.host.clone(),
+    });
+    (
+        site,
+        tokio::spawn(async move { axum::serve(listener, router).await }),
+    )
 }
 
 fn artifacts() -> PathBuf {
@@ -302,13 +328,7 @@ async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
     workers.stop().await;
     let (queued_seen, queued) = tokio::sync::oneshot::channel::<()>();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site = format!("http://{}", listener.local_addr().unwrap());
-    let router = app(AppState {
-        db: db.pool.clone(),
-        host: db.host.clone(),
-    });
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let (site, server) = serve(&db).await;
     let wasm = tempfile::Builder::new().suffix(".wasm").tempfile().unwrap();
     std::fs::write(wasm.path(), builtin("label-judge").unwrap().wasm).unwrap();
     let wasm_path = wasm.path().to_str().unwrap().to_string();
@@ -623,26 +643,13 @@ async fn six_mario_systems_in_the_browser_match_an_independent_computation() {
         .collect();
     expected_front.sort_unstable();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site = format!("http://{}", listener.local_addr().unwrap());
-    let router = app(AppState {
-        db: db.pool.clone(),
-        host: db.host.clone(),
-    });
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let (site, server) = serve(&db).await;
     let dir = artifacts();
     tokio::task::spawn_blocking(move || {
         let driver = Driver::start();
         let browser = Browser::open(&driver);
         browser.resize(1280, 900);
-        browser.go(&format!("{site}/login"));
-        browser.type_into("#token", &token);
-        browser.click("form button[type=submit]");
-        browser.wait_for(
-            "return location.pathname === '/';",
-            "the overview",
-            Duration::from_secs(10),
-        );
+        browser.sign_in(&site, &token);
 
         browser.go(&format!("{site}/datasets/strategyqa/winrates"));
         let cells = browser.script(
@@ -746,26 +753,13 @@ async fn a_disconnected_partly_overlapping_comparison_is_flagged_on_the_page() {
     assert_eq!(wait_for_job(&db, &token, job).await["state"], "succeeded");
     workers.stop().await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site = format!("http://{}", listener.local_addr().unwrap());
-    let router = app(AppState {
-        db: db.pool.clone(),
-        host: db.host.clone(),
-    });
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let (site, server) = serve(&db).await;
     let dir = artifacts();
     tokio::task::spawn_blocking(move || {
         let driver = Driver::start();
         let browser = Browser::open(&driver);
         browser.resize(1280, 900);
-        browser.go(&format!("{site}/login"));
-        browser.type_into("#token", &token);
-        browser.click("form button[type=submit]");
-        browser.wait_for(
-            "return location.pathname === '/';",
-            "the overview",
-            Duration::from_secs(10),
-        );
+        browser.sign_in(&site, &token);
         for width in [1280, 390] {
             browser.resize(width, if width == 390 { 844 } else { 900 });
             browser.go(&format!("{site}/datasets/halves/winrates?job={job}"));
@@ -920,26 +914,13 @@ async fn every_page_reads_at_a_glance_at_1280_and_390_px() {
         .len();
     assert!(columns >= 6, "many metric columns: {columns}");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site = format!("http://{}", listener.local_addr().unwrap());
-    let router = app(AppState {
-        db: db.pool.clone(),
-        host: db.host.clone(),
-    });
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let (site, server) = serve(&db).await;
     let dir = artifacts();
     tokio::task::spawn_blocking(move || {
         let driver = Driver::start();
         let browser = Browser::open(&driver);
         browser.resize(1280, 900);
-        browser.go(&format!("{site}/login"));
-        browser.type_into("#token", &token);
-        browser.click("form button[type=submit]");
-        browser.wait_for(
-            "return location.pathname === '/';",
-            "the overview",
-            Duration::from_secs(10),
-        );
+        browser.sign_in(&site, &token);
 
         // Results: nine columns, none cut, the system column fixed, a best per column.
         browser.go(&format!("{site}/datasets/river"));
