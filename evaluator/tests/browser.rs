@@ -255,6 +255,18 @@ fn artifacts() -> PathBuf {
     dir
 }
 
+/// The `river` dataset's pages, by name, as the phone checks visit them.
+const RIVER_PAGES: [(&str, &str); 5] = [
+    ("overview", "/"),
+    ("results", "/datasets/river"),
+    ("winrates", "/datasets/river/winrates"),
+    (
+        "pareto",
+        "/datasets/river/pareto?x=accuracy/accuracy&y=length/words",
+    ),
+    ("compare", "/datasets/river/compare?a=tuned&b=base"),
+];
+
 /// Four systems on eight items, three of them an interpolation sweep.
 async fn dataset(db: &TestDb, token: &str) {
     let labels = ["yes", "no", "yes", "no", "yes", "yes", "no", "no"];
@@ -491,19 +503,7 @@ async fn a_reviewer_signs_in_uploads_compares_and_reads_every_chart() {
 
         // A phone's width: nothing wider than the screen but the scrollable tables.
         browser.resize(390, 844);
-        for (name, path) in [
-            ("overview", "/".to_string()),
-            ("results", "/datasets/river".to_string()),
-            ("winrates", "/datasets/river/winrates".to_string()),
-            (
-                "pareto",
-                "/datasets/river/pareto?x=accuracy/accuracy&y=length/words".to_string(),
-            ),
-            (
-                "compare",
-                "/datasets/river/compare?a=tuned&b=base".to_string(),
-            ),
-        ] {
+        for (name, path) in RIVER_PAGES {
             browser.go(&format!("{site}{path}"));
             let overflow =
                 browser.script("return document.documentElement.scrollWidth - window.innerWidth;");
@@ -1079,20 +1079,7 @@ async fn every_page_reads_at_a_glance_at_1280_and_390_px() {
 
         // A phone: no text under 11 px, nothing wider than the screen.
         browser.resize(390, 844);
-        for (name, path) in [
-            ("overview", "/".to_string()),
-            ("results", "/datasets/river".to_string()),
-            ("winrates", "/datasets/river/winrates".to_string()),
-            (
-                "pareto",
-                "/datasets/river/pareto?x=accuracy/accuracy&y=length/words".to_string(),
-            ),
-            (
-                "compare",
-                "/datasets/river/compare?a=tuned&b=base".to_string(),
-            ),
-            ("modules", "/modules".to_string()),
-        ] {
+        for (name, path) in RIVER_PAGES.into_iter().chain([("modules", "/modules")]) {
             browser.go(&format!("{site}{path}"));
             assert_eq!(browser.script(SMALL_TEXT), json!([]), "{name} at 390 px");
             assert_eq!(browser.script(CUT_CELLS), json!([]), "cells cut on {name} at 390 px");
