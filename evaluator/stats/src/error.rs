@@ -110,6 +110,17 @@ pub enum Error {
         system: usize,
     },
 
+    /// A judged item names an item index `>= n_items`.
+    #[error("item {index}: item index {item} is out of range for {n_items} items")]
+    ItemOutOfRange {
+        /// Position of the entry at fault.
+        index: usize,
+        /// The item index given.
+        item: usize,
+        /// The number of items.
+        n_items: usize,
+    },
+
     // === Numerical errors ===
     /// An iterative fit did not reach its tolerance. This should not happen for
     /// finite input (the objectives are strictly convex); it is reported rather

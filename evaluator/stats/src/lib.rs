@@ -18,6 +18,10 @@
 //!   ([`bradley_terry::leaderboard_by_group`]).
 //! - [`length_control`]: a simplified AlpacaEval 2.0 length-controlled win rate
 //!   ([`length_controlled_win_rate`]).
+//! - [`glm_winrate`]: AlpacaEval 2.0's length-controlled win rate
+//!   (`length_controlled_v1`: per-system L1 GLM with instruction difficulties
+//!   estimated by a joint fit, cross-validated C, gamed-baseline stand-in rows),
+//!   [`length_controlled_all`].
 //! - [`pareto`]: [`pareto_front`] and exact [`hypervolume`] over several rewards.
 //! - [`normal`]: the standard normal quantile behind every confidence level.
 //! - [`error`]: the crate's [`Error`] and [`Result`].
@@ -40,6 +44,7 @@
 
 pub mod bradley_terry;
 pub mod error;
+pub mod glm_winrate;
 pub mod length_control;
 pub mod normal;
 pub mod pairwise;
@@ -49,6 +54,10 @@ pub mod summary;
 
 pub use bradley_terry::{Battle, BtFit, BtOptions, RatedSystem};
 pub use error::{Error, Result};
+pub use glm_winrate::{
+    BaselineRegularization, GlmOptions, GlmWinRate, JudgedItem, LcReport, SystemJudgments,
+    length_controlled_all,
+};
 pub use length_control::{LengthControlled, length_controlled_win_rate};
 pub use normal::{normal_quantile, z_for_confidence};
 pub use pairwise::{Outcome, PairCounts, bootstrap_ci};
