@@ -100,6 +100,7 @@ async fn run(quick: bool) {
             judge: "accuracy".into(),
             metric: None,
             systems: None,
+            baseline: None,
         },
     )
     .await

@@ -134,6 +134,9 @@ enum Command {
         /// Systems to compare, every pair (default: all with generations).
         #[arg(long, value_delimiter = ',')]
         systems: Option<Vec<String>>,
+        /// Compare every other system with this one only, instead of every pair.
+        #[arg(long)]
+        baseline: Option<String>,
         #[command(flatten)]
         wait: Wait,
         #[command(flatten)]
@@ -155,17 +158,59 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// The Bradley–Terry leaderboard of the newest finished comparison with a judge.
+    /// Store pairwise judgments made elsewhere (an LLM judge, AlpacaEval's
+    /// annotations) for systems already pushed to a dataset.
+    PushJudgments {
+        /// The dataset: its name, or its id (`evaluator datasets`).
+        #[arg(long)]
+        dataset: String,
+        /// The judge's name on the dataset (created if new), e.g.
+        /// weighted_alpaca_eval_gpt4_turbo.
+        #[arg(long)]
+        judge: String,
+        /// The file's format.
+        #[arg(long, value_enum, default_value_t = crate::import::judgments::JudgmentFormat::Canonical)]
+        format: crate::import::judgments::JudgmentFormat,
+        /// alpaca_eval files: the system the file's `generator_2` stands for
+        /// (AlpacaEval's null model calls itself `example`).
+        #[arg(long)]
+        system: Option<String>,
+        /// alpaca_eval files: the system the file's `generator_1` stands for.
+        #[arg(long)]
+        baseline: Option<String>,
+        /// The judgments file.
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// A leaderboard: with --baseline, AlpacaEval's columns against that
+    /// system from an external judge's judgments (win rate, standard error,
+    /// wins, draws, length-controlled win rate, ...); without it, the
+    /// Bradley–Terry leaderboard of the newest finished comparison with a
+    /// judge module.
     Leaderboard {
         /// The dataset: its name, or its id (`evaluator datasets`).
         #[arg(long)]
         dataset: String,
-        /// The judge the comparison used (id, declared name, builtin:NAME or a .wasm path).
+        /// The judge: with --baseline, a judge's name (`evaluator judges`;
+        /// default: the dataset's only judge); otherwise the module the
+        /// comparison used (id, declared name, builtin:NAME or a .wasm path).
         #[arg(long)]
-        judge: String,
+        judge: Option<String>,
+        /// Compare every system with this one, AlpacaEval's way.
+        #[arg(long)]
+        baseline: Option<String>,
         /// For a scorer judge: its metric.
         #[arg(long)]
         metric: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// A dataset's judges (judgments pushed with `push-judgments`).
+    Judges {
+        /// The dataset: its name, or its id (`evaluator datasets`).
+        #[arg(long)]
+        dataset: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -403,6 +448,7 @@ pub fn run(cli: Cli) -> Result<()> {
             judge,
             metric,
             systems,
+            baseline,
             wait,
             remote,
         } => {
@@ -412,6 +458,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 judge: resolve_module_arg(&client, &judge)?,
                 metric,
                 systems,
+                baseline,
             };
             let job = client.post_json("/api/v1/jobs/compare", &request)?;
             crate::remote::follow(&client, job, wait.wait, remote.json)
@@ -431,15 +478,74 @@ pub fn run(cli: Cli) -> Result<()> {
                 format!("job {} is {}", r["id"], r["state"].as_str().unwrap_or(""))
             })
         }
+        Command::PushJudgments {
+            dataset,
+            judge,
+            format,
+            system,
+            baseline,
+            file,
+            remote,
+        } => crate::remote::judgments::push_judgments(
+            &remote.client()?,
+            remote.json,
+            &crate::remote::judgments::JudgmentPush {
+                dataset: &dataset,
+                judge: &judge,
+                format,
+                system: system.as_deref(),
+                baseline: baseline.as_deref(),
+            },
+            &file,
+        ),
+        Command::Judges { dataset, remote } => {
+            let list: crate::api::types::JudgeList = remote.client()?.get(&format!(
+                "/api/v1/datasets/{}/judges",
+                crate::client::encode(&dataset)
+            ))?;
+            remote.print_text(&list, || crate::remote::judgments::judge_table(&list))
+        }
         Command::Leaderboard {
             dataset,
             judge,
+            baseline,
             metric,
             remote,
         } => {
             let client = remote.client()?;
-            let judge = resolve_module_arg(&client, &judge)?;
-            crate::remote::leaderboard(&client, &dataset, &judge, metric.as_deref(), remote.json)
+            match (baseline, judge) {
+                (Some(baseline), judge) => {
+                    if metric.is_some() {
+                        return Err(Error::Usage(
+                            "--metric is for judge modules; a leaderboard against --baseline reads a judge's stored judgments".into(),
+                        ));
+                    }
+                    let judge = match judge {
+                        Some(judge) => judge,
+                        None => crate::remote::judgments::only_judge(&client, &dataset)?,
+                    };
+                    crate::remote::judgments::baseline_leaderboard(
+                        &client,
+                        &dataset,
+                        &judge,
+                        &baseline,
+                        remote.json,
+                    )
+                }
+                (None, Some(judge)) => {
+                    let judge = resolve_module_arg(&client, &judge)?;
+                    crate::remote::leaderboard(
+                        &client,
+                        &dataset,
+                        &judge,
+                        metric.as_deref(),
+                        remote.json,
+                    )
+                }
+                (None, None) => Err(Error::Usage(
+                    "leaderboard needs --judge MODULE (a comparison's Bradley–Terry leaderboard) or --baseline SYSTEM (AlpacaEval's columns against it)".into(),
+                )),
+            }
         }
         Command::Results { dataset, remote } => {
             let client = remote.client()?;

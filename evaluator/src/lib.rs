@@ -27,13 +27,18 @@
 //!   PostgreSQL queue ([`jobs::queue`]) and the workers ([`jobs::worker`]);
 //! - [`results`]: the statistics reported (means and standard errors, win
 //!   rates and intervals, length control, Bradley–Terry), over [`db`]'s rows;
+//! - [`baseline`]: the leaderboard against a fixed baseline from a judge's
+//!   soft preferences (AlpacaEval's columns, its length-controlled win rate),
+//!   cached per judge version;
 //! - [`db`]: PostgreSQL — pool and migrations ([`db::MIGRATOR`]), teams and
-//!   tokens, sessions, modules, datasets and generations, the aggregates' rows,
+//!   tokens, sessions, modules, datasets and generations, external judges and
+//!   their judgments, the aggregates' rows,
 //!   the review queries, and the embedded default server;
 //! - [`domain`]: ids, job kinds and states, directions, and the records the
 //!   service hands out;
-//! - [`import`]: generation files (canonical, MaRio, ALaRM) parsed into rows
-//!   keyed by dataset item, errors naming line and field;
+//! - [`import`]: generation files (canonical, MaRio, ALaRM, AlpacaEval) parsed
+//!   into rows keyed by dataset item, and judgment files made elsewhere
+//!   ([`import::judgments`]: canonical, AlpacaEval), errors naming line and field;
 //! - [`input`]: JSON Lines input parsed into [`reward_host::Sample`]s at the
 //!   edge, with line-numbered errors;
 //! - [`modules`]: `builtin:NAME` or a file path into a loaded module, and
@@ -46,6 +51,7 @@
 //!   everything else.
 
 pub mod api;
+pub mod baseline;
 pub mod cli;
 pub mod client;
 pub mod db;

@@ -633,3 +633,168 @@ async fn listings_metadata_reports_and_token_revocation_through_the_binary() {
     server.wait().unwrap();
     db.finish().await;
 }
+
+#[tokio::test]
+async fn alpaca_eval_files_push_and_rank_against_a_baseline_through_the_binary() {
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "alpaca").await.unwrap();
+    let (mut server, url) = serve(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    // Three instructions; the baseline and a system named `example` in its
+    // own files, as AlpacaEval's null model is.
+    let outputs = |generator: &str, answers: [&str; 3]| {
+        let rows: Vec<serde_json::Value> = ["Name a colour.", "Add 2 and 2.", "Say hi."]
+            .iter()
+            .zip(answers)
+            .map(|(instruction, output)| {
+                serde_json::json!({"instruction": instruction, "output": output, "generator": generator, "dataset": "helpful_base"})
+            })
+            .collect();
+        serde_json::Value::Array(rows).to_string()
+    };
+    let base = write(
+        "base.json",
+        &outputs("gpt4", ["Blue.", "Four.", "Hi there!"]),
+    );
+    let mine = write(
+        "mine.json",
+        &outputs("example", ["Red", "4", "Hello, how are you today?"]),
+    );
+    for (system, file) in [("gpt4", &base), ("mine", &mine)] {
+        let (code, _, stderr) = client(
+            &url,
+            &token,
+            &[
+                "push-generations",
+                "--dataset",
+                "ae",
+                "--system",
+                system,
+                "--format",
+                "alpaca_eval",
+                file,
+            ],
+        );
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let annotations = |preferences: [&str; 3], generator: &str| {
+        let rows: Vec<String> = ["Name a colour.", "Add 2 and 2.", "Say hi."]
+            .iter()
+            .zip(preferences)
+            .map(|(instruction, p)| {
+                format!(r#"{{"instruction": {instruction:?}, "generator_1": "gpt4", "generator_2": "{generator}", "annotator": "judge_x", "preference": {p}}}"#)
+            })
+            .collect();
+        format!("[\n{}\n]", rows.join(",\n"))
+    };
+    let judged = write("judged.json", &annotations(["1.9", "0", "1.25"], "example"));
+    let push = |file: &str, extra: &[&str]| {
+        let mut args = vec![
+            "push-judgments",
+            "--dataset",
+            "ae",
+            "--judge",
+            "judge_x",
+            "--format",
+            "alpaca_eval",
+        ];
+        args.extend_from_slice(extra);
+        args.push(file);
+        client(&url, &token, &args)
+    };
+    // Without --system the file's generator (`example`) is not a system here:
+    // one line naming the entry, the line and the fix, exit 1.
+    let (code, stdout, stderr) = push(&judged, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stderr.contains("entry 0 (line 2): system `example` has no generations on dataset `ae` (push them first, or rename it with --system/--baseline)"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let (code, stdout, stderr) = push(&judged, &["--system", "mine"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("judge `judge_x` on ae: 3 judgments stored, 0 unchanged (gpt4, mine)"),
+        "{stdout}"
+    );
+    let bad = write("bad.json", &annotations(["1.9", "3", "1.25"], "example"));
+    let (code, _, stderr) = push(&bad, &["--system", "mine"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "entry 1 (line 3): field `preference` is 3; AlpacaEval's preference is in [1, 2]"
+        ),
+        "{stderr}"
+    );
+
+    // The leaderboard's JSON has AlpacaEval's column names and values: P(mine
+    // wins) = 0.9, 0.5 (a preference of 0 is a draw), 0.25.
+    let (code, stdout, stderr) = client(
+        &url,
+        &token,
+        &[
+            "leaderboard",
+            "--dataset",
+            "ae",
+            "--baseline",
+            "gpt4",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let board: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(board["judge"], "judge_x", "the only judge is the default");
+    let mine = board["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["system"] == "mine")
+        .unwrap()
+        .clone();
+    let expected_mean = (0.9 + 0.5 + 0.25) / 3.0;
+    assert!(
+        (mine["win_rate"].as_f64().unwrap() - 100.0 * expected_mean).abs() < 1e-9,
+        "{mine}"
+    );
+    for (key, value) in [
+        ("n_wins", 1),
+        ("n_wins_base", 1),
+        ("n_draws", 1),
+        ("n_total", 3),
+    ] {
+        assert_eq!(mine[key], value, "{key}: {mine}");
+    }
+    assert!((mine["discrete_win_rate"].as_f64().unwrap() - 50.0).abs() < 1e-9);
+    // Code points, truncated: (3 + 1 + 25) / 3.
+    assert_eq!(mine["avg_length"], 9);
+    let (code, stdout, stderr) = client(
+        &url,
+        &token,
+        &["leaderboard", "--dataset", "ae", "--baseline", "gpt4"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("judge `judge_x` against `gpt4` on ae"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mine"), "{stdout}");
+    let (code, _, stderr) = client(&url, &token, &["leaderboard", "--dataset", "ae"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--judge MODULE") && stderr.contains("--baseline SYSTEM"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = client(&url, &token, &["judges", "--dataset", "ae"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("judge_x") && stdout.contains("alpaca_eval"),
+        "{stdout}"
+    );
+    server.kill().unwrap();
+    db.finish().await;
+}

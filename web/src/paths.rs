@@ -19,6 +19,11 @@ pub fn pareto(name: &str) -> String {
     format!("{}/pareto", dataset(name))
 }
 
+/// `/datasets/{dataset}/leaderboard`: a judge's judgments against a baseline.
+pub fn baseline(name: &str) -> String {
+    format!("{}/leaderboard", dataset(name))
+}
+
 /// `/datasets/{dataset}/compare`.
 pub fn compare(name: &str) -> String {
     format!("{}/compare", dataset(name))

@@ -34,6 +34,7 @@ pub fn dataset_tabs(dataset: &str, current: &str) -> Vec<Tab> {
         ("Results", paths::dataset(dataset)),
         ("Win rates", paths::winrates(dataset)),
         ("Pareto", paths::pareto(dataset)),
+        ("Leaderboard", paths::baseline(dataset)),
         ("Compare", paths::compare(dataset)),
     ]
     .into_iter()
@@ -402,6 +403,74 @@ pub struct ParetoPage {
     pub message: Option<String>,
 }
 
+/// A sortable column header of the leaderboard against a baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortHeader {
+    /// What it says.
+    pub label: &'static str,
+    /// The page sorted by this column.
+    pub href: String,
+    /// Whether the table is sorted by it.
+    pub current: bool,
+    /// Whether it holds numbers (right-aligned).
+    pub numeric: bool,
+}
+
+/// A system against the baseline, formatted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineRowView {
+    /// 1-based position in the current order.
+    pub position: usize,
+    /// The system.
+    pub system: String,
+    /// Whether it is the baseline.
+    pub is_baseline: bool,
+    /// Length-controlled win rate ± its 95% half-width.
+    pub lc: String,
+    /// Win rate ± its 95% half-width.
+    pub win_rate: String,
+    /// Discrete win rate.
+    pub discrete: String,
+    /// `wins / draws / losses`.
+    pub counts: String,
+    /// Average length in characters.
+    pub avg_length: String,
+    /// Bradley–Terry rating and interval.
+    pub rating: String,
+    /// The system side by side with the baseline.
+    pub href: String,
+}
+
+/// `/datasets/{dataset}/leaderboard`.
+#[derive(Template)]
+#[template(path = "leaderboard.html")]
+pub struct BaselinePage {
+    /// The signed-in team.
+    pub team: String,
+    /// The dataset.
+    pub dataset: String,
+    /// Tabs.
+    pub tabs: Vec<Tab>,
+    /// The page's own path (the selects submit to it).
+    pub action: String,
+    /// The dataset's judges.
+    pub judge_options: Vec<SelectOption>,
+    /// Systems that can be the baseline.
+    pub baseline_options: Vec<SelectOption>,
+    /// The current sort, kept by the selects.
+    pub sort: String,
+    /// Column headers, each a link sorting by it.
+    pub headers: Vec<SortHeader>,
+    /// The rows.
+    pub rows: Vec<BaselineRowView>,
+    /// LC win rate against average length (built by [`crate::charts::scatter_svg`]).
+    pub chart: String,
+    /// How the length-controlled column was computed.
+    pub length_control: String,
+    /// What to say when there is nothing to show.
+    pub message: Option<String>,
+}
+
 /// One metric of one item for both systems.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScorePair {
@@ -443,6 +512,9 @@ pub struct CompareItem {
     pub outcome_long: &'static str,
     /// Whether the two orders disagreed.
     pub inconsistent: bool,
+    /// External judges' preferences on this item for the pair, in words
+    /// (`judge: P(B better) = 0.83`).
+    pub judge_preferences: Vec<String>,
 }
 
 /// `/datasets/{dataset}/compare`.

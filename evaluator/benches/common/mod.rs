@@ -1,5 +1,9 @@
 //! What the bench binaries share: a database of their own, waiting for a job,
 //! and a loopback load generator with percentiles.
+#![allow(
+    dead_code,
+    reason = "shared by several bench binaries: each uses part of it"
+)]
 
 use std::time::{Duration, Instant};
 

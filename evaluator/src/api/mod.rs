@@ -6,6 +6,8 @@
 //! - this file: [`router`], [`openapi`], health, whoami and the document;
 //! - [`modules`]: uploads and the team's modules;
 //! - [`data`]: datasets, generation imports, systems, results;
+//! - [`judgments`]: judgments made elsewhere, the dataset's judges, and the
+//!   leaderboard against a fixed baseline;
 //! - [`jobs`]: scoring runs, comparisons, status, cancellation, pairwise
 //!   results and leaderboards;
 //! - [`types`]: the wire types; [`error`]: [`ApiError`]; [`extract`]: the
@@ -15,6 +17,7 @@ mod data;
 pub mod error;
 pub mod extract;
 mod jobs;
+mod judgments;
 mod modules;
 pub mod types;
 
@@ -86,6 +89,16 @@ pub fn router() -> OpenApiRouter<AppState> {
                 ))
                 .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
         )
+        .routes(
+            routes!(judgments::push)
+                .layer::<_, std::convert::Infallible>(axum::middleware::from_fn_with_state(
+                    (MAX_IMPORT_BYTES, generations_limit()),
+                    refuse_declared_length,
+                ))
+                .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+        .routes(routes!(judgments::list))
+        .routes(routes!(judgments::leaderboard))
         .routes(routes!(data::results))
         .routes(routes!(data::list_systems))
         .routes(routes!(data::set_metadata))

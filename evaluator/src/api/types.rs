@@ -7,11 +7,14 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+pub use crate::db::judgments::{Judge, JudgmentSummary};
 pub use crate::domain::{
-    Dataset, DatasetResults, ImportSummary, Job, JobId, Leaderboard, LeaderboardEntry, Metric,
-    MetricSummary, Module, PairResult, System, SystemResults,
+    BaselineLeaderboard, BaselineRow, Dataset, DatasetResults, ImportSummary, Job, JobId,
+    Leaderboard, LeaderboardEntry, Metric, MetricSummary, Module, PairResult, System,
+    SystemResults,
 };
 pub use crate::import::Format;
+pub use crate::import::judgments::JudgmentFormat;
 pub use crate::jobs::{CompareRequest, ScoreRequest};
 
 /// Every error: `{"error": {"code", "message"}}`.
@@ -137,4 +140,43 @@ pub struct JudgeQuery {
     /// For a scorer judge: the metric.
     #[serde(default)]
     pub metric: Option<String>,
+}
+
+/// `?judge=NAME[&format=canonical|alpaca_eval][&system=NAME][&baseline=NAME]`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JudgmentsQuery {
+    /// The judge's name on the dataset (created if new), e.g. the annotator.
+    pub judge: String,
+    /// The file's format.
+    #[serde(default)]
+    #[param(inline)]
+    pub format: JudgmentFormat,
+    /// AlpacaEval files: the system `generator_2` stands for.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// AlpacaEval files: the system `generator_1` stands for.
+    #[serde(default)]
+    pub baseline: Option<String>,
+}
+
+/// `?judge=NAME&baseline=SYSTEM`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BaselineQuery {
+    /// The judge, by name (`GET .../judges` lists them).
+    pub judge: String,
+    /// The system every other is compared with.
+    pub baseline: String,
+}
+
+/// `GET /api/v1/datasets/{dataset}/judges`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JudgeList {
+    /// The dataset's name.
+    pub dataset: String,
+    /// Its judges, by name.
+    pub judges: Vec<Judge>,
 }

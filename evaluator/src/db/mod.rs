@@ -3,6 +3,7 @@
 
 pub mod datasets;
 pub mod embedded;
+pub mod judgments;
 pub mod modules;
 pub mod results;
 pub mod review;

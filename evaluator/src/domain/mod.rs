@@ -2,7 +2,7 @@
 //! and bare integers.
 //!
 //! - ids ([`TeamId`], [`ModuleId`], [`DatasetId`], [`SystemId`], [`ItemId`],
-//!   [`GenerationId`], [`JobId`], [`ChunkId`]): one newtype per table, so a
+//!   [`GenerationId`], [`JobId`], [`ChunkId`], [`JudgeId`]): one newtype per table, so a
 //!   module id cannot be passed where a job id is expected. Each is a
 //!   transparent `BIGINT` to sqlx and a plain integer on the wire;
 //! - [`JobKind`], [`JobState`]: the `jobs.kind` and `jobs.state` columns;
@@ -21,8 +21,8 @@ use std::fmt;
 
 use evaluator_stats::Outcome;
 pub use records::{
-    Dataset, DatasetResults, ImportSummary, Job, Leaderboard, LeaderboardEntry, Metric,
-    MetricSummary, Module, PairResult, System, SystemResults, Team,
+    BaselineLeaderboard, BaselineRow, Dataset, DatasetResults, ImportSummary, Job, Leaderboard,
+    LeaderboardEntry, Metric, MetricSummary, Module, PairResult, System, SystemResults, Team,
 };
 pub use reward_host::{Direction, Kind as ModuleKind};
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,10 @@ id!(
 id!(
     /// `job_chunks.id`.
     ChunkId
+);
+id!(
+    /// `judges.id`.
+    JudgeId
 );
 
 /// A text column held a value the code does not know (a newer schema, or a

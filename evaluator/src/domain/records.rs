@@ -355,3 +355,57 @@ impl Leaderboard {
         }
     }
 }
+
+/// One system's row against a fixed baseline: AlpacaEval's leaderboard
+/// columns, under their names and in their units (percentages), plus a
+/// Bradley–Terry rating from the same soft preferences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BaselineRow {
+    /// The system's name.
+    pub system: String,
+    /// 100 × mean P(the system beats the baseline).
+    pub win_rate: f64,
+    /// 100 × its standard error (sample SD over √n).
+    pub standard_error: f64,
+    /// Items the system more likely won (P > ½).
+    pub n_wins: u64,
+    /// Items the baseline more likely won (P < ½).
+    pub n_wins_base: u64,
+    /// Items with P = ½ exactly.
+    pub n_draws: u64,
+    /// Items with a verdict.
+    pub n_total: u64,
+    /// 100 × (n_wins + n_draws/2) / n_total.
+    pub discrete_win_rate: f64,
+    /// Mean output length in characters (Unicode code points), truncated.
+    pub avg_length: i64,
+    /// AlpacaEval 2.0's length-controlled win rate (the GLM with instruction
+    /// difficulties, `evaluator_stats::glm_winrate`), in percent; null when it
+    /// cannot be fitted.
+    pub length_controlled_winrate: Option<f64>,
+    /// 100 × the spread of the per-item length-controlled predictions over √n,
+    /// as AlpacaEval reports it.
+    pub lc_standard_error: Option<f64>,
+    /// Bradley–Terry rating (Elo scale) from the soft preferences, the
+    /// baseline included.
+    pub rating: f64,
+    /// 95% bootstrap interval of the rating.
+    pub rating_ci: [f64; 2],
+}
+
+/// The leaderboard of a judge's judgments against one baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BaselineLeaderboard {
+    /// The dataset.
+    pub dataset: String,
+    /// The judge, by name.
+    pub judge: String,
+    /// The baseline system.
+    pub baseline: String,
+    /// How the length-controlled column was computed, in one sentence.
+    pub length_control: String,
+    /// Why the length-controlled column is empty, when its fit failed.
+    pub length_control_error: Option<String>,
+    /// Rows, best length-controlled win rate first (the baseline among them).
+    pub systems: Vec<BaselineRow>,
+}

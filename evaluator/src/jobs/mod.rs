@@ -106,9 +106,14 @@ pub struct CompareRequest {
     #[serde(default)]
     pub metric: Option<String>,
     /// Systems by name (at least two); all with generations when absent. Every
-    /// pair is compared.
+    /// pair is compared, unless `baseline` is given.
     #[serde(default)]
     pub systems: Option<Vec<String>>,
+    /// Compare every other system with this one only (a fixed baseline, as
+    /// AlpacaEval does) instead of every pair; added to `systems` when they
+    /// leave it out.
+    #[serde(default)]
+    pub baseline: Option<String>,
 }
 
 /// `jobs` joined with its dataset's name, as selected.
@@ -408,14 +413,23 @@ pub async fn create_compare_job(
     let (dataset_id, dataset) = resolve_dataset(pool, team_id, &request.dataset).await?;
     let (judge_id, metric) =
         resolve_judge(pool, team_id, &request.judge, request.metric.as_deref()).await?;
-    let systems = resolve_systems(
-        pool,
-        team_id,
-        dataset_id,
-        &dataset,
-        request.systems.as_deref(),
-    )
-    .await?;
+    let asked = match (&request.systems, &request.baseline) {
+        (Some(names), Some(baseline)) if !names.contains(baseline) => {
+            let mut names = names.clone();
+            names.push(baseline.clone());
+            Some(names)
+        }
+        (names, _) => names.clone(),
+    };
+    let systems = resolve_systems(pool, team_id, dataset_id, &dataset, asked.as_deref()).await?;
+    let baseline = match &request.baseline {
+        None => None,
+        Some(name) => Some(systems.iter().position(|(_, n)| n == name).ok_or_else(|| {
+            JobRefused::Invalid(format!(
+                "baseline `{name}` has no generations on `{dataset}`"
+            ))
+        })?),
+    };
     if systems.len() < 2 {
         return Err(JobRefused::Invalid(format!(
             "a comparison needs at least two systems with generations on `{}` (found {})",
@@ -426,8 +440,19 @@ pub async fn create_compare_job(
     let mut tx = pool.begin().await.map_err(db("begin"))?;
     let mut chunks: Vec<ChunkWork> = Vec::new();
     let mut disjoint: Vec<(String, String)> = Vec::new();
-    for (i, (a, a_name)) in systems.iter().enumerate() {
-        for (b, b_name) in &systems[i + 1..] {
+    // Every pair, or the baseline (as `a`) against each other system.
+    let pairs: Vec<(usize, usize)> = match baseline {
+        Some(base) => (0..systems.len())
+            .filter(|&j| j != base)
+            .map(|j| (base, j))
+            .collect(),
+        None => (0..systems.len())
+            .flat_map(|i| (i + 1..systems.len()).map(move |j| (i, j)))
+            .collect(),
+    };
+    for (i, j) in pairs {
+        let ((a, a_name), (b, b_name)) = (&systems[i], &systems[j]);
+        {
             let shared: Vec<ItemId> = sqlx::query_scalar(
                 "SELECT ga.item_id FROM generations ga \
                  JOIN generations gb ON gb.item_id = ga.item_id AND gb.system_id = $3 \

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use sqlx::PgPool;
-use web::format::{href, number, verdict, verdict_long};
+use web::format::{fixed, href, number, verdict, verdict_long};
 use web::paths;
 use web::views::{CompareItem, ComparePage, ScorePair, SelectOption, dataset_tabs};
 
@@ -182,6 +182,17 @@ pub(super) async fn page(
         .flat_map(|r| [r.generation_a, r.generation_b])
         .collect();
     let scores = review::scores(&db, &generations).await?;
+    let item_ids: Vec<_> = rows.iter().map(|r| r.item_id).collect();
+    let mut preferences: HashMap<_, Vec<String>> = HashMap::new();
+    for (item, judge, preference) in
+        crate::db::judgments::preferences_for(&db, &item_ids, a_id, b_id).await?
+    {
+        let said = match preference {
+            Some(p) => format!("{judge}: P(B better) = {}", fixed(p, 2)),
+            None => format!("{judge}: no verdict"),
+        };
+        preferences.entry(item).or_default().push(said);
+    }
     // Module names as in the results: `name#id` when two modules share a name.
     let mut ids_by_name: HashMap<&str, Vec<ModuleId>> = HashMap::new();
     for s in &scores {
@@ -254,6 +265,7 @@ pub(super) async fn page(
                 "no comparison"
             },
             inconsistent: r.b_first.is_some_and(|b| Some(b) != r.a_first),
+            judge_preferences: preferences.remove(&r.item_id).unwrap_or_default(),
         })
         .collect();
     let job_param = job.map(|j| j.id.to_string()).unwrap_or_default();

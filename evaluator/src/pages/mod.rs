@@ -11,6 +11,8 @@
 //! - [`results`]: `/datasets/{dataset}`, its CSV and JSON exports, the job forms;
 //! - [`winrates`]: `/datasets/{dataset}/winrates`, the heatmap and leaderboard;
 //! - [`pareto`]: `/datasets/{dataset}/pareto`, the scatter, front and hypervolume;
+//! - [`leaderboard`]: `/datasets/{dataset}/leaderboard`, an external judge's
+//!   judgments against a baseline (AlpacaEval's columns, LC against length);
 //! - [`compare`]: `/datasets/{dataset}/compare`, two systems side by side.
 //!
 //! Every handler takes [`SignedIn`] and reads only that team's rows; a
@@ -18,6 +20,7 @@
 
 mod auth;
 mod compare;
+mod leaderboard;
 mod modules;
 mod overview;
 mod pareto;
@@ -63,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .route("/datasets/{dataset}/jobs", post(results::create_job))
         .route("/datasets/{dataset}/winrates", get(winrates::page))
         .route("/datasets/{dataset}/pareto", get(pareto::page))
+        .route("/datasets/{dataset}/leaderboard", get(leaderboard::page))
         .route("/datasets/{dataset}/compare", get(compare::page))
         .route("/static/{name}", get(static_file))
 }

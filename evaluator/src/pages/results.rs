@@ -355,6 +355,7 @@ pub(super) async fn create_job(
                     judge,
                     metric,
                     systems: None,
+                    baseline: None,
                 },
             )
             .await

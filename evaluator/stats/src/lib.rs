@@ -16,6 +16,9 @@
 //!   ranks ([`bradley_terry::leaderboard`]); the comparison graph's connected
 //!   groups ([`bradley_terry::components`]) and a leaderboard per group
 //!   ([`bradley_terry::leaderboard_by_group`]).
+//! - [`alpaca`]: AlpacaEval's columns against a fixed baseline from soft
+//!   preferences ([`baseline_win_rate`]: win rate, standard error, wins, draws,
+//!   discrete win rate).
 //! - [`length_control`]: a simplified AlpacaEval 2.0 length-controlled win rate
 //!   ([`length_controlled_win_rate`]).
 //! - [`glm_winrate`]: AlpacaEval 2.0's length-controlled win rate
@@ -42,6 +45,7 @@
 //! # Ok::<(), evaluator_stats::Error>(())
 //! ```
 
+pub mod alpaca;
 pub mod bradley_terry;
 pub mod error;
 pub mod glm_winrate;
@@ -52,6 +56,7 @@ pub mod pareto;
 mod quantile;
 pub mod summary;
 
+pub use alpaca::{BaselineWinRate, baseline_win_rate};
 pub use bradley_terry::{Battle, BtFit, BtOptions, RatedSystem};
 pub use error::{Error, Result};
 pub use glm_winrate::{

@@ -1,6 +1,6 @@
 //! Generation files parsed into rows at the edge, before anything is stored.
 //!
-//! Three formats:
+//! Four formats:
 //! - `canonical`: JSON Lines of `{"id"?, "prompt", "response", "reference"?, "fields"?}`.
 //! - `mario`: MaRio's files. Either ONE JSON object `{"0": {"question", "gold_label",
 //!   "predicted_label", "predicted_rationale"}, ...}` (GPT-3 and FLAN-T5 responses;
@@ -9,6 +9,13 @@
 //! - `alarm`: ALaRM's per-item generation JSON: an array (or JSON Lines) of
 //!   `{"query", "generation", ...}`; the numbers beside them (its precomputed
 //!   rewards) are kept as the generation's `extra`.
+//! - `alpaca_eval`: AlpacaEval's `model_outputs.json`, an array of
+//!   `{"instruction", "output", "generator", "dataset"?, ...}`; items are keyed
+//!   by the instruction and the source set (`dataset`) is kept as an item field.
+//!   The system is named on the command line, never by `generator` (upstream's
+//!   null model says `example`).
+//!
+//! Judgments made elsewhere are parsed by [`judgments`].
 //!
 //! Every row gets a key that identifies its dataset item: the canonical `id` when
 //! given (exactly as written), otherwise the prompt normalised by [`prompt_key`]
@@ -17,6 +24,8 @@
 //! form meet on the same item. Generations of different systems meet on that
 //! key, never on their position in a file. Errors name the line (or entry) and
 //! the field.
+
+pub mod judgments;
 
 use std::collections::HashMap;
 
@@ -76,6 +85,10 @@ pub enum Format {
     Mario,
     /// ALaRM's generation JSON.
     Alarm,
+    /// AlpacaEval's `model_outputs.json`.
+    #[value(name = "alpaca_eval")]
+    #[serde(rename = "alpaca_eval")]
+    AlpacaEval,
 }
 
 impl Format {
@@ -85,6 +98,7 @@ impl Format {
             Format::Canonical => "canonical",
             Format::Mario => "mario",
             Format::Alarm => "alarm",
+            Format::AlpacaEval => "alpaca_eval",
         }
     }
 }
@@ -125,9 +139,10 @@ pub fn parse(format: Format, body: &str) -> Result<Vec<Row>, ImportError> {
             None => parse_lines(body, llama_row)?,
         },
         Format::Alarm => match body.trim_start().starts_with('[') {
-            true => parse_array(body)?,
+            true => parse_array(body, alarm_entry)?,
             false => parse_lines(body, alarm_row)?,
         },
+        Format::AlpacaEval => parse_array(body, alpaca_entry)?,
     };
     if rows.is_empty() {
         return Err(ImportError {
@@ -437,8 +452,57 @@ fn alarm_row(line: &str, number: usize) -> Result<Row, ImportError> {
     Ok(alarm(from_line(line, number)?, format!("line {number}")))
 }
 
-fn parse_array(body: &str) -> Result<Vec<Row>, ImportError> {
-    let values: Vec<serde_json::Value> = serde_json::from_str(body).map_err(|e| {
+fn alarm_entry(value: serde_json::Value, origin: String) -> Result<Row, ImportError> {
+    Ok(alarm(from_value(value, &origin)?, origin))
+}
+
+#[derive(Deserialize)]
+struct AlpacaOutput {
+    instruction: String,
+    output: String,
+    #[serde(default)]
+    dataset: Option<String>,
+}
+
+fn alpaca_entry(value: serde_json::Value, origin: String) -> Result<Row, ImportError> {
+    let entry: AlpacaOutput = from_value(value, &origin)?;
+    let mut fields = serde_json::Map::new();
+    if let Some(source) = entry.dataset {
+        fields.insert("dataset".into(), serde_json::Value::String(source));
+    }
+    Ok(Row {
+        key: prompt_key(&entry.instruction),
+        prompt: entry.instruction,
+        reference: None,
+        fields,
+        response: entry.output,
+        extra: serde_json::Map::new(),
+        origin,
+    })
+}
+
+/// A JSON array, each entry through `entry`. Entries are named by their index
+/// and the line they start on, found from where serde's raw value sits in the
+/// body, so an error in an 800-entry file points at a line an editor can open.
+fn parse_array(
+    body: &str,
+    entry: fn(serde_json::Value, String) -> Result<Row, ImportError>,
+) -> Result<Vec<Row>, ImportError> {
+    entries(body)?
+        .into_iter()
+        .map(|(value, origin, line)| {
+            entry(value, origin).map_err(|mut e| {
+                e.line = e.line.or(Some(line));
+                e
+            })
+        })
+        .collect()
+}
+
+/// The entries of a JSON array with their names (`entry 3 (line 40)`) and
+/// 1-based starting lines.
+pub(crate) fn entries(body: &str) -> Result<Vec<(serde_json::Value, String, usize)>, ImportError> {
+    let raw: Vec<&serde_json::value::RawValue> = serde_json::from_str(body).map_err(|e| {
         ImportError::at_line(
             e.line(),
             None,
@@ -449,14 +513,23 @@ fn parse_array(body: &str) -> Result<Vec<Row>, ImportError> {
             ),
         )
     })?;
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(index, value)| {
-            let origin = format!("entry {index}");
-            Ok(alarm(from_value(value, &origin)?, origin))
-        })
-        .collect()
+    let start = body.as_ptr() as usize;
+    let mut line = 1;
+    let mut counted_to = 0;
+    let mut out = Vec::with_capacity(raw.len());
+    for (index, value) in raw.into_iter().enumerate() {
+        // A borrowed RawValue is a slice of `body`: its offset is exact.
+        let offset = value.get().as_ptr() as usize - start;
+        line += body.as_bytes()[counted_to..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        counted_to = offset;
+        let parsed: serde_json::Value = serde_json::from_str(value.get())
+            .map_err(|e| ImportError::at_line(line, None, format!("invalid JSON: {e}")))?;
+        out.push((parsed, format!("entry {index} (line {line})"), line));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -499,7 +572,7 @@ mod tests {
         // migrations/*_normalised_item_keys.sql re-keyed stored items with a
         // regular-expression class of whitespace; it must be exactly the set
         // `str::split_whitespace` splits on, or old and new keys would differ.
-        let sql = include_str!("../../migrations/20261122000009_normalised_item_keys.sql");
+        let sql = include_str!("../../../migrations/20261122000009_normalised_item_keys.sql");
         let class = sql
             .split("'[")
             .nth(1)
@@ -637,6 +710,9 @@ mod tests {
         );
         assert!(rows[0].extra.get("note").is_none());
         let err = parse(Format::Alarm, r#"[{"query": "q1"}]"#).unwrap_err();
-        assert_eq!(err.to_string(), "entry 0: missing field `generation`");
+        assert_eq!(
+            err.to_string(),
+            "entry 0 (line 1): missing field `generation`"
+        );
     }
 }

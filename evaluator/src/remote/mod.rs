@@ -1,5 +1,8 @@
 //! What the service commands print: progress while waiting, job summaries,
-//! pairwise tables and results tables, or JSON for scripts.
+//! pairwise tables and results tables, or JSON for scripts. Judgments made
+//! elsewhere and the leaderboard against a baseline are in [`judgments`].
+
+pub mod judgments;
 
 use std::io::Write;
 use std::path::Path;
