@@ -65,6 +65,25 @@ pub const LENGTH_CONTROL: &str = "AlpacaEval 2.0's length-controlled win rate (a
     quality, read at equal length and averaged over items), with the instruction difficulties \
     estimated from this judge's judgments of every system on the dataset";
 
+/// [`LENGTH_CONTROL`], and how the fit was regularised towards the baseline.
+fn describe_length_control(report: Option<&glm_winrate::LcReport>) -> String {
+    let pairs = report
+        .map(|r| r.regularization_pairs.as_slice())
+        .unwrap_or(&[]);
+    if pairs.is_empty() {
+        return format!(
+            "{LENGTH_CONTROL}; without gamed-baseline rows (AlpacaEval's `length_controlled_noreg`: \
+             no prompted verbose/concise pair of one model is on the dataset)"
+        );
+    }
+    let listed: Vec<String> = pairs.iter().map(|(u, v)| format!("{u} → {v}")).collect();
+    format!(
+        "{LENGTH_CONTROL}; regularised towards the baseline as upstream (λ = 0.2), with the gamed \
+         baselines' rows stood in for by one model prompted verbose and concise ({})",
+        listed.join(", ")
+    )
+}
+
 /// The leaderboard of `judge`'s judgments against `baseline` on the dataset,
 /// from the cache when the judgments have not changed since it was computed.
 pub async fn leaderboard(
@@ -236,7 +255,7 @@ fn compute(
         dataset: dataset.to_string(),
         judge: judge.to_string(),
         baseline: baseline.to_string(),
-        length_control: LENGTH_CONTROL.to_string(),
+        length_control: describe_length_control(lc.as_ref()),
         length_control_error: lc_error,
         systems: rows_out,
     })

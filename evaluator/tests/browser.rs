@@ -859,6 +859,27 @@ async fn every_page_reads_at_a_glance_at_1280_and_390_px() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{summary}");
+    // An external judge's soft preferences of every system against `baseline`.
+    let judgments: Vec<String> = ["base", "mix-0.5", "tuned", "verbose"]
+        .iter()
+        .enumerate()
+        .flat_map(|(s, system)| {
+            (0..8).map(move |i| {
+                let p = ((s * 3 + i * 5) % 11) as f64 / 10.0;
+                json!({"id": format!("q{i}"), "a": "baseline", "b": system, "preference": p.min(1.0)})
+                    .to_string()
+            })
+        })
+        .collect();
+    let (status, summary) = common::post_as(
+        &db,
+        "/api/v1/datasets/river/judgments?judge=gpt-judge",
+        &token,
+        "application/x-ndjson",
+        judgments.join("\n").into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{summary}");
     // A dataset with generations and no comparison: the win-rate page's empty state.
     let (status, _) = push(
         &db,
@@ -1077,9 +1098,52 @@ async fn every_page_reads_at_a_glance_at_1280_and_390_px() {
             "evaluator compare"
         );
 
+        // The leaderboard against the baseline: every system a row, sortable
+        // by any header, LC against length plotted, and side by side the
+        // judge's preference for each item.
+        browser.go(&format!("{site}/datasets/river/leaderboard"));
+        assert_eq!(
+            browser.script("return document.querySelectorAll('#baseline-leaderboard tbody tr').length;"),
+            5
+        );
+        assert_eq!(
+            browser.script("return document.querySelector('#baseline-leaderboard tr.dim td:nth-child(2)').innerText;"),
+            "baseline (baseline)"
+        );
+        assert_eq!(
+            browser.script("return document.querySelectorAll('figure.chart svg .point').length;"),
+            5
+        );
+        browser.click("#baseline-leaderboard th:nth-child(7) a");
+        browser.wait_for(
+            "return location.search.includes('sort=length');",
+            "the table sorted by length",
+            Duration::from_secs(10),
+        );
+        let names = browser.script(
+            "return [...document.querySelectorAll('#baseline-leaderboard tbody tr')].map(r => r.dataset.system);",
+        );
+        assert_eq!(names[0], "base", "shortest first: {names}");
+        assert_eq!(names[4], "verbose", "{names}");
+        browser.screenshot(&dir, "glance-leaderboard", 1280);
+        browser.click("#baseline-leaderboard tr[data-system=tuned] a");
+        browser.wait_for(
+            "return location.pathname.endsWith('/compare');",
+            "the side-by-side view",
+            Duration::from_secs(10),
+        );
+        let said = browser.script("return document.querySelector('.verdicts.external').innerText;");
+        assert!(
+            said.as_str().unwrap().starts_with("External: gpt-judge: P(B better) = "),
+            "{said}"
+        );
+
         // A phone: no text under 11 px, nothing wider than the screen.
         browser.resize(390, 844);
-        for (name, path) in RIVER_PAGES.into_iter().chain([("modules", "/modules")]) {
+        for (name, path) in RIVER_PAGES
+            .into_iter()
+            .chain([("modules", "/modules"), ("leaderboard", "/datasets/river/leaderboard")])
+        {
             browser.go(&format!("{site}{path}"));
             assert_eq!(browser.script(SMALL_TEXT), json!([]), "{name} at 390 px");
             assert_eq!(browser.script(CUT_CELLS), json!([]), "cells cut on {name} at 390 px");

@@ -414,6 +414,8 @@ pub struct SortHeader {
     pub current: bool,
     /// Whether it holds numbers (right-aligned).
     pub numeric: bool,
+    /// `ascending` or `descending`: the order sorting by it gives.
+    pub order: &'static str,
 }
 
 /// A system against the baseline, formatted.

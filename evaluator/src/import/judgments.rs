@@ -288,7 +288,7 @@ fn alpaca(body: &str, renames: &Renames) -> Result<JudgmentFile, ImportError> {
         let preference = match entry.preference {
             None => None,
             // Upstream's old encoding of a draw.
-            Some(p) if p == 0.0 => Some(0.5),
+            Some(0.0) => Some(0.5),
             Some(p) if (1.0..=2.0).contains(&p) => Some(p - 1.0),
             Some(p) => {
                 return Err(at(

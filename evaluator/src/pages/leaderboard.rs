@@ -153,6 +153,12 @@ pub(super) async fn page(
             href: link(key),
             current: key == sort,
             numeric,
+            // Names and lengths sort up (shorter first); the rest best first.
+            order: if matches!(key, "system" | "length") {
+                "ascending"
+            } else {
+                "descending"
+            },
         })
         .collect();
     let mut board = match baseline::leaderboard(
@@ -176,9 +182,10 @@ pub(super) async fn page(
             return html(&page);
         }
     };
-    if let Some(error) = &board.length_control_error {
-        page.length_control = format!("{} (empty here: {error})", page.length_control);
-    }
+    page.length_control = match &board.length_control_error {
+        Some(error) => format!("{} (empty here: {error})", board.length_control),
+        None => board.length_control.clone(),
+    };
     sort_rows(&mut board.systems, &sort);
     let compare = |system: &str| {
         href(

@@ -25,6 +25,8 @@
 //!   (`length_controlled_v1`: per-system L1 GLM with instruction difficulties
 //!   estimated by a joint fit, cross-validated C, gamed-baseline stand-in rows),
 //!   [`length_controlled_all`].
+//! - [`l1_logistic`]: L1-penalised logistic regression with row weights and
+//!   soft labels, and its grouped cross-validation (the GLM's solver).
 //! - [`pareto`]: [`pareto_front`] and exact [`hypervolume`] over several rewards.
 //! - [`normal`]: the standard normal quantile behind every confidence level.
 //! - [`error`]: the crate's [`Error`] and [`Result`].
@@ -49,6 +51,7 @@ pub mod alpaca;
 pub mod bradley_terry;
 pub mod error;
 pub mod glm_winrate;
+pub mod l1_logistic;
 pub mod length_control;
 pub mod normal;
 pub mod pairwise;
