@@ -11,6 +11,8 @@ CREATE TABLE judges (
     -- names, the files pushed; free-form beyond that.
     provenance  JSONB NOT NULL DEFAULT '{}'::jsonb,
     version     BIGINT NOT NULL DEFAULT 0,
+    -- Judgments stored, kept by the imports (listing judges counts nothing).
+    judgments   BIGINT NOT NULL DEFAULT 0,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     UNIQUE (dataset_id, name)
 );

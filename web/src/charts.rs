@@ -117,7 +117,7 @@ pub fn heatmap_svg(map: &Heatmap) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="heatmap" viewBox="0 0 {w} {h}" style="max-width: {max}px; min-width: {min}px" role="img" aria-labelledby="heatmap-title" xmlns="http://www.w3.org/2000/svg"><title id="heatmap-title">Pairwise win rates: row system against column system</title>"#,
+        r#"<svg class="heatmap" viewBox="0 0 {w} {h}" style="max-width: {max}px; min-width: {min}px" role="img" aria-labelledby="heatmap-title" xmlns="http://www.w3.org/2000/svg"><title id="heatmap-title">Pairwise win rates: row system against column system</title><style>.heatmap .cell text {{ text-anchor: middle; dominant-baseline: middle; }}</style>"#,
         w = fixed(width, 0),
         h = fixed(height, 0),
         // Up to 1.4 times its natural size: readable, never wider than the page.
@@ -170,7 +170,7 @@ pub fn heatmap_svg(map: &Heatmap) -> String {
                         .unwrap_or_default();
                     let _ = write!(
                         svg,
-                        r#"<g class="cell" data-row="{ea}" data-col="{eb}" data-value="{v}"><title>{ea} vs {eb}: win rate {r} ({ci}); {w} wins, {l} losses, {t} ties</title><rect x="{x}" y="{y}" width="{c}" height="{c}" fill="{fill}"/><text x="{tx}" y="{ty}" text-anchor="middle" dominant-baseline="middle" fill="{ink}">{r}{mark}</text><text class="ci" x="{tx}" y="{cy}" text-anchor="middle" dominant-baseline="middle" fill="{ink}">{interval}</text></g>"#,
+                        r#"<g class="cell" data-row="{ea}" data-col="{eb}" data-value="{v}"><title>{ea} vs {eb}: win rate {r} ({ci}); {w} wins, {l} losses, {t} ties</title><rect x="{x}" y="{y}" width="{c}" height="{c}" fill="{fill}"/><text x="{tx}" y="{ty}" fill="{ink}">{r}{mark}</text><text class="ci" x="{tx}" y="{cy}" fill="{ink}">{interval}</text></g>"#,
                         ea = escape(a),
                         eb = escape(b),
                         v = cell.win_rate,
@@ -192,7 +192,7 @@ pub fn heatmap_svg(map: &Heatmap) -> String {
                     let text = if i == j { "—" } else { "n/a" };
                     let _ = write!(
                         svg,
-                        r##"<g class="cell empty"><title>{ea} vs {eb}: {what}</title><rect x="{x}" y="{y}" width="{c}" height="{c}" fill="url(#hatch)"/><text x="{tx}" y="{ty}" text-anchor="middle" dominant-baseline="middle" fill="#555">{text}</text></g>"##,
+                        r##"<g class="cell empty"><title>{ea} vs {eb}: {what}</title><rect x="{x}" y="{y}" width="{c}" height="{c}" fill="url(#hatch)"/><text x="{tx}" y="{ty}" fill="#555">{text}</text></g>"##,
                         ea = escape(a),
                         eb = escape(b),
                         what = if i == j {

@@ -262,11 +262,14 @@ pub async fn import(
         }
     }
     if created > 0 {
-        sqlx::query("UPDATE judges SET version = version + 1 WHERE id = $1")
-            .bind(judge_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("bump judge version"))?;
+        sqlx::query(
+            "UPDATE judges SET version = version + 1, judgments = judgments + $2 WHERE id = $1",
+        )
+        .bind(judge_id)
+        .bind(created as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("bump judge version"))?;
     }
     tx.commit().await.map_err(db("commit judgments"))?;
     if created >= 1_000 {
@@ -303,9 +306,7 @@ fn describe(key: &str) -> String {
 /// The dataset's judges, by name.
 pub async fn list(pool: &PgPool, dataset_id: DatasetId) -> Result<Vec<Judge>> {
     sqlx::query_as(
-        "SELECT j.id, j.name, (SELECT count(*) FROM judgments x WHERE x.judge_id = j.id) AS judgments, \
-                j.provenance \
-         FROM judges j WHERE j.dataset_id = $1 ORDER BY j.name",
+        "SELECT id, name, judgments, provenance FROM judges WHERE dataset_id = $1 ORDER BY name",
     )
     .bind(dataset_id)
     .fetch_all(pool)
@@ -462,6 +463,25 @@ pub async fn item_order(pool: &PgPool, dataset_id: DatasetId) -> Result<Vec<Item
         .fetch_all(pool)
         .await
         .map_err(db("read item order"))
+}
+
+/// The names of the team's systems with generations on the dataset: one index
+/// probe per system, where grouping the generations would read them all.
+pub async fn system_names_on(
+    pool: &PgPool,
+    team_id: crate::domain::TeamId,
+    dataset_id: DatasetId,
+) -> Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT s.name FROM systems s WHERE s.team_id = $1 \
+         AND EXISTS (SELECT 1 FROM generations g WHERE g.dataset_id = $2 AND g.system_id = s.id) \
+         ORDER BY s.name",
+    )
+    .bind(team_id)
+    .bind(dataset_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("list systems"))
 }
 
 /// A system's id among those with generations on the dataset.

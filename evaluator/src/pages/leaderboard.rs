@@ -18,7 +18,7 @@ use web::views::{BaselinePage, BaselineRowView, SelectOption, SortHeader, datase
 
 use super::{PageError, SignedIn, dataset, html};
 use crate::baseline::{self, Missing};
-use crate::db::{datasets, judgments};
+use crate::db::judgments;
 use crate::domain::BaselineRow;
 use crate::results::Z95;
 
@@ -70,7 +70,7 @@ pub(super) async fn page(
 ) -> Result<Response, PageError> {
     let dataset = dataset(&db, &team, name).await?;
     let judges = judgments::list(&db, dataset.id).await?;
-    let systems = datasets::systems_of(&db, dataset.id).await?;
+    let systems = judgments::system_names_on(&db, team.id, dataset.id).await?;
     let sort = if COLUMNS.iter().any(|(key, ..)| *key == query.sort) {
         query.sort.clone()
     } else {
@@ -111,10 +111,10 @@ pub(super) async fn page(
         .provenance
         .get("baseline")
         .and_then(|b| b.as_str())
-        .filter(|b| systems.iter().any(|s| s.name == *b));
+        .filter(|b| systems.iter().any(|s| s == b));
     let baseline_name = if query.baseline.is_empty() {
         named
-            .or(systems.first().map(|s| s.name.as_str()))
+            .or(systems.first().map(String::as_str))
             .unwrap_or_default()
             .to_string()
     } else {
@@ -131,9 +131,9 @@ pub(super) async fn page(
     page.baseline_options = systems
         .iter()
         .map(|s| SelectOption {
-            value: s.name.clone(),
-            label: s.name.clone(),
-            selected: s.name == baseline_name,
+            value: s.clone(),
+            label: s.clone(),
+            selected: *s == baseline_name,
         })
         .collect();
     let link = |column: &str| {
