@@ -184,15 +184,52 @@ pub(super) async fn page(
         }
         return html(&page);
     }
-    let pairs = results::pair_results(&db, job.id).await?;
-    let leaderboard = results::leaderboard(&db, job.id).await?;
+    // Job ids are per database, and one process may serve several (the
+    // tests do): the database's name is part of the key.
+    let key = (
+        db.connect_options()
+            .get_database()
+            .unwrap_or_default()
+            .to_string(),
+        job.id,
+    );
+    let shown = match finished::get(&key) {
+        Some(shown) => shown,
+        None => {
+            let shown = std::sync::Arc::new(render(&db, job.id, &dataset.name).await?);
+            finished::put(key, shown.clone());
+            shown
+        }
+    };
+    page.heatmap = shown.heatmap.clone();
+    page.leaderboard = shown.leaderboard.clone();
+    page.leaderboard_warning = shown.leaderboard_warning.clone();
+    page.overlap_note = shown.overlap_note.clone();
+    page.pairs = shown.pairs.clone();
+    html(&page)
+}
+
+/// What the page shows of a succeeded comparison: computed once per job and
+/// kept (see [`finished`]), since nothing about it changes any more.
+#[derive(Debug)]
+struct Finished {
+    heatmap: String,
+    leaderboard: Vec<LeaderRow>,
+    leaderboard_warning: Option<String>,
+    overlap_note: Option<String>,
+    pairs: Vec<PairRow>,
+}
+
+async fn render(db: &PgPool, job_id: JobId, dataset: &str) -> Result<Finished, PageError> {
+    let pairs = results::pair_results(db, job_id).await?;
+    let leaderboard = results::leaderboard(db, job_id).await?;
     let order: Vec<String> = leaderboard
         .systems
         .iter()
         .map(|e| e.system.clone())
         .collect();
-    page.heatmap = heatmap_svg(&heatmap(&pairs, &order));
-    page.leaderboard = leaderboard
+    let heatmap = heatmap_svg(&heatmap(&pairs, &order));
+    let rows = leaderboard
         .systems
         .iter()
         .map(|e| LeaderRow {
@@ -203,20 +240,20 @@ pub(super) async fn page(
             group: e.group,
         })
         .collect();
-    page.leaderboard_warning = leaderboard.warning.clone();
+    let leaderboard_warning = leaderboard.warning.clone();
     let partial = pairs
         .iter()
         .filter(|p| p.n < p.a_items.max(p.b_items))
         .count();
-    if partial > 0 {
-        page.overlap_note = Some(format!(
+    let overlap_note = (partial > 0).then(|| {
+        format!(
             "{partial} of {} pairs were compared on part of their systems' items: only items both \
              systems answered count (n), so those win rates cover fewer items than the systems' means.",
             pairs.len()
-        ));
-    }
-    let job_id = job.id.to_string();
-    page.pairs = pairs
+        )
+    });
+    let job_id = job_id.to_string();
+    let pair_rows = pairs
         .iter()
         .map(|p| PairRow {
             a: p.a.clone(),
@@ -234,12 +271,57 @@ pub(super) async fn page(
             counts: format!("{} / {} / {}", p.wins, p.losses, p.ties),
             inconsistent: p.inconsistent,
             href: href(
-                &paths::compare(&dataset.name),
+                &paths::compare(dataset),
                 &[("a", &p.a), ("b", &p.b), ("job", &job_id)],
             ),
         })
         .collect();
-    html(&page)
+    Ok(Finished {
+        heatmap,
+        leaderboard: rows,
+        leaderboard_warning,
+        overlap_note,
+        pairs: pair_rows,
+    })
+}
+
+/// Succeeded comparisons as rendered, by job: their pairs, leaderboard and
+/// LC rates are final, and at thirty systems (406 pairs, a 0.6 MB page)
+/// reading and drawing them again was most of a request. Bounded; the oldest
+/// entry goes first. A job is only looked up here after the team's own
+/// comparisons were listed, so an entry never reaches another team.
+mod finished {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::{Arc, LazyLock, Mutex};
+
+    use super::Finished;
+    use crate::domain::JobId;
+
+    const CAPACITY: usize = 32;
+
+    /// (database name, job).
+    pub(super) type Key = (String, JobId);
+
+    type Cache = (VecDeque<Key>, HashMap<Key, Arc<Finished>>);
+
+    static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Mutex::default);
+
+    pub(super) fn get(key: &Key) -> Option<Arc<Finished>> {
+        CACHE.lock().ok()?.1.get(key).cloned()
+    }
+
+    pub(super) fn put(key: Key, shown: Arc<Finished>) {
+        let Ok(mut cache) = CACHE.lock() else { return };
+        let (order, map) = &mut *cache;
+        if map.insert(key.clone(), shown).is_none() {
+            order.push_back(key);
+        }
+        while order.len() > CAPACITY {
+            if let Some(oldest) = order.pop_front() {
+                map.remove(&oldest);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
