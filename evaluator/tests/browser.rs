@@ -1125,6 +1125,8 @@ async fn every_page_reads_at_a_glance_at_1280_and_390_px() {
         );
         assert_eq!(names[0], "base", "shortest first: {names}");
         assert_eq!(names[4], "verbose", "{names}");
+        let note = browser.script("return document.querySelector('#lc-note').innerText;");
+        assert!(!note.as_str().unwrap().contains('`'), "code as code: {note}");
         browser.screenshot(&dir, "glance-leaderboard", 1280);
         browser.click("#baseline-leaderboard tr[data-system=tuned] a");
         browser.wait_for(
