@@ -691,7 +691,7 @@ async fn six_mario_systems_in_the_browser_match_an_independent_computation() {
             .script("return document.querySelectorAll('article.item').length;")
             .as_u64()
             .unwrap();
-        assert_eq!(shown, 50, "the first page of 458 items");
+        assert_eq!(shown, 25, "the first page of 458 items (25 a page)");
         browser.screenshot(&dir, "mario-compare", 1280);
         let errors = browser.errors();
         assert!(errors.is_empty(), "browser errors: {errors:#?}");
