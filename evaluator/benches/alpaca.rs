@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BenchDb, load, percentile, wait_for_job};
-use evaluator::db::{modules, sessions, teams};
-use evaluator::jobs::{self, worker};
+use common::{BenchDb, Workers, load, percentile, store_builtins, wait_for_job};
+use evaluator::db::{sessions, teams};
+use evaluator::jobs;
 use reward_host::{Host, HostConfig};
 
 const BASELINE: &str = "gpt4_1106_preview";
@@ -125,18 +125,8 @@ async fn run(quick: bool) {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
-    for builtin in SCORERS {
-        let wasm = reward_builtins::builtin(builtin).unwrap().wasm;
-        let module = host.load(wasm).unwrap();
-        modules::store(&pool, team.id, wasm, &module).await.unwrap();
-    }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let config = worker::WorkerConfig {
-        concurrency: 2,
-        idle_poll: Duration::from_millis(20),
-        ..Default::default()
-    };
-    let workers = tokio::spawn(worker::run(pool.clone(), host.clone(), config, stopped));
+    store_builtins(&pool, &host, team.id, &SCORERS).await;
+    let workers = Workers::start(&pool, &host);
     let scoring = Instant::now();
     let score = jobs::create_score_job(
         &pool,
@@ -204,8 +194,7 @@ async fn run(quick: bool) {
         names.len() * (names.len() - 1) / 2,
         started.elapsed().as_secs_f64()
     );
-    let _ = stop.send(true);
-    workers.await.unwrap().unwrap();
+    workers.stop().await;
     sqlx::query("ANALYZE").execute(&pool).await.unwrap();
 
     let board_url = format!("{base}/baseline-leaderboard?judge={JUDGE}&baseline={BASELINE}");

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BenchDb, load, percentile, wait_for_job};
-use evaluator::db::{datasets, modules, sessions, teams};
+use common::{BenchDb, Workers, load, percentile, store_builtins, wait_for_job};
+use evaluator::db::{datasets, sessions, teams};
 use evaluator::import::Row;
-use evaluator::jobs::{self, worker};
+use evaluator::jobs;
 use reward_host::{Host, HostConfig};
 
 fn main() {
@@ -68,18 +68,8 @@ async fn run(quick: bool) {
             .unwrap();
         }
     }
-    for builtin in ["accuracy", "length"] {
-        let wasm = reward_builtins::builtin(builtin).unwrap().wasm;
-        let module = host.load(wasm).unwrap();
-        modules::store(&pool, team.id, wasm, &module).await.unwrap();
-    }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let config = worker::WorkerConfig {
-        concurrency: 2,
-        idle_poll: Duration::from_millis(20),
-        ..Default::default()
-    };
-    let workers = tokio::spawn(worker::run(pool.clone(), host.clone(), config, stopped));
+    store_builtins(&pool, &host, team.id, &["accuracy", "length"]).await;
+    let workers = Workers::start(&pool, &host);
     let score = jobs::create_score_job(
         &pool,
         team.id,
@@ -106,8 +96,7 @@ async fn run(quick: bool) {
     .await
     .unwrap();
     wait_for_job(&pool, team.id, compare.id, Duration::from_millis(50)).await;
-    let _ = stop.send(true);
-    workers.await.unwrap().unwrap();
+    workers.stop().await;
     // The steady state: autovacuum analyzes freshly imported tables within a
     // minute or so; without statistics the planner takes 5,000 items for 16
     // and the compare view's joins become nested loops (~90 ms alone).

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BenchDb, load, percentile, wait_for_job};
+use common::{BenchDb, Workers, load, percentile, wait_for_job};
 use evaluator::db::{datasets, modules, teams};
 use evaluator::import::Row;
-use evaluator::jobs::{self, worker};
+use evaluator::jobs;
 use reward_host::{Host, HostConfig, Limits, Sample};
 
 fn main() {
@@ -78,13 +78,7 @@ async fn run(quick: bool) {
     }
 
     // Two worker loops in this process, as `evaluator worker --workers 2` runs them.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let config = worker::WorkerConfig {
-        concurrency: 2,
-        idle_poll: Duration::from_millis(20),
-        ..Default::default()
-    };
-    let workers = tokio::spawn(worker::run(pool.clone(), host.clone(), config, stopped));
+    let workers = Workers::start(&pool, &host);
 
     println!("\nend-to-end scoring (claim + sandbox + store), 2 workers, best of 3:");
     for (name, id, module) in &module_ids {
@@ -157,8 +151,7 @@ async fn run(quick: bool) {
     .await
     .unwrap();
     wait_for_job(&pool, team.id, compare.id, Duration::from_millis(20)).await;
-    let _ = stop.send(true);
-    workers.await.unwrap().unwrap();
+    workers.stop().await;
 
     // The API on loopback, 8 client threads.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

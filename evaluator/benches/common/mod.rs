@@ -1,5 +1,6 @@
-//! What the bench binaries share: a database of their own, waiting for a job,
-//! and a loopback load generator with percentiles.
+//! What the bench binaries share: a database of their own, built-in modules
+//! stored for a team, two in-process workers, waiting for a job, and a
+//! loopback load generator with percentiles.
 #![allow(
     dead_code,
     reason = "shared by several bench binaries: each uses part of it"
@@ -64,6 +65,53 @@ pub(crate) fn main<F: std::future::Future<Output = ()>>(run: impl FnOnce(bool) -
         .build()
         .unwrap();
     runtime.block_on(run(quick));
+}
+
+/// Stores the named built-in modules for the team.
+pub(crate) async fn store_builtins(
+    pool: &sqlx::PgPool,
+    host: &reward_host::Host,
+    team: TeamId,
+    names: &[&str],
+) {
+    for name in names {
+        let wasm = reward_builtins::builtin(name).unwrap().wasm;
+        let module = host.load(wasm).unwrap();
+        evaluator::db::modules::store(pool, team, wasm, &module)
+            .await
+            .unwrap();
+    }
+}
+
+/// Two worker loops in this process, as `evaluator worker --workers 2` runs
+/// them, polling every 20 ms when idle.
+pub(crate) struct Workers {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<evaluator::Result<()>>,
+}
+
+impl Workers {
+    pub(crate) fn start(pool: &sqlx::PgPool, host: &std::sync::Arc<reward_host::Host>) -> Workers {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let config = jobs::worker::WorkerConfig {
+            concurrency: 2,
+            idle_poll: Duration::from_millis(20),
+            ..Default::default()
+        };
+        let task = tokio::spawn(jobs::worker::run(
+            pool.clone(),
+            host.clone(),
+            config,
+            stopped,
+        ));
+        Workers { stop, task }
+    }
+
+    /// Stops both loops and waits for them; they must have ended cleanly.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap().unwrap();
+    }
 }
 
 /// Polls a job until it finishes; it must succeed.
