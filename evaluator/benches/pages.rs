@@ -114,7 +114,7 @@ async fn run(quick: bool) {
     let addr = listener.local_addr().unwrap();
     let app = evaluator::startup::app(evaluator::state::AppState {
         db: pool.clone(),
-        host: host.clone(),
+        sandbox: evaluator::modules::Sandbox::new(host.clone(), Default::default()),
     });
     let server_task = tokio::spawn(async move { axum::serve(listener, app).await });
     let requests = if quick { 50 } else { 200 };

@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::db::{self, embedded::EmbeddedPostgres};
 use crate::error::{Error, Result};
 use crate::jobs::worker::{self, WorkerConfig};
+use crate::modules::{QueueConfig, Sandbox};
 use crate::state::AppState;
 
 /// A database connection, plus the embedded server it runs on when
@@ -63,11 +64,24 @@ pub async fn open_database(data_dir: Option<&std::path::Path>) -> Result<Databas
     }
 }
 
-/// The sandbox every upload and every worker uses.
-pub fn sandbox() -> Result<Arc<reward_host::Host>> {
-    reward_host::Host::new(reward_host::HostConfig::default())
-        .map(Arc::new)
-        .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))
+/// How the service compiles modules: the host's compile settings and the
+/// queue in front of it.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxConfig {
+    /// Shape limits, isolation, budgets and the on-disk cache.
+    pub compile: reward_host::CompileConfig,
+    /// How many compile at once, and who waits.
+    pub queue: QueueConfig,
+}
+
+/// The sandbox every upload and every worker of this process uses.
+pub fn sandbox(config: &SandboxConfig) -> Result<Arc<Sandbox>> {
+    let host = reward_host::Host::new(reward_host::HostConfig {
+        compile: config.compile.clone(),
+        ..reward_host::HostConfig::default()
+    })
+    .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
+    Ok(Sandbox::new(Arc::new(host), config.queue))
 }
 
 /// The application, without a listener: tests drive it with `oneshot`.
@@ -101,11 +115,13 @@ pub struct Application {
 
 impl Application {
     /// Serves on `listener` (bind port 0 to let the system choose); runs
-    /// `workers.concurrency` worker loops beside the server (none for 0).
+    /// `workers.concurrency` worker loops beside the server (none for 0), all
+    /// compiling through one `sandbox`.
     pub fn build(
         listener: TcpListener,
         database: &Database,
         workers: WorkerConfig,
+        sandbox: &SandboxConfig,
     ) -> Result<Self> {
         let address = listener.local_addr().map_err(|source| Error::Io {
             action: "cannot read the address of",
@@ -117,7 +133,7 @@ impl Application {
             address,
             state: AppState {
                 db: database.pool.clone(),
-                host: sandbox()?,
+                sandbox: self::sandbox(sandbox)?,
             },
             workers,
         })
@@ -153,7 +169,7 @@ impl Application {
                 .await
         });
         let mut workers = (config.concurrency > 0)
-            .then(|| tokio::spawn(worker::run(state.db, state.host, config, stopped)));
+            .then(|| tokio::spawn(worker::run(state.db, state.sandbox, config, stopped)));
         let why = tokio::select! {
             () = shutdown => Stopped::Signal,
             served = &mut server => Stopped::Server(served),
@@ -226,13 +242,18 @@ enum Stopped {
 
 /// `evaluator serve`: binds `bind`, then runs the [`Application`] until Ctrl-C
 /// or SIGTERM, and closes the database.
-pub async fn serve(bind: SocketAddr, database: Database, workers: WorkerConfig) -> Result<()> {
+pub async fn serve(
+    bind: SocketAddr,
+    database: Database,
+    workers: WorkerConfig,
+    sandbox: &SandboxConfig,
+) -> Result<()> {
     let listener = TcpListener::bind(bind).await.map_err(|source| Error::Io {
         action: "cannot listen on",
         path: bind.to_string().into(),
         source,
     })?;
-    let application = Application::build(listener, &database, workers.clone())?;
+    let application = Application::build(listener, &database, workers.clone(), sandbox)?;
     eprintln!("evaluator: listening on http://{}", application.address());
     if workers.concurrency > 0 {
         eprintln!(
@@ -247,13 +268,18 @@ pub async fn serve(bind: SocketAddr, database: Database, workers: WorkerConfig) 
 
 /// `evaluator worker`: job workers alone, until a shutdown signal, finishing
 /// the chunks in hand.
-pub async fn work(database: Database, config: WorkerConfig) -> Result<()> {
+pub async fn work(database: Database, config: WorkerConfig, sandbox: &SandboxConfig) -> Result<()> {
     let (stop, stopped) = watch::channel(false);
     eprintln!(
         "evaluator: worker {} running {} chunk(s) at a time",
         config.name, config.concurrency
     );
-    let workers = worker::run(database.pool.clone(), sandbox()?, config, stopped);
+    let workers = worker::run(
+        database.pool.clone(),
+        self::sandbox(sandbox)?,
+        config,
+        stopped,
+    );
     tokio::pin!(workers);
     let result = tokio::select! {
         () = shutdown_signal() => {

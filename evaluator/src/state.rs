@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use crate::modules::Sandbox;
 use axum::extract::FromRef;
-use reward_host::Host;
 use sqlx::PgPool;
 
 /// The largest module upload accepted; larger bodies get 413 before any parsing.
@@ -20,13 +20,14 @@ pub const MAX_IMPORT_BYTES: usize = 256 << 20;
 pub struct AppState {
     /// The database; every request's data lives there.
     pub db: PgPool,
-    /// The sandbox: uploads are loaded in it before they are stored.
-    pub host: Arc<Host>,
+    /// The sandbox behind its compile queue: uploads are loaded in it before
+    /// they are stored.
+    pub sandbox: Arc<Sandbox>,
 }
 
-impl FromRef<AppState> for Arc<Host> {
+impl FromRef<AppState> for Arc<Sandbox> {
     fn from_ref(state: &AppState) -> Self {
-        state.host.clone()
+        state.sandbox.clone()
     }
 }
 

@@ -241,7 +241,7 @@ async fn serve(db: &TestDb) -> (String, tokio::task::JoinHandle<std::io::Result<
     let site = format!("http://{}", listener.local_addr().unwrap());
     let router = app(AppState {
         db: db.pool.clone(),
-        host: db.host.clone(),
+        sandbox: db.sandbox.clone(),
     });
     (
         site,

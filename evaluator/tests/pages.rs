@@ -26,7 +26,7 @@ struct Page {
 async fn request(db: &TestDb, request: Request<Body>) -> Page {
     let state = AppState {
         db: db.pool.clone(),
-        host: db.host.clone(),
+        sandbox: db.sandbox.clone(),
     };
     let response = app(state).oneshot(request).await.unwrap();
     let status = response.status();
@@ -147,7 +147,7 @@ async fn evaluated(db: &TestDb) -> (String, i64, i64) {
 async fn request_status(db: &TestDb, request: Request<Body>) -> StatusCode {
     let state = AppState {
         db: db.pool.clone(),
-        host: db.host.clone(),
+        sandbox: db.sandbox.clone(),
     };
     app(state).oneshot(request).await.unwrap().status()
 }

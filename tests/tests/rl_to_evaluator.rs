@@ -131,7 +131,10 @@ fn eval_generations_pushed_to_the_service_are_scored_there_exactly_as_the_traine
         idle_poll: Duration::from_millis(100),
         ..Default::default()
     };
-    rt.spawn(evaluator::startup::serve(addr, database, workers));
+    rt.spawn(async move {
+        let sandbox = evaluator::startup::SandboxConfig::default();
+        evaluator::startup::serve(addr, database, workers, &sandbox).await
+    });
     let api = Api {
         base: format!("http://127.0.0.1:{port}"),
         token: token.clone(),

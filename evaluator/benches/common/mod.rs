@@ -100,7 +100,7 @@ impl Workers {
         };
         let task = tokio::spawn(jobs::worker::run(
             pool.clone(),
-            host.clone(),
+            evaluator::modules::Sandbox::new(host.clone(), Default::default()),
             config,
             stopped,
         ));

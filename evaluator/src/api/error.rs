@@ -33,6 +33,9 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// `503 Service Unavailable` with `Retry-After`: the compile queue has no
+    /// place for this upload now.
+    Busy(crate::modules::Busy),
     /// `500 Internal Server Error`: reported without detail; the error itself
     /// is logged, with its causes, by [`crate::telemetry::log_errors`].
     Internal(Arc<dyn std::error::Error + Send + Sync>),
@@ -101,6 +104,7 @@ impl From<QueryRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut report = None;
+        let mut retry_after = None;
         let (status, code, message) = match self {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
@@ -109,6 +113,10 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
             ApiError::Unprocessable { code, message } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            ApiError::Busy(busy) => {
+                retry_after = Some(busy.retry_after.as_secs().max(1));
+                (StatusCode::SERVICE_UNAVAILABLE, "busy", busy.to_string())
             }
             ApiError::Internal(error) => {
                 report = Some(ErrorReport(error));
@@ -128,6 +136,11 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if let Some(report) = report {
             response.extensions_mut().insert(report);
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }

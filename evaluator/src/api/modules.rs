@@ -13,8 +13,9 @@ use crate::db::modules;
 use crate::domain::{ModuleId, Team};
 use crate::state::AppState;
 
-/// Uploads a module: the raw `.wasm` as the body. It is compiled, its imports
-/// audited and its `info()` checked first; only a module that loads is stored.
+/// Uploads a module: the raw `.wasm` as the body. Its shape is checked against
+/// the compile limits, then it is compiled (in the service's compile queue), its
+/// imports audited and its `info()` checked; only a module that loads is stored.
 #[utoipa::path(
     post, path = "/api/v1/modules", tag = "modules",
     request_body(content = Vec<u8>, content_type = "application/wasm",
@@ -23,7 +24,13 @@ use crate::state::AppState;
         (status = 201, description = "Stored", body = Module),
         (status = 200, description = "The team had uploaded the same bytes: that record", body = Module),
         (status = 413, description = "Over the 32 MiB limit", body = ErrorBody),
-        (status = 422, description = "Refused by the sandbox; `code` is its error code", body = ErrorBody),
+        (status = 422, description = "Refused by the sandbox; `code` is its error code \
+                                       (`module_too_large`, `compile_timeout` and `compile_memory` \
+                                       for the compile limits)", body = ErrorBody),
+        (status = 503, description = "The compile queue is full, or the team already has its \
+                                       share of it; `Retry-After` says when to try again",
+                       body = ErrorBody,
+                       headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 401, body = ErrorBody),
     )
 )]
@@ -39,8 +46,11 @@ pub(super) async fn upload(
             message: "the body is empty; send the .wasm file as the request body".into(),
         });
     }
-    let module = crate::modules::compile(&state.host, bytes.clone())
-        .await?
+    let module = state
+        .sandbox
+        .upload(team.id, bytes.clone())
+        .await
+        .map_err(ApiError::Busy)??
         .map_err(|e| ApiError::Unprocessable {
             code: e.code(),
             message: e.to_string(),

@@ -13,9 +13,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 mod offline;
+mod sandbox;
 
 use clap::{Parser, Subcommand};
 use offline::{ScoreArgs, stdout_error};
+use sandbox::SandboxArgs;
 
 use crate::error::{Error, Result};
 use crate::modules::ModuleSource;
@@ -68,6 +70,8 @@ enum Command {
         data_dir: Option<PathBuf>,
         #[command(flatten)]
         workers: WorkerArgs,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
     /// Run job workers only (no HTTP); any number may share one database.
     Worker {
@@ -76,6 +80,16 @@ enum Command {
         data_dir: Option<PathBuf>,
         #[command(flatten)]
         workers: WorkerArgs,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+    },
+    /// Compile one module read from stdin, writing the compiled code to stdout
+    /// (what `serve` and `worker` run themselves as, to compile under a memory cap).
+    #[command(hide = true)]
+    CompileModule {
+        /// The data limit this process sets on itself before reading.
+        #[arg(long)]
+        memory_bytes: u64,
     },
     /// Upload a reward module to the service (a .wasm file or builtin:NAME).
     PushModule {
@@ -335,6 +349,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if usage_error { 64 } else { 0 });
         }
     };
+    if let Command::CompileModule { memory_bytes } = cli.command {
+        // Its exit status is the protocol with the parent (reward_host::compiler).
+        return reward_host::compiler::serve(
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+            memory_bytes,
+        );
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -354,22 +376,32 @@ pub fn run(cli: Cli) -> Result<()> {
             bind,
             data_dir,
             workers,
+            sandbox,
         } => {
             let workers = workers.config()?;
+            let sandbox = sandbox.config(data_dir.as_deref())?;
             runtime()?.block_on(async {
                 crate::telemetry::init();
                 let database = crate::startup::open_database(data_dir.as_deref()).await?;
-                crate::startup::serve(bind, database, workers).await
+                crate::startup::serve(bind, database, workers, &sandbox).await
             })
         }
-        Command::Worker { data_dir, workers } => {
+        Command::Worker {
+            data_dir,
+            workers,
+            sandbox,
+        } => {
             let workers = workers.config()?;
+            let sandbox = sandbox.config(data_dir.as_deref())?;
             runtime()?.block_on(async {
                 crate::telemetry::init();
                 let database = crate::startup::open_database(data_dir.as_deref()).await?;
-                crate::startup::work(database, workers).await
+                crate::startup::work(database, workers, &sandbox).await
             })
         }
+        Command::CompileModule { .. } => Err(Error::Usage(
+            "compile-module is run by the service itself, through main()".into(),
+        )),
         Command::PushModule { module, remote } => {
             let client = remote.client()?;
             let record = push_module(&client, &module)?;

@@ -71,9 +71,15 @@ pub(super) async fn upload(
     let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
         return refused(&state, &team, "Choose a .wasm file to upload.".into()).await;
     };
-    let module = match crate::modules::compile(&state.host, bytes.clone()).await? {
-        Ok(module) => module,
-        Err(e) => return refused(&state, &team, format!("Refused ({}): {e}", e.code())).await,
+    let module = match state.sandbox.upload(team.id, bytes.clone()).await {
+        Ok(loaded) => match loaded? {
+            Ok(module) => module,
+            Err(e) => return refused(&state, &team, format!("Refused ({}): {e}", e.code())).await,
+        },
+        Err(busy) => {
+            let page = page(&state, &team, Some(format!("Not now: {busy}.")), None).await?;
+            return Ok((StatusCode::SERVICE_UNAVAILABLE, page).into_response());
+        }
     };
     let (record, created) = modules::store(&state.db, team.id, &bytes, &module).await?;
     let notice = if created {

@@ -20,6 +20,8 @@ const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub struct TestDb {
     pub pool: sqlx::PgPool,
     pub host: std::sync::Arc<reward_host::Host>,
+    /// The host behind a compile queue, as the service uses it.
+    pub sandbox: std::sync::Arc<evaluator::modules::Sandbox>,
     pub url: String,
     name: String,
     server_url: String,
@@ -79,10 +81,13 @@ impl TestDb {
                 pool
             }
         };
-        let host = reward_host::Host::new(reward_host::HostConfig::default()).unwrap();
+        let host = std::sync::Arc::new(
+            reward_host::Host::new(reward_host::HostConfig::default()).unwrap(),
+        );
         TestDb {
             pool,
-            host: std::sync::Arc::new(host),
+            sandbox: evaluator::modules::Sandbox::new(host.clone(), Default::default()),
+            host,
             url,
             name,
             server_url,
@@ -155,7 +160,7 @@ pub async fn send(db: &TestDb, request: Request<Body>) -> (StatusCode, serde_jso
     let path = request.uri().path().to_string();
     let state = AppState {
         db: db.pool.clone(),
-        host: db.host.clone(),
+        sandbox: db.sandbox.clone(),
     };
     let response = app(state).oneshot(request).await.unwrap();
     let status = response.status();
@@ -359,7 +364,7 @@ pub async fn sign_in(db: &TestDb, token: &str) -> String {
         .unwrap();
     let response = app(AppState {
         db: db.pool.clone(),
-        host: db.host.clone(),
+        sandbox: db.sandbox.clone(),
     })
     .oneshot(request)
     .await
@@ -377,7 +382,7 @@ pub async fn html(db: &TestDb, path: &str, cookie: &str) -> (StatusCode, String)
         .unwrap();
     let response = app(AppState {
         db: db.pool.clone(),
-        host: db.host.clone(),
+        sandbox: db.sandbox.clone(),
     })
     .oneshot(request)
     .await
@@ -403,7 +408,7 @@ pub fn start_workers(db: &TestDb, concurrency: usize) -> Workers {
     };
     let handle = tokio::spawn(evaluator::jobs::worker::run(
         db.pool.clone(),
-        db.host.clone(),
+        db.sandbox.clone(),
         config,
         stopped,
     ));

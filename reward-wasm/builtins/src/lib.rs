@@ -18,6 +18,9 @@ pub struct Embedded {
 
 include!(concat!(env!("OUT_DIR"), "/modules.rs"));
 
+#[cfg(feature = "hostile")]
+pub mod pad;
+
 /// The public built-in modules, in a stable order.
 pub fn builtins() -> impl Iterator<Item = &'static Embedded> {
     EMBEDDED.iter().filter(|m| m.builtin)

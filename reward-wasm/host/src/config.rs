@@ -1,6 +1,10 @@
-//! Engine-wide settings ([`HostConfig`]) and per-call bounds ([`Limits`]).
+//! Engine-wide settings ([`HostConfig`], with how modules are compiled in
+//! [`CompileConfig`]) and per-call bounds ([`Limits`]).
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::precheck::CompileLimits;
 
 /// Bounds on one call into a module (one `score` batch, one `compare`, or `info`).
 ///
@@ -59,6 +63,64 @@ pub struct HostConfig {
     /// Call `score-packed` instead of `score` when a module exports it (every
     /// SDK-built scorer does). Off only to compare the two paths.
     pub use_packed: bool,
+    /// How modules are compiled: shape limits, isolation, budgets and the
+    /// on-disk cache of compiled code.
+    pub compile: CompileConfig,
+}
+
+/// How [`crate::Host::load`] turns bytes into machine code.
+///
+/// Fuel and epochs bound a module while it runs; nothing in wasmtime bounds
+/// Cranelift while it compiles. So a module first passes [`CompileLimits`] (its
+/// shape, read in milliseconds), and a service compiles in a child process
+/// ([`Isolation::Subprocess`]) under a wall-clock and a memory budget, where a
+/// module that needs more is stopped without touching the service's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileConfig {
+    /// Shape bounds checked before compiling.
+    pub limits: CompileLimits,
+    /// Where compilation runs.
+    pub isolation: Isolation,
+    /// Wall-clock budget of one compilation (enforced in a subprocess only).
+    pub timeout: Duration,
+    /// Memory budget of one compilation, in bytes: the subprocess's data limit
+    /// (`RLIMIT_DATA`: heap and private mappings, not the mapped executable).
+    pub memory_bytes: u64,
+    /// A directory for compiled code, keyed by the module's SHA-256 and the
+    /// engine's configuration, so a restart deserializes instead of compiling.
+    /// `None` keeps compiled code in memory only.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for CompileConfig {
+    fn default() -> Self {
+        CompileConfig {
+            limits: CompileLimits::default(),
+            isolation: Isolation::InProcess,
+            timeout: Duration::from_secs(60),
+            memory_bytes: 2 << 30,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Where a module is compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Isolation {
+    /// In the calling thread. No time or memory budget applies (only the shape
+    /// limits): for processes that load their own team's modules, like the
+    /// trainer.
+    InProcess,
+    /// In a child process, `program args...`, which must call
+    /// [`crate::compiler::serve`] (the evaluator runs itself with a hidden
+    /// subcommand). The bytes go in on stdin, the compiled code comes back on
+    /// stdout; the child caps its own memory before reading.
+    Subprocess {
+        /// The executable.
+        program: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+    },
 }
 
 impl Default for HostConfig {
@@ -72,6 +134,7 @@ impl Default for HostConfig {
             epoch_tick: Duration::from_millis(10),
             cache_entries: 64,
             use_packed: true,
+            compile: CompileConfig::default(),
         }
     }
 }

@@ -34,6 +34,31 @@ pub enum Error {
         actual: &'static str,
     },
 
+    // === Compile-time limits ===
+    /// The module's shape passes a [`crate::CompileLimits`] bound; refused
+    /// before compiling.
+    #[error("module too large to compile: {value} {what}, over the limit of {limit}")]
+    TooLarge {
+        /// What was counted (`functions`, `bytes of code`, ...).
+        what: &'static str,
+        /// The module's figure (or the first figure past the limit while counting).
+        value: u64,
+        /// The limit that applied.
+        limit: u64,
+    },
+    /// Compiling took longer than the compile budget; the compiler was stopped.
+    #[error("compiling took longer than its budget of {limit:?} and was stopped")]
+    CompileTimeout {
+        /// The wall-clock budget.
+        limit: Duration,
+    },
+    /// Compiling needed more memory than the compile budget.
+    #[error("compiling needed more than its memory budget of {limit_mib} MiB and was stopped")]
+    CompileMemory {
+        /// The budget, in MiB.
+        limit_mib: u64,
+    },
+
     // === Limits ===
     /// The wall-clock deadline passed.
     #[error("timed out after {limit:?}")]
@@ -101,6 +126,13 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The compile subprocess could not run or failed for a reason that is not
+    /// the module's (it could not start, crashed, or wrote an unusable artifact).
+    #[error("the module compiler failed: {reason}")]
+    Compiler {
+        /// What happened, with the subprocess's last words when there are any.
+        reason: String,
+    },
     /// wasmtime failed for a reason that is not the guest's (e.g. all pool slots busy).
     #[error("wasm runtime error: {0:#}")]
     Runtime(#[source] Box<wasmtime::Error>),
@@ -116,6 +148,9 @@ impl Error {
             Error::InvalidModule { .. } => "invalid_module",
             Error::ForbiddenImport { .. } => "forbidden_import",
             Error::WrongKind { .. } => "wrong_kind",
+            Error::TooLarge { .. } => "module_too_large",
+            Error::CompileTimeout { .. } => "compile_timeout",
+            Error::CompileMemory { .. } => "compile_memory",
             Error::Timeout { .. } => "timeout",
             Error::OutOfFuel { .. } => "out_of_fuel",
             Error::MemoryLimit { .. } => "memory_limit",
@@ -126,6 +161,7 @@ impl Error {
             Error::Guest { .. } => "guest_error",
             Error::InvalidOutput { .. } => "invalid_output",
             Error::Config { .. } => "config",
+            Error::Compiler { .. } => "compiler",
             Error::Runtime(_) => "runtime",
         }
     }
@@ -134,7 +170,10 @@ impl Error {
     pub fn is_module_fault(&self) -> bool {
         !matches!(
             self,
-            Error::Config { .. } | Error::Runtime(_) | Error::WrongKind { .. }
+            Error::Config { .. }
+                | Error::Compiler { .. }
+                | Error::Runtime(_)
+                | Error::WrongKind { .. }
         )
     }
 }

@@ -1,15 +1,17 @@
 //! [`Host`]: one wasmtime engine configured for untrusted, deterministic guests,
-//! the thread that drives its deadlines, and the cache of compiled modules.
+//! the thread that drives its deadlines, and the caches of compiled modules (in
+//! memory, and on disk when [`crate::CompileConfig::cache_dir`] is set).
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::cache::DiskCache;
 use crate::config::{HostConfig, Limits};
 use crate::error::{Error, Result};
 use crate::module::RewardModule;
@@ -26,8 +28,30 @@ pub(crate) struct Inner {
     /// Compiled modules by SHA-256 of the bytes given to [`Host::load`], oldest
     /// first in `order` so the cache stays bounded.
     cache: Mutex<Cache>,
+    /// Compiled code that outlives the process, if configured.
+    pub(crate) disk_cache: Option<DiskCache>,
+    pub(crate) stats: Stats,
     /// Tells the epoch ticker to stop when the host is dropped.
     stop: Arc<AtomicBool>,
+}
+
+/// Counters behind [`Host::compile_stats`].
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) compiled: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) cache_rejected: AtomicU64,
+}
+
+/// How this host's modules came to be compiled, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompileStats {
+    /// Modules compiled by Cranelift (here or in a subprocess).
+    pub compiled: u64,
+    /// Modules deserialized from the on-disk cache.
+    pub cache_hits: u64,
+    /// Cache entries found damaged or foreign, removed and rebuilt.
+    pub cache_rejected: u64,
 }
 
 #[derive(Default)]
@@ -57,6 +81,10 @@ impl Host {
         .map_err(|e| Error::Config {
             reason: format!("cannot create the wasm engine: {e:#}"),
         })?;
+        let disk_cache = match &config.compile.cache_dir {
+            Some(dir) => Some(DiskCache::open(dir, &engine)?),
+            None => None,
+        };
         let stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), config.epoch_tick, stop.clone())?;
         Ok(Host {
@@ -64,6 +92,8 @@ impl Host {
                 engine,
                 config,
                 cache: Mutex::new(Cache::default()),
+                disk_cache,
+                stats: Stats::default(),
                 stop,
             }),
         })
@@ -80,8 +110,13 @@ impl Host {
     ///
     /// Accepts a component, or a core module carrying its world in a
     /// `component-type` custom section (what `wit-bindgen` emits). Anything that
-    /// imports a function is refused: the reward worlds import nothing.
+    /// imports a function is refused: the reward worlds import nothing. Before
+    /// compiling, the module's shape must pass [`crate::CompileLimits`]; the
+    /// compilation itself runs as [`crate::CompileConfig`] says.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<RewardModule>> {
+        // First, before hashing: refusing a 30 MB module must cost what reading
+        // its section headers costs.
+        crate::precheck::check(bytes, &self.inner.config.compile.limits)?;
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         if let Some(module) = self.lock_cache().modules.get(&sha256) {
             return Ok(module.clone());
@@ -96,6 +131,35 @@ impl Host {
             cache.modules.remove(&oldest);
         }
         Ok(module)
+    }
+
+    /// Whether `bytes` would load without compiling: compiled in memory, or an
+    /// entry in the on-disk cache (which is checked when it is read). A service
+    /// lets such loads skip its compile queue.
+    pub fn is_compiled(&self, bytes: &[u8]) -> bool {
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        self.lock_cache().modules.contains_key(&sha256)
+            || self
+                .inner
+                .disk_cache
+                .as_ref()
+                .is_some_and(|cache| cache.path(&sha256).is_file())
+    }
+
+    /// Compilations and cache use since this host started.
+    pub fn compile_stats(&self) -> CompileStats {
+        let stats = &self.inner.stats;
+        CompileStats {
+            compiled: stats.compiled.load(Ordering::Relaxed),
+            cache_hits: stats.cache_hits.load(Ordering::Relaxed),
+            cache_rejected: stats.cache_rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The on-disk cache file a module's compiled code is (or would be) kept in.
+    pub fn cache_path(&self, bytes: &[u8]) -> Option<std::path::PathBuf> {
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        self.inner.disk_cache.as_ref().map(|c| c.path(&sha256))
     }
 
     /// Checks per-call limits against what the engine was sized for.
@@ -135,7 +199,10 @@ pub(crate) fn validate_limits(config: &HostConfig, limits: &Limits) -> Result<()
     Err(Error::Config { reason })
 }
 
-fn engine_config(config: &HostConfig, pool_slots: Option<u32>) -> wasmtime::Config {
+/// The engine's settings. The compile subprocess builds its engine with the same
+/// function (without the pool, which only concerns instances), so the code it
+/// produces deserializes here.
+pub(crate) fn engine_config(config: &HostConfig, pool_slots: Option<u32>) -> wasmtime::Config {
     let mut c = wasmtime::Config::new();
     c.wasm_component_model(true)
         // Determinism: identical inputs give identical bits on every machine.

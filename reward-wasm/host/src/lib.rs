@@ -17,6 +17,9 @@
 //! ```
 //!
 //! # Guarantees
+//! - Compilation is bounded too: a module's shape is checked against
+//!   [`CompileLimits`] before Cranelift sees it, and a service compiles in a
+//!   child process under a memory and a wall-clock budget ([`CompileConfig`]).
 //! - Every call runs in a fresh `Store` under a wall-clock deadline (epoch
 //!   interruption), a deterministic fuel budget, and caps on linear memory, table
 //!   elements, instances and wasm stack ([`Limits`], [`HostConfig`]).
@@ -31,21 +34,28 @@
 //! # Layout
 //! - [`config`]: [`HostConfig`] (engine-wide settings) and [`Limits`] (per call).
 //! - [`host`]: [`Host`] — the engine, its epoch ticker and the compiled-module cache.
+//! - [`precheck`]: the shape check ([`CompileLimits`]) before anything compiles.
+//! - [`compiler`]: compilation within budgets, in process or in a child process
+//!   ([`compiler::serve`] is the child's side); `cache`: compiled code on disk.
 //! - [`module`]: [`RewardModule`] — load-time validation, calls, output checks.
 //! - [`error`]: [`Error`] and the trap classification.
 //! - `bindings`: the `bindgen!` output for the two worlds; its types are re-exported.
 
 mod bindings;
+mod cache;
+pub mod compiler;
 pub mod config;
 pub mod error;
 pub mod host;
 pub mod module;
+pub mod precheck;
 
 pub use bindings::{Direction, Info, Metric, Sample, Verdict};
-pub use config::{HostConfig, Limits};
+pub use config::{CompileConfig, HostConfig, Isolation, Limits};
 pub use error::{Error, Result};
-pub use host::Host;
+pub use host::{CompileStats, Host};
 pub use module::{Kind, PairOutcome, RewardModule, Row};
+pub use precheck::{CompileLimits, Shape};
 
 impl Sample {
     /// A sample with a prompt and a response, no reference and no extra fields.

@@ -1,17 +1,17 @@
 //! [`RewardModule`]: a validated, compiled, pre-linked module, and the calls into it.
 //!
-//! Load-time checks (in order): wasm magic and version; componentization of core
-//! modules; wasmtime validation and compilation; no imports at all; exports that
+//! Load-time checks (in order): the shape limits, wasm magic and version,
+//! componentization of core modules, wasmtime validation and compilation (all in
+//! [`crate::compiler`]); no imports at all; exports that
 //! type-check against `scorer` or `judge`; a well-formed [`Info`]. Each call then
 //! instantiates from the pre-linked `InstancePre` into a fresh store, so no state
 //! survives from one call to the next.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use wasmtime::component::Linker;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker};
 use wasmtime::{ResourceLimiter, Store, Trap, WasmBacktrace};
 
 use crate::bindings::judge::JudgePre;
@@ -104,14 +104,7 @@ impl std::fmt::Debug for RewardModule {
 
 impl RewardModule {
     pub(crate) fn compile(host: Arc<Inner>, bytes: &[u8], sha256: [u8; 32]) -> Result<Self> {
-        let component_bytes = match wasm_kind(bytes)? {
-            WasmKind::Component => Cow::Borrowed(bytes),
-            WasmKind::Core => Cow::Owned(componentize(&host.engine, bytes)?),
-        };
-        let component =
-            Component::new(&host.engine, &*component_bytes).map_err(|e| Error::InvalidModule {
-                reason: format!("{e:#}"),
-            })?;
+        let component = crate::compiler::compile(&host, bytes, &sha256)?;
         let ty = component.component_type();
         // The worlds' only import is the `types` interface, which carries type
         // definitions and no function: anything callable is a way out of the sandbox.
@@ -509,49 +502,6 @@ fn is_type_only(engine: &wasmtime::Engine, item: &ComponentItem) -> bool {
     }
 }
 
-enum WasmKind {
-    Core,
-    Component,
-}
-
-fn wasm_kind(bytes: &[u8]) -> Result<WasmKind> {
-    let invalid = |reason: &str| Error::InvalidModule {
-        reason: reason.to_string(),
-    };
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(invalid(
-            "not a WebAssembly binary (missing the \\0asm header)",
-        ));
-    }
-    match bytes[4..8] {
-        [1, 0, 0, 0] => Ok(WasmKind::Core),
-        [0x0d, 0, 1, 0] => Ok(WasmKind::Component),
-        _ => Err(invalid("unsupported WebAssembly version or layer")),
-    }
-}
-
-fn componentize(engine: &wasmtime::Engine, core: &[u8]) -> Result<Vec<u8>> {
-    // wit-component assumes a valid module and can panic on a malformed one, so
-    // wasmtime validates first; catch_unwind is the backstop for whatever slips past.
-    wasmtime::Module::validate(engine, core).map_err(|e| Error::InvalidModule {
-        reason: format!("{e:#}"),
-    })?;
-    let encoded = std::panic::catch_unwind(|| {
-        wit_component::ComponentEncoder::default()
-            .module(core)
-            .and_then(|encoder| encoder.validate(true).encode())
-    })
-    .map_err(|_| Error::InvalidModule {
-        reason: "core module could not be componentized (the encoder rejected its layout)".into(),
-    })?;
-    encoded.map_err(|e| Error::InvalidModule {
-        reason: format!(
-            "core module cannot be turned into a reward:wasm component (build it with wit-bindgen \
-                 against reward-wasm/wit, importing nothing): {e:#}"
-        ),
-    })
-}
-
 const MAX_NAME: usize = 128;
 
 fn validate_info(kind: Kind, info: &Info) -> Result<()> {
@@ -643,21 +593,5 @@ mod tests {
         assert!(check_rows(&[vec![Some(1.0)]], 1, 2).is_err());
         assert!(check_rows(&[vec![Some(f64::NAN)]], 1, 1).is_err());
         assert!(check_rows(&[vec![Some(f64::NEG_INFINITY)]], 1, 1).is_err());
-    }
-
-    #[test]
-    fn non_wasm_bytes_are_refused_before_compilation() {
-        assert!(matches!(
-            wasm_kind(b"garbage!"),
-            Err(Error::InvalidModule { .. })
-        ));
-        assert!(matches!(
-            wasm_kind(b"\0asm"),
-            Err(Error::InvalidModule { .. })
-        ));
-        assert!(matches!(
-            wasm_kind(b"\0asm\x02\0\0\0"),
-            Err(Error::InvalidModule { .. })
-        ));
     }
 }

@@ -37,7 +37,9 @@ impl Context {
             return Ok(found.clone());
         }
         let (name, wasm) = db::modules::wasm(&self.pool, id).await?;
-        let module = crate::modules::compile(&self.host, wasm.into())
+        let module = self
+            .sandbox
+            .load(wasm.into())
             .await?
             .map_err(|e| module_fault(&name, id, "failed to load", e))?;
         let entry = (name, module);

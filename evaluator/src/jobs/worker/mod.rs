@@ -21,13 +21,14 @@ mod execute;
 mod write;
 
 use evaluator_stats::Outcome;
-use reward_host::{Host, Limits, RewardModule};
+use reward_host::{Limits, RewardModule};
 use sqlx::PgPool;
 use tokio::sync::{Notify, watch};
 
 use super::queue::{self, Claim, Completion};
 use crate::domain::{GenerationId, ItemId, ModuleId, SystemId};
 use crate::error::{Error, Result};
+use crate::modules::Sandbox;
 
 /// How a worker process runs.
 #[derive(Debug, Clone)]
@@ -67,7 +68,7 @@ impl Default for WorkerConfig {
 /// What a worker shares between its loops.
 struct Context {
     pool: PgPool,
-    host: Arc<Host>,
+    sandbox: Arc<Sandbox>,
     config: WorkerConfig,
     /// Modules by id. Stored modules are immutable, so an entry never goes stale.
     modules: Mutex<HashMap<ModuleId, (String, Arc<RewardModule>)>>,
@@ -77,7 +78,7 @@ struct Context {
 /// on first.
 pub async fn run(
     pool: PgPool,
-    host: Arc<Host>,
+    sandbox: Arc<Sandbox>,
     config: WorkerConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -85,7 +86,7 @@ pub async fn run(
     let listener = tokio::spawn(listen(pool.clone(), wake.clone(), shutdown.clone()));
     let context = Arc::new(Context {
         pool,
-        host,
+        sandbox,
         config,
         modules: Mutex::new(HashMap::new()),
     });
