@@ -95,39 +95,56 @@ impl Client {
         bytes: &[u8],
     ) -> Result<T> {
         let auth = format!("Bearer {}", self.token);
-        let mut request = match method {
-            "PUT" => self.agent.put(url),
-            _ => self.agent.post(url),
+        for attempt in 1.. {
+            let mut request = match method {
+                "PUT" => self.agent.put(url),
+                _ => self.agent.post(url),
+            }
+            .header("Authorization", &auth)
+            .header("Content-Type", content_type);
+            if bytes.len() > EXPECT_CONTINUE_ABOVE {
+                // The service looks at Content-Length before reading a body, so with
+                // `Expect: 100-continue` a refusal (413) arrives before the body is
+                // sent and is read as an answer, rather than the server closing the
+                // connection mid-upload and the client seeing only a broken pipe.
+                request = request.header("Expect", "100-continue");
+            }
+            let response = request.send(bytes);
+            if let Err(ureq::Error::Io(e)) = &response
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                )
+            {
+                return Err(Error::Http {
+                    url: url.to_string(),
+                    message: format!(
+                        "the service closed the connection while {:.1} MiB were being sent, without \
+                         an answer the client could read ({e}); it refuses bodies over its limits \
+                         ({} MiB for modules, {} MiB for generations files)",
+                        bytes.len() as f64 / f64::from(1u32 << 20),
+                        crate::state::MAX_MODULE_BYTES >> 20,
+                        crate::state::MAX_IMPORT_BYTES >> 20,
+                    ),
+                });
+            }
+            // A busy service (its compile queue is full) says when to come back;
+            // a pipeline would rather wait than fail.
+            if let Ok(busy) = &response
+                && busy.status() == 503
+                && attempt < BUSY_ATTEMPTS
+                && let Some(wait) = retry_after(busy)
+            {
+                eprintln!(
+                    "evaluator: the service is busy (503); retrying in {} s (attempt {attempt} of {BUSY_ATTEMPTS})",
+                    wait.as_secs()
+                );
+                std::thread::sleep(wait);
+                continue;
+            }
+            return self.decode(url, response);
         }
-        .header("Authorization", &auth)
-        .header("Content-Type", content_type);
-        if bytes.len() > EXPECT_CONTINUE_ABOVE {
-            // The service looks at Content-Length before reading a body, so with
-            // `Expect: 100-continue` a refusal (413) arrives before the body is
-            // sent and is read as an answer, rather than the server closing the
-            // connection mid-upload and the client seeing only a broken pipe.
-            request = request.header("Expect", "100-continue");
-        }
-        let response = request.send(bytes);
-        if let Err(ureq::Error::Io(e)) = &response
-            && matches!(
-                e.kind(),
-                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
-            )
-        {
-            return Err(Error::Http {
-                url: url.to_string(),
-                message: format!(
-                    "the service closed the connection while {:.1} MiB were being sent, without an \
-                     answer the client could read ({e}); it refuses bodies over its limits \
-                     ({} MiB for modules, {} MiB for generations files)",
-                    bytes.len() as f64 / f64::from(1u32 << 20),
-                    crate::state::MAX_MODULE_BYTES >> 20,
-                    crate::state::MAX_IMPORT_BYTES >> 20,
-                ),
-            });
-        }
-        self.decode(url, response)
+        unreachable!("the loop returns")
     }
 
     fn decode<T: DeserializeOwned>(
@@ -171,6 +188,22 @@ impl Client {
             ),
         })
     }
+}
+
+/// Tries of a request the service answers 503 with `Retry-After` to.
+const BUSY_ATTEMPTS: u32 = 5;
+
+/// The `Retry-After` of a response in seconds (capped at a minute), if any.
+fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<std::time::Duration> {
+    let seconds: u64 = response
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_secs(seconds.clamp(1, 60)))
 }
 
 /// Percent-encodes a path segment or query value.

@@ -150,6 +150,11 @@ impl Sandbox {
         &self.host
     }
 
+    /// Uploads holding a place now (compiling or waiting to).
+    pub fn uploads_in_queue(&self) -> usize {
+        self.lock_places().total
+    }
+
     /// Compiles an upload of `team`'s, if the queue has a place for it.
     ///
     /// The outer error is the queue's refusal, the middle one the task's (it

@@ -45,6 +45,15 @@ impl BenchDb {
         }
     }
 
+    /// The fresh database's URL, for a server process of its own.
+    pub(crate) fn url(&self) -> String {
+        format!(
+            "{}/{}",
+            &self.server[..self.server.rfind('/').unwrap()],
+            self.name
+        )
+    }
+
     /// Closes the pool and drops the database.
     pub(crate) async fn drop_database(self) {
         self.pool.close().await;
