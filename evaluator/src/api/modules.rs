@@ -51,9 +51,17 @@ pub(super) async fn upload(
         .upload(team.id, bytes.clone())
         .await
         .map_err(ApiError::Busy)??
-        .map_err(|e| ApiError::Unprocessable {
-            code: e.code(),
-            message: e.to_string(),
+        .map_err(|e| {
+            // The compiler failing to start, or the runtime failing, is the
+            // service's problem, not the module's: a 500, logged.
+            if e.is_module_fault() {
+                ApiError::Unprocessable {
+                    code: e.code(),
+                    message: e.to_string(),
+                }
+            } else {
+                ApiError::internal(e)
+            }
         })?;
     let (record, created) = modules::store(&state.db, team.id, &bytes, &module).await?;
     let status = if created {
