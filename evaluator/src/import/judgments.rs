@@ -316,10 +316,22 @@ fn alpaca(body: &str, renames: &Renames) -> Result<JudgmentFile, ImportError> {
                 extra.insert(name.into(), serde_json::Value::Number(number));
             }
         }
+        let a = renames.baseline.clone().unwrap_or(entry.generator_1);
+        let b = renames.system.clone().unwrap_or(entry.generator_2);
+        // Two different generators can become one system by renaming (`--system`
+        // naming the file's baseline); the store refuses such a row
+        // (system_a <> system_b) with a database error, so say which row here.
+        if a == b {
+            return Err(at(
+                &origin,
+                Some("generator_2"),
+                format!("after renaming, both systems are {a}; a judgment compares two systems"),
+            ));
+        }
         file.rows.push(JudgmentRow {
             item: prompt_key(&entry.instruction),
-            a: renames.baseline.clone().unwrap_or(entry.generator_1),
-            b: renames.system.clone().unwrap_or(entry.generator_2),
+            a,
+            b,
             preference,
             a_first: None,
             extra,
@@ -457,5 +469,39 @@ mod tests {
             err.to_string(),
             "entry 0 (line 1): missing field `generator_2`"
         );
+    }
+
+    /// Found while writing the invariants of `fuzz/`'s import_judgments
+    /// target (rows never judge a system against itself): `--system` naming
+    /// the file's baseline turned `gpt4` vs `model` into `gpt4` vs `gpt4`,
+    /// which the store refused with a database error instead of a 422.
+    #[test]
+    fn a_rename_that_makes_both_sides_one_system_is_refused() {
+        let body = "[\n{\"instruction\": \"a\", \"generator_1\": \"gpt4\", \"generator_2\": \"model\", \"preference\": 1.5}\n]";
+        for renames in [
+            Renames {
+                system: Some("gpt4".into()),
+                baseline: None,
+            },
+            Renames {
+                system: None,
+                baseline: Some("model".into()),
+            },
+            Renames {
+                system: Some("same".into()),
+                baseline: Some("same".into()),
+            },
+        ] {
+            let err = parse(JudgmentFormat::AlpacaEval, body, &renames).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("entry 0 (line 2): after renaming, both systems are"),
+                "{renames:?}: {err}"
+            );
+            assert_eq!(
+                (err.line, err.field.as_deref()),
+                (Some(2), Some("generator_2"))
+            );
+        }
     }
 }

@@ -56,6 +56,9 @@ pub use error::{Error, Result};
 pub use host::{CompileStats, Host};
 pub use module::{Kind, PairOutcome, RewardModule, Row};
 pub use precheck::{CompileLimits, Shape};
+// The packed-batch encoder, for the codec's fuzz target (not API).
+#[doc(hidden)]
+pub use module::pack as __pack;
 
 impl Sample {
     /// A sample with a prompt and a response, no reference and no extra fields.

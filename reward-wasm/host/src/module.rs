@@ -324,7 +324,9 @@ const NO_REFERENCE: u32 = u32::MAX;
 /// Encodes a batch for `score-packed` (layout in reward.wit): the strings back to
 /// back, and per sample the lengths of prompt, response, reference, the field
 /// count and each field's key and value.
-fn pack(batch: &[Sample]) -> (String, Vec<u32>) {
+// Public (hidden) only so that fuzz/'s packed_codec target can round-trip it.
+#[doc(hidden)]
+pub fn pack(batch: &[Sample]) -> (String, Vec<u32>) {
     let bytes = batch
         .iter()
         .map(|s| {

@@ -214,37 +214,50 @@ macro_rules! export_scorer {
 const NO_REFERENCE: u32 = u32::MAX;
 
 /// Decodes a `score-packed` batch (see the WIT for the layout) into samples.
+///
+/// The spans come from the host, so nothing in them is trusted: a field count
+/// is checked against the spans actually sent before it sizes anything (a
+/// count near `u32::MAX` once asked for a 32 GiB vector, and `2 * fields`
+/// wrapped in u32), and offsets are added without overflow (wasm32's usize is
+/// 32 bits).
 #[doc(hidden)]
 pub fn __unpack(text: &str, spans: &[u32]) -> Result<Vec<Sample>, String> {
-    let mut spans = spans.iter().copied();
     let mut at = 0usize;
     let mut take = |len: u32| -> Result<String, String> {
-        let end = at + len as usize;
-        let piece = text
-            .get(at..end)
-            .ok_or_else(|| format!("packed batch: span {at}..{end} is not a string of the text"))?;
+        let piece = at
+            .checked_add(len as usize)
+            .and_then(|end| Some((end, text.get(at..end)?)));
+        let Some((end, piece)) = piece else {
+            return Err(format!(
+                "packed batch: a span of {len} bytes at {at} is not a string of the text"
+            ));
+        };
         at = end;
         Ok(piece.to_string())
     };
     let mut samples = Vec::new();
-    while let Some(prompt) = spans.next() {
-        let mut next = || {
-            spans
-                .next()
-                .ok_or_else(|| "packed batch: spans end mid-sample".to_string())
+    let mut rest = spans;
+    while !rest.is_empty() {
+        let [prompt, response, reference, fields, tail @ ..] = rest else {
+            return Err("packed batch: spans end mid-sample".to_string());
         };
-        let (response, reference, fields) = (next()?, next()?, next()?);
-        let mut lengths = Vec::with_capacity(2 * fields as usize);
-        for _ in 0..2 * fields {
-            lengths.push(next()?);
-        }
-        let prompt = take(prompt)?;
-        let response = take(response)?;
-        let reference = match reference {
+        let lengths = (*fields as usize)
+            .checked_mul(2)
+            .and_then(|n| tail.get(..n))
+            .ok_or_else(|| {
+                format!(
+                    "packed batch: spans end mid-sample ({fields} fields, {} spans left)",
+                    tail.len()
+                )
+            })?;
+        rest = &tail[lengths.len()..];
+        let prompt = take(*prompt)?;
+        let response = take(*response)?;
+        let reference = match *reference {
             NO_REFERENCE => None,
             len => Some(take(len)?),
         };
-        let mut pairs = Vec::with_capacity(fields as usize);
+        let mut pairs = Vec::with_capacity(lengths.len() / 2);
         for kv in lengths.chunks_exact(2) {
             pairs.push((take(kv[0])?, take(kv[1])?));
         }
@@ -288,4 +301,53 @@ macro_rules! export_judge {
             );
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_batch_decodes_in_order() {
+        // prompt "Q?", response "A.", no reference, one field ("k", "v"); then a
+        // sample with an empty prompt and a reference.
+        let spans = [2, 2, NO_REFERENCE, 1, 1, 1, 0, 1, 3, 0];
+        let samples = __unpack("Q?A.kvxyes", &spans).unwrap();
+        assert_eq!(samples.len(), 2);
+        assert_eq!(
+            (samples[0].prompt.as_str(), samples[0].response.as_str()),
+            ("Q?", "A.")
+        );
+        assert_eq!(samples[0].reference, None);
+        assert_eq!(samples[0].fields, [("k".to_string(), "v".to_string())]);
+        assert_eq!(samples[1].prompt, "");
+        assert_eq!(samples[1].reference.as_deref(), Some("yes"));
+    }
+
+    /// Found by `fuzz/`'s packed_codec target: a field count of 0xFFFF7FFF made
+    /// the decoder reserve 2 × that many u32 lengths (34 GB) before reading
+    /// one, and a count of 2^31 or more wrapped `2 * fields` in u32.
+    #[test]
+    fn a_field_count_beyond_the_spans_is_an_error_not_an_allocation() {
+        for fields in [0xFFFF_7FFF, u32::MAX, 1 << 31, (1 << 31) + 1, 2] {
+            let err = __unpack("", &[0, 0, NO_REFERENCE, fields, 0, 0]).unwrap_err();
+            assert!(err.contains("spans end mid-sample"), "{fields}: {err}");
+        }
+    }
+
+    #[test]
+    fn spans_outside_the_text_are_errors() {
+        let cases: [(&str, &[u32]); 5] = [
+            ("abc", &[u32::MAX - 1, 0, NO_REFERENCE, 0]),
+            ("abc", &[2, 2, NO_REFERENCE, 0]),
+            ("abc", &[1, 1, NO_REFERENCE, 0]),
+            // A span ending inside a multi-byte character.
+            ("\u{e9}", &[1, 1, NO_REFERENCE, 0]),
+            ("abc", &[1, 1, 1]),
+        ];
+        for (text, spans) in cases {
+            assert!(__unpack(text, spans).is_err(), "{text:?} {spans:?}");
+        }
+        assert!(__unpack("", &[]).unwrap().is_empty());
+    }
 }
