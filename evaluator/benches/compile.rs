@@ -105,10 +105,11 @@ fn children_rss_kib(pid: u32) -> u64 {
         .sum()
 }
 
-/// One upload: status and seconds.
+/// One upload: status and seconds (the error body printed, for a refusal
+/// other than 503).
 fn upload(base: &str, token: &str, wasm: &[u8]) -> (u16, f64) {
     let started = Instant::now();
-    let response = ureq::post(&format!("{base}/api/v1/modules"))
+    let mut response = ureq::post(&format!("{base}/api/v1/modules"))
         .header("Authorization", &format!("Bearer {token}"))
         .header("Content-Type", "application/wasm")
         .config()
@@ -116,7 +117,14 @@ fn upload(base: &str, token: &str, wasm: &[u8]) -> (u16, f64) {
         .build()
         .send(wasm)
         .unwrap();
-    (response.status().as_u16(), started.elapsed().as_secs_f64())
+    let status = response.status().as_u16();
+    let secs = started.elapsed().as_secs_f64();
+    if status >= 400 && status != 503 && status != 422 {
+        eprintln!("upload: {status} {}", response.body_mut().read_to_string().unwrap_or_default());
+    } else if status == 422 && wasm.len() < 20 << 20 {
+        eprintln!("upload refused: {}", response.body_mut().read_to_string().unwrap_or_default());
+    }
+    (status, secs)
 }
 
 fn main() {
@@ -165,7 +173,8 @@ fn run(url: &str, cache: &std::path::Path, tokens: &[String], uploads: usize) ->
         })
         .collect();
     out += &format!(
-        "refusal of a {:.1} MB module with 200,000 functions: median {:.0} ms (5 tries, upload included)\n",
+        "server: evaluator serve (compiling in its subprocess, default limits and budgets)\n\
+         refusal of a {:.1} MB module with 200,000 functions: median {:.0} ms (5 tries, upload included)\n",
         hostile.len() as f64 / 1e6,
         percentile(&refusals, 0.5)
     );
