@@ -95,12 +95,21 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Resident memory of `pid`'s children (the compile subprocesses), in KiB.
+/// Each thread has its own children list: the compilers are started from the
+/// blocking pool's threads.
 fn children_rss_kib(pid: u32) -> u64 {
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    children
-        .split_whitespace()
-        .filter_map(|c| c.parse().ok())
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
         .map(rss_kib)
         .sum()
 }
@@ -120,9 +129,15 @@ fn upload(base: &str, token: &str, wasm: &[u8]) -> (u16, f64) {
     let status = response.status().as_u16();
     let secs = started.elapsed().as_secs_f64();
     if status >= 400 && status != 503 && status != 422 {
-        eprintln!("upload: {status} {}", response.body_mut().read_to_string().unwrap_or_default());
+        eprintln!(
+            "upload: {status} {}",
+            response.body_mut().read_to_string().unwrap_or_default()
+        );
     } else if status == 422 && wasm.len() < 20 << 20 {
-        eprintln!("upload refused: {}", response.body_mut().read_to_string().unwrap_or_default());
+        eprintln!(
+            "upload refused: {}",
+            response.body_mut().read_to_string().unwrap_or_default()
+        );
     }
     (status, secs)
 }
@@ -161,7 +176,7 @@ fn run(url: &str, cache: &std::path::Path, tokens: &[String], uploads: usize) ->
         test_module("template").unwrap().wasm,
         &Padding {
             functions: 200_000,
-            body_bytes: 100,
+            body_bytes: 112,
             ..Padding::default()
         },
     );
@@ -253,6 +268,22 @@ fn run(url: &str, cache: &std::path::Path, tokens: &[String], uploads: usize) ->
         percentile(&health_ms, 0.5),
         percentile(&health_ms, 0.99),
         health_ms.iter().cloned().fold(0.0, f64::max),
+    );
+
+    // The bounds the README states; a regression fails the bench.
+    assert!(
+        other.is_empty(),
+        "statuses other than 201 and 503: {other:?}"
+    );
+    assert_eq!(failed_health, 0, "the health check failed during the burst");
+    assert!(
+        percentile(&health_ms, 0.99) < 100.0,
+        "health p99 {:.1} ms",
+        percentile(&health_ms, 0.99)
+    );
+    assert!(
+        peak_server.load(Ordering::Relaxed) < 1 << 20,
+        "server resident memory passed 1 GiB"
     );
 
     // 3. A restart: the stored module's compiled code comes from the disk cache.

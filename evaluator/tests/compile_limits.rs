@@ -93,7 +93,7 @@ async fn a_module_past_the_limits_is_refused_at_upload_by_name() {
         test_module("template").unwrap().wasm,
         &Padding {
             functions: 200_000,
-            body_bytes: 100,
+            body_bytes: 112,
             ..Padding::default()
         },
     );

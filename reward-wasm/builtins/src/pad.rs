@@ -81,9 +81,9 @@ fn filler(padding: &Padding) -> Function {
     for _ in 0..padding.nesting {
         f.instruction(&Instruction::Block(wasm_encoder::BlockType::Empty));
     }
-    // `i32.const` of a 5-byte LEB plus `drop`: 6 bytes a pair.
+    // `i32.const` (1 byte), a 5-byte LEB and `drop` (1 byte): 7 bytes a pair.
     let constant = padding.seed | 0x1000_0000;
-    for _ in 0..padding.body_bytes / 6 {
+    for _ in 0..padding.body_bytes / 7 {
         f.instruction(&Instruction::I32Const(constant));
         f.instruction(&Instruction::Drop);
     }

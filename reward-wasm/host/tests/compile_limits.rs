@@ -83,7 +83,7 @@ fn hostile_shapes_are_refused_by_name_before_compiling() {
         (
             Padding {
                 functions: 200_000,
-                body_bytes: 100,
+                body_bytes: 112,
                 ..Padding::default()
             },
             "functions",
