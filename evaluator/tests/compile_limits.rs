@@ -45,22 +45,26 @@ fn sandbox(limits: CompileLimits, queue: QueueConfig) -> std::sync::Arc<Sandbox>
     Sandbox::new(std::sync::Arc::new(host), queue)
 }
 
+/// A module upload, as the client sends it.
+fn upload_request(token: &str, wasm: Vec<u8>) -> Request<Body> {
+    Request::post("/api/v1/modules")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/wasm")
+        .body(Body::from(wasm))
+        .unwrap()
+}
+
 /// Uploads through the router; status, `Retry-After` and the body.
 async fn upload_raw(
     db: &TestDb,
     token: &str,
     wasm: Vec<u8>,
 ) -> (StatusCode, Option<String>, serde_json::Value) {
-    let request = Request::post("/api/v1/modules")
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/wasm")
-        .body(Body::from(wasm))
-        .unwrap();
     let response = app(AppState {
         db: db.pool.clone(),
         sandbox: db.sandbox.clone(),
     })
-    .oneshot(request)
+    .oneshot(upload_request(token, wasm))
     .await
     .unwrap();
     let status = response.status();
@@ -70,6 +74,16 @@ async fn upload_raw(
         .map(|v| v.to_str().unwrap().to_string());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, retry, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// An upload left running in the background; its status when awaited.
+fn spawn_upload(db: &TestDb, token: &str, wasm: Vec<u8>) -> tokio::task::JoinHandle<StatusCode> {
+    let state = AppState {
+        db: db.pool.clone(),
+        sandbox: db.sandbox.clone(),
+    };
+    let request = upload_request(token, wasm);
+    tokio::spawn(async move { app(state).oneshot(request).await.unwrap().status() })
 }
 
 /// Waits until `n` uploads hold a place in the queue.
@@ -134,24 +148,7 @@ async fn a_full_queue_answers_503_with_a_retry_hint() {
     let c = teams::create_team(&db.pool, "team-c").await.unwrap();
 
     // Team A's first upload compiles; its second is over its share.
-    let first = {
-        let (db_pool, sandbox, token) = (db.pool.clone(), db.sandbox.clone(), a.clone());
-        tokio::spawn(async move {
-            let request = Request::post("/api/v1/modules")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/wasm")
-                .body(Body::from(slow_module(1)))
-                .unwrap();
-            app(AppState {
-                db: db_pool,
-                sandbox,
-            })
-            .oneshot(request)
-            .await
-            .unwrap()
-            .status()
-        })
-    };
+    let first = spawn_upload(&db, &a, slow_module(1));
     until_in_queue(&db.sandbox, 1).await;
     let (status, retry, body) = upload_raw(&db, &a, slow_module(2)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -166,24 +163,7 @@ async fn a_full_queue_answers_503_with_a_retry_hint() {
     assert_eq!(retry.as_deref(), Some("7"));
 
     // Team B waits (the one waiting place); team C finds the queue full.
-    let second = {
-        let (db_pool, sandbox, token) = (db.pool.clone(), db.sandbox.clone(), b.clone());
-        tokio::spawn(async move {
-            let request = Request::post("/api/v1/modules")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/wasm")
-                .body(Body::from(slow_module(3)))
-                .unwrap();
-            app(AppState {
-                db: db_pool,
-                sandbox,
-            })
-            .oneshot(request)
-            .await
-            .unwrap()
-            .status()
-        })
-    };
+    let second = spawn_upload(&db, &b, slow_module(3));
     until_in_queue(&db.sandbox, 2).await;
     let (status, retry, body) = upload_raw(&db, &c, slow_module(4)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
