@@ -41,12 +41,15 @@
 //!   ([`import::judgments`]: canonical, AlpacaEval), errors naming line and field;
 //! - [`input`]: JSON Lines input parsed into [`reward_host::Sample`]s at the
 //!   edge, with line-numbered errors;
-//! - [`modules`]: `builtin:NAME` or a file path into a loaded module, and
-//!   compiling off the async threads;
+//! - [`modules`]: `builtin:NAME` or a file path into a loaded module, and the
+//!   service's [`modules::Sandbox`]: the host behind one compile queue (a bound
+//!   on concurrent compilations, a per-team share, 503 beyond) that uploads and
+//!   job workers share;
 //! - [`score`]: batching samples through a scorer and writing one JSON object
 //!   per input line (offline `evaluator score`);
 //! - [`client`], [`remote`]: the HTTP client and what the client commands print;
-//! - [`cli`]: the clap command line and exit codes (`main.rs` only calls it);
+//! - [`cli`]: the clap command line and exit codes (`main.rs` only calls it),
+//!   including the compile limits' flags and the hidden `compile-module` child;
 //! - [`error`]: [`Error`], which separates module faults (exit 2) from
 //!   everything else.
 
