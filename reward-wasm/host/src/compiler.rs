@@ -145,6 +145,9 @@ fn compile_in_child(
             let _ = (&mut stderr)
                 .take(MAX_STDERR as u64 * 4)
                 .read_to_end(&mut text);
+            // Drain the rest unread: a child blocked writing a full stderr pipe
+            // would otherwise sit there until the wall-clock budget kills it.
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
             String::from_utf8_lossy(&text).into_owned()
         });
         let status = match child.wait_timeout(timeout) {
