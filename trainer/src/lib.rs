@@ -26,6 +26,9 @@
 //! - [`rl`]: `trainer rl`: GRPO, RLOO and REINFORCE++ against several rewards: config,
 //!   rollouts, the loop, eval files and push, and the advantage and loss numerics pinned to
 //!   TRL / OpenRLHF.
+//! - [`soup`]: `trainer soup` (Rewarded Soups: adapters or models mixed by weight, each
+//!   mix evaluated and pushed) and `trainer sweep` (the MORL baseline: one RL run per
+//!   weighting of the rewards).
 //! - [`error`]: the one error type.
 //!
 //! Everything runs on the CPU by default; the `cuda` feature enables candle's CUDA backend
@@ -58,6 +61,13 @@
 //! - `trainer rl --config run.toml [--KEY VALUE ...]`: keys are the flat fields of
 //!   [`rl::RlConfig`]; rewards are `[[reward]]` tables ([`reward::RewardSpec`]). The run
 //!   directory is SFT's plus `rollouts.jsonl` and `eval/step-N.jsonl`.
+//! - `trainer sweep --config run.toml --weights 0:1:0.25 | --terms "0x0.4 1-0x0.6" [--name N]
+//!   [--KEY VALUE ...]`: one `trainer rl` run per weighting, in `output_dir/<label>/`
+//!   ([`soup::sweep`]).
+//! - `trainer soup --adapters A B [C ...] --output-dir DIR [--lambdas SPEC] [--model BASE]
+//!   [--eval PROMPTS [--eval-limit N] [--rewards FILE] [--push-to URL --dataset D]]`: one
+//!   mixed adapter (or model) per weighting, each optionally evaluated and pushed
+//!   ([`soup`]).
 //!
 //! # Data formats (SFT)
 //! - JSONL `{"prompt": .., "completion": ..}`: loss on the completion (+ EOS) only.
@@ -80,6 +90,7 @@ pub mod reward;
 pub mod rl;
 pub mod run;
 pub mod sft;
+pub mod soup;
 
 pub use error::{Error, Result};
 

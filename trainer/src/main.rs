@@ -41,8 +41,58 @@ enum Command {
     /// `[[reward]]` tables of the --config file.
     #[command(after_help = trainer::run::config::help(trainer::rl::config::KEYS))]
     Rl(Box<RunArgs>),
+    /// Rewarded Soups: mix adapters (or models) by weight, θ_λ = (1 − λ)·θ_A + λ·θ_B, and
+    /// optionally evaluate, score and push every mix.
+    Soup(Box<SoupArgs>),
+    /// The MORL baseline: one `trainer rl` run per weighting of the config's rewards
+    /// (`--weights 0:1:0.25`, or Rewarded Soups reward formats with `--terms`); other
+    /// settings as `trainer rl`'s.
+    #[command(after_help = trainer::run::config::help(trainer::rl::config::KEYS))]
+    Sweep(Box<RunArgs>),
     /// Generate a continuation of one prompt.
     Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct SoupArgs {
+    /// The ingredients: run directories (config.toml + final/), adapter or model directories.
+    #[arg(long, num_args = 2.., required = true)]
+    adapters: Vec<PathBuf>,
+    /// The weightings: START:END:STEP or a,b,c (λ, two ingredients); uniform, simplex:STEP
+    /// or w1/w2/w3,... (more). Default: 0:1:0.1 for two, uniform for more.
+    #[arg(long)]
+    lambdas: Option<String>,
+    /// Where the mixes go (one directory per weighting).
+    #[arg(long)]
+    output_dir: PathBuf,
+    /// The base model of the adapters, when no run directory records it.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Prompts to generate for greedily with each mix (the evaluator's sample form, chat or
+    /// MaRio); scored by the rewards and written as canonical generations.
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    /// Only the first N eval prompts.
+    #[arg(long, default_value_t = 0)]
+    eval_limit: usize,
+    /// A TOML file whose `[[reward]]` tables score the eval (default: the runs' rewards).
+    #[arg(long)]
+    rewards: Option<PathBuf>,
+    /// Longest generation (default: the first run's max_new_tokens).
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// An evaluation service to push each mix's generations to (with EVALUATOR_TOKEN).
+    #[arg(long)]
+    push_to: Option<String>,
+    /// The dataset to push to (default: the eval file's name).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// The sweep's name: systems `<name>:lambda-0.3` with metadata sweep = name.
+    #[arg(long, default_value = "soup")]
+    name: String,
+    /// cpu, or cuda / cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(clap::Args)]
@@ -217,6 +267,144 @@ fn run_rl(mut a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_soup(a: SoupArgs) -> anyhow::Result<()> {
+    use trainer::soup::{self, SoupOptions, grid};
+    let spec = a.lambdas.clone().unwrap_or_else(|| {
+        if a.adapters.len() == 2 {
+            "0:1:0.1"
+        } else {
+            "uniform"
+        }
+        .to_string()
+    });
+    let mixes =
+        grid::parse(&spec, a.adapters.len()).map_err(|e| anyhow::anyhow!("flag --lambdas: {e}"))?;
+    let rewards = match &a.rewards {
+        Some(p) => Some(read_reward_tables(p)?),
+        None => None,
+    };
+    let written = soup::soup(&SoupOptions {
+        inputs: a.adapters,
+        mixes,
+        output_dir: a.output_dir.clone(),
+        model: a.model,
+        eval: a.eval,
+        eval_limit: a.eval_limit,
+        rewards,
+        max_new_tokens: a.max_new_tokens,
+        push_to: a.push_to,
+        dataset: a.dataset,
+        name: a.name,
+        device: a.device,
+    })?;
+    let failed = written
+        .iter()
+        .filter(|w| matches!(w.pushed, Some(Err(_))))
+        .count();
+    eprintln!(
+        "done: {} mixes in {}",
+        written.len(),
+        a.output_dir.display()
+    );
+    if failed > 0 {
+        bail!(
+            "{failed} of {} pushes failed (the generations are in {}/eval)",
+            written.len(),
+            a.output_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The `[[reward]]` tables of a TOML file (other keys are ignored, so an RL config works).
+fn read_reward_tables(path: &std::path::Path) -> anyhow::Result<Vec<trainer::reward::RewardSpec>> {
+    #[derive(serde::Deserialize)]
+    struct Tables {
+        #[serde(default)]
+        reward: Vec<trainer::reward::RewardSpec>,
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("flag --rewards: {}", path.display()))?;
+    let t: Tables =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if t.reward.is_empty() {
+        bail!("{}: no [[reward]] table", path.display());
+    }
+    Ok(t.reward)
+}
+
+fn run_sweep(mut a: RunArgs) -> anyhow::Result<()> {
+    use trainer::soup::{grid, sweep};
+    // --weights, --terms and --name are the sweep's own; the rest are `trainer rl`'s.
+    let (mut weights, mut terms, mut name) = (None, Vec::new(), "morl".to_string());
+    let mut rest = Vec::new();
+    let mut args = std::mem::take(&mut a.settings).into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |flag: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| anyhow::anyhow!("flag {flag}: expected a value"))
+        };
+        match flag.as_str() {
+            "--weights" => weights = Some(value("--weights")?),
+            "--terms" => terms.push(value("--terms")?),
+            "--name" => name = value("--name")?,
+            _ => rest.push(arg),
+        }
+    }
+    a.settings = rest;
+    let base: trainer::rl::RlConfig = a.resolve(trainer::rl::config::KEYS)?;
+    let mut points = Vec::new();
+    if let Some(w) = &weights {
+        let k = base.reward.len();
+        if k < 2 {
+            bail!(
+                "flag --weights: the config has {k} [[reward]] table(s); a weighting needs at least two (or use --terms)"
+            );
+        }
+        points.extend(
+            grid::parse(w, k)
+                .map_err(|e| anyhow::anyhow!("flag --weights: {e}"))?
+                .into_iter()
+                .map(sweep::Weighting::Mix),
+        );
+    }
+    for t in &terms {
+        points.push(sweep::parse_terms(t).map_err(|e| anyhow::anyhow!("flag --terms: {e}"))?);
+    }
+    let opts = trainer::rl::RlOptions {
+        progress: !a.no_progress,
+        interrupt: trainer::run::Interrupt::install()?,
+        stop_after: None,
+    };
+    let runs = sweep::sweep(&base, &name, &points, &opts)?;
+    for r in &runs {
+        eprintln!(
+            "{}: {} steps, {:.0} s of training, eval {}",
+            r.weighting.label(),
+            r.summary.steps,
+            r.train_seconds,
+            r.eval.as_ref().map_or("-".into(), |e| e.to_string())
+        );
+    }
+    let failed = runs
+        .iter()
+        .filter(|r| matches!(r.pushed, Some(Err(_))))
+        .count();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} pushes failed (each run's eval files are in its directory)",
+            runs.len()
+        );
+    }
+    Ok(())
+}
+
 fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
     let dtype = match a.dtype.as_str() {
         "bf16" => candle_core::DType::BF16,
@@ -269,6 +457,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sft(a) => run_sft(*a),
         Command::Rl(a) => run_rl(*a),
+        Command::Soup(a) => run_soup(*a),
+        Command::Sweep(a) => run_sweep(*a),
         Command::Generate(a) => run_generate(a),
     };
     match result {

@@ -105,8 +105,13 @@ pub struct Evaluator {
 impl Evaluator {
     /// Evaluates `prompts` into `run_dir/eval/`.
     pub fn new(run_dir: &Path, prompts: Vec<Prompt>, cfg: &RlConfig) -> Self {
+        Self::into_dir(run_dir.join("eval"), prompts, cfg)
+    }
+
+    /// Evaluates `prompts` with `cfg`'s prompt format and sampling limits into `dir`.
+    pub fn into_dir(dir: PathBuf, prompts: Vec<Prompt>, cfg: &RlConfig) -> Self {
         Self {
-            dir: run_dir.join("eval"),
+            dir,
             prompts,
             format: cfg.prompt_format(),
             max_new_tokens: cfg.max_new_tokens,
@@ -124,6 +129,28 @@ impl Evaluator {
         tok: &Tokenizer,
         rewards: &Rewards,
     ) -> Result<Value> {
+        let means = self.write(&format!("step-{step}"), model, tok, rewards)?;
+        let weights = rewards.weights();
+        let eval_reward: f64 = means
+            .iter()
+            .zip(&weights)
+            .filter_map(|(m, w)| m.map(|m| m * w))
+            .sum();
+        Ok(
+            json!({"step": step, "eval": named(&rewards.names(), &means), "eval_reward": eval_reward,
+                  "eval_file": format!("eval/step-{step}.jsonl")}),
+        )
+    }
+
+    /// Generates greedily for every eval prompt, scores, writes `NAME.jsonl` and
+    /// `NAME.rewards.jsonl` in the eval directory, and returns each reward's mean.
+    pub fn write(
+        &self,
+        name: &str,
+        model: &CausalLm,
+        tok: &Tokenizer,
+        rewards: &Rewards,
+    ) -> Result<Vec<Option<f64>>> {
         let gen_cfg = GenerationConfig {
             max_new_tokens: self.max_new_tokens,
             temperature: 0.0,
@@ -177,19 +204,14 @@ impl Evaluator {
         let write = |name: String, text: &str| {
             crate::run::dir::write_atomic(&self.dir.join(name), text.as_bytes())
         };
-        write(format!("step-{step}.rewards.jsonl"), &scores)?;
-        write(format!("step-{step}.jsonl"), &out)?;
-        let means = means(&scored.value);
-        let weights = rewards.weights();
-        let eval_reward: f64 = means
-            .iter()
-            .zip(&weights)
-            .filter_map(|(m, w)| m.map(|m| m * w))
-            .sum();
-        Ok(
-            json!({"step": step, "eval": named(&names, &means), "eval_reward": eval_reward,
-                  "eval_file": format!("eval/step-{step}.jsonl")}),
-        )
+        write(format!("{name}.rewards.jsonl"), &scores)?;
+        write(format!("{name}.jsonl"), &out)?;
+        Ok(means(&scored.value))
+    }
+
+    /// The file [`Evaluator::write`] writes the generations of `name` to.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.jsonl"))
     }
 }
 

@@ -83,7 +83,13 @@ pub fn push(target: &Target, system: &str, file: &Path, metadata: &Value) -> Res
 /// The system name of the eval of `run` at `step`: `<run>:step-N`, with the characters the
 /// service does not allow in names replaced by `-`.
 pub fn system_name(run: &str, step: usize) -> String {
-    let clean: String = run
+    format!("{}:step-{step}", clean_name(run))
+}
+
+/// `name` as a system name the service accepts: characters outside `[A-Za-z0-9_.:+=-]`
+/// become `-`, and a name that does not start with a letter or digit gets `run` in front.
+pub fn clean_name(name: &str) -> String {
+    let clean: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "_.:+=-".contains(c) {
@@ -93,12 +99,11 @@ pub fn system_name(run: &str, step: usize) -> String {
             }
         })
         .collect();
-    let clean = if clean.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+    if clean.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         clean
     } else {
         format!("run{clean}")
-    };
-    format!("{clean}:step-{step}")
+    }
 }
 
 /// The metadata of an eval pushed at `step`.
