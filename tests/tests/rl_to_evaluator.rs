@@ -34,8 +34,9 @@ fn write_tiny_model(dir: &Path) {
     .expect("tokenizer_config");
 }
 
-/// Trains two GRPO steps in `d/run` with an eval before and after; returns the config.
-fn train(d: &Path) -> trainer::rl::RlConfig {
+/// A tiny model, five prompts and a two-step GRPO config over two rewards (characters and
+/// words of `builtin:length`) in `d`, training into `d/run`.
+fn config(d: &Path) -> trainer::rl::RlConfig {
     write_tiny_model(&d.join("model"));
     let prompts: String = (0..5)
         .map(|i| {
@@ -54,9 +55,111 @@ fn train(d: &Path) -> trainer::rl::RlConfig {
         d.join("prompts.jsonl"),
         d.join("run"),
     );
-    let cfg = trainer::rl::RlConfig::from_toml(&text, Path::new("e2e.toml")).expect("config");
+    trainer::rl::RlConfig::from_toml(&text, Path::new("e2e.toml")).expect("config")
+}
+
+/// Trains two GRPO steps in `d/run` with an eval before and after; returns the config.
+fn train(d: &Path) -> trainer::rl::RlConfig {
+    let cfg = config(d);
     trainer::rl::train(&cfg, &trainer::rl::RlOptions::default()).expect("train");
     cfg
+}
+
+/// An evaluation service on a database of its own, with one team.
+struct Service {
+    rt: tokio::runtime::Runtime,
+    pool: sqlx::PgPool,
+    api: Api,
+    admin_url: String,
+    database: String,
+}
+
+impl Service {
+    /// Creates database `e2e_<tag>_...`, migrates it, makes a team and serves on a free port.
+    fn start(tag: &str) -> Self {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| ADMIN_URL.to_string());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("e2e_{tag}_{}_{nanos}", std::process::id());
+        let (pool, token) = rt.block_on(async {
+            let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await
+                .expect("create database");
+            let base = admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |(b, _)| b);
+            let db_url = format!("{base}/{name}");
+            let pool = evaluator::db::connect(&db_url).await.expect("migrated");
+            let token = evaluator::db::teams::create_team(&pool, "e2e")
+                .await
+                .expect("team");
+            (pool, token)
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let database = evaluator::startup::Database {
+            pool: pool.clone(),
+            embedded: None,
+        };
+        let workers = evaluator::jobs::worker::WorkerConfig {
+            concurrency: 1,
+            idle_poll: Duration::from_millis(100),
+            ..Default::default()
+        };
+        rt.spawn(async move {
+            let sandbox = evaluator::startup::SandboxConfig::default();
+            evaluator::startup::serve(addr, database, workers, &sandbox).await
+        });
+        let api = Api {
+            base: format!("http://127.0.0.1:{port}"),
+            token,
+        };
+        let t0 = Instant::now();
+        while ureq::get(&format!("{}/api/v1/health", api.base))
+            .call()
+            .is_err()
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "the service did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            rt,
+            pool,
+            api,
+            admin_url,
+            database: name,
+        }
+    }
+
+    /// Drops the database.
+    fn stop(self) {
+        let Self {
+            rt,
+            pool,
+            admin_url,
+            database,
+            ..
+        } = self;
+        rt.block_on(async {
+            pool.close().await;
+            let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL");
+            sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
+                .execute(&admin)
+                .await
+                .expect("drop database");
+        });
+        rt.shutdown_background();
+    }
 }
 
 /// Blocking JSON requests to the service.
@@ -87,6 +190,34 @@ impl Api {
         assert!(status < 400, "{method} {path}: {status} {text}");
         serde_json::from_str(&text).expect("json")
     }
+
+    /// Uploads `builtin:length`, scores `dataset` with it and waits for the job.
+    fn score_with_length(&self, dataset: &str) {
+        let wasm = reward_builtins::builtin("length").expect("length").wasm;
+        self.call("POST", "/api/v1/modules", "application/wasm", wasm);
+        let job = self.call(
+            "POST",
+            "/api/v1/jobs/score",
+            "application/json",
+            json!({"dataset": dataset, "modules": ["length"]})
+                .to_string()
+                .as_bytes(),
+        );
+        let id = job["id"].as_i64().expect("job id");
+        let t0 = Instant::now();
+        loop {
+            let state = self.call("GET", &format!("/api/v1/jobs/{id}"), "", b"");
+            match state["state"].as_str() {
+                Some("succeeded") => break,
+                Some("failed" | "cancelled") => panic!("job ended: {state}"),
+                _ => assert!(
+                    t0.elapsed() < Duration::from_secs(120),
+                    "job stuck: {state}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 #[test]
@@ -95,61 +226,9 @@ fn eval_generations_pushed_to_the_service_are_scored_there_exactly_as_the_traine
     let d = dir.path();
     let cfg = train(d);
 
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| ADMIN_URL.to_string());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let name = format!("e2e_rl_{}_{nanos}", std::process::id());
-    let (pool, token) = rt.block_on(async {
-        let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .expect("create database");
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let db_url = format!("{base}/{name}");
-        let pool = evaluator::db::connect(&db_url).await.expect("migrated");
-        let token = evaluator::db::teams::create_team(&pool, "e2e")
-            .await
-            .expect("team");
-        (pool, token)
-    });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let database = evaluator::startup::Database {
-        pool: pool.clone(),
-        embedded: None,
-    };
-    let workers = evaluator::jobs::worker::WorkerConfig {
-        concurrency: 1,
-        idle_poll: Duration::from_millis(100),
-        ..Default::default()
-    };
-    rt.spawn(async move {
-        let sandbox = evaluator::startup::SandboxConfig::default();
-        evaluator::startup::serve(addr, database, workers, &sandbox).await
-    });
-    let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
-        token: token.clone(),
-    };
-    let t0 = Instant::now();
-    while ureq::get(&format!("{}/api/v1/health", api.base))
-        .call()
-        .is_err()
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the service did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let service = Service::start("rl");
+    let (api, pool) = (&service.api, &service.pool);
+    let token = api.token.clone();
 
     // The trainer's push of the evals before and after training.
     let target = trainer::rl::push::Target {
@@ -166,39 +245,16 @@ fn eval_generations_pushed_to_the_service_are_scored_there_exactly_as_the_traine
     }
 
     // Scored by the service with the same module.
-    let wasm = reward_builtins::builtin("length").expect("length").wasm;
-    api.call("POST", "/api/v1/modules", "application/wasm", wasm);
-    let job = api.call(
-        "POST",
-        "/api/v1/jobs/score",
-        "application/json",
-        json!({"dataset": "e2e", "modules": ["length"]})
-            .to_string()
-            .as_bytes(),
-    );
-    let id = job["id"].as_i64().expect("job id");
-    let t0 = Instant::now();
-    loop {
-        let state = api.call("GET", &format!("/api/v1/jobs/{id}"), "", b"");
-        match state["state"].as_str() {
-            Some("succeeded") => break,
-            Some("failed" | "cancelled") => panic!("job ended: {state}"),
-            _ => assert!(
-                t0.elapsed() < Duration::from_secs(120),
-                "job stuck: {state}"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    api.score_with_length("e2e");
 
     // The stored scores, per system and item, against the trainer's raw values.
-    let stored: Vec<(String, String, i32, Option<f64>)> = rt.block_on(async {
+    let stored: Vec<(String, String, i32, Option<f64>)> = service.rt.block_on(async {
         sqlx::query_as(
             "SELECT sy.name, i.key, s.metric, s.value FROM scores s \
              JOIN generations g ON g.id = s.generation_id \
              JOIN items i ON i.id = g.item_id JOIN systems sy ON sy.id = g.system_id",
         )
-        .fetch_all(&pool)
+        .fetch_all(pool)
         .await
         .expect("scores")
     });
@@ -240,13 +296,102 @@ fn eval_generations_pushed_to_the_service_are_scored_there_exactly_as_the_traine
     }
     assert_eq!(checked, 2 * 5 * 2, "two evals × five items × two metrics");
 
-    rt.block_on(async {
-        pool.close().await;
-        let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL");
-        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .execute(&admin)
-            .await
-            .expect("drop database");
-    });
-    rt.shutdown_background();
+    service.stop();
+}
+
+#[test]
+fn a_morl_sweep_and_a_soup_of_its_ends_are_two_fronts_of_the_pareto_page() {
+    use trainer::soup::grid;
+    use trainer::soup::sweep::{self, Weighting};
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let mut cfg = config(d);
+    cfg.max_steps = 1;
+    cfg.eval_every = 1;
+    let service = Service::start("soup");
+    let api = &service.api;
+    let target = trainer::rl::push::Target {
+        url: api.base.clone(),
+        token: api.token.clone(),
+        dataset: "qa".into(),
+    };
+
+    // MORL at λ = 0 and 1 (each reward alone), pushed by the sweep.
+    let points: Vec<Weighting> = grid::parse("0,1", 2)
+        .expect("weights")
+        .into_iter()
+        .map(Weighting::Mix)
+        .collect();
+    let runs = sweep::sweep(
+        &cfg,
+        "morl",
+        &points,
+        Some(&target),
+        &trainer::rl::RlOptions::default(),
+    )
+    .expect("sweep");
+    for r in &runs {
+        assert!(matches!(r.pushed, Some(Ok(_))), "{:?}", r.pushed);
+    }
+    // The soup of those two runs at three λs, pushed by the soup.
+    let mixes = trainer::soup::soup(&trainer::soup::SoupOptions {
+        inputs: runs.iter().map(|r| r.cfg.output_dir.clone()).collect(),
+        mixes: grid::parse("0:1:0.5", 2).expect("lambdas"),
+        output_dir: d.join("soup"),
+        model: None,
+        eval: Some(d.join("prompts.jsonl")),
+        eval_limit: 0,
+        rewards: None,
+        max_new_tokens: None,
+        push: Some(target.clone()),
+        name: "soup".into(),
+        device: "cpu".into(),
+    })
+    .expect("soup");
+    for m in &mixes {
+        assert!(matches!(m.pushed, Some(Ok(_))), "{:?}", m.pushed);
+    }
+
+    // Scored there, the two sweeps are two fronts in λ order.
+    api.score_with_length("qa");
+    let p = api.call(
+        "GET",
+        "/api/v1/datasets/qa/pareto?x=length/characters&y=length/words",
+        "",
+        b"",
+    );
+    let sweep_points = |name: &str| -> Vec<String> {
+        p["sweeps"]
+            .as_array()
+            .expect("sweeps")
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no sweep {name}: {p}"))["points"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .map(|v| v.as_str().expect("system").to_string())
+            .collect()
+    };
+    assert_eq!(
+        sweep_points("soup"),
+        ["soup:lambda-0", "soup:lambda-0.5", "soup:lambda-1"]
+    );
+    assert_eq!(sweep_points("morl"), ["morl:lambda-0", "morl:lambda-1"]);
+    // A soup's λ = 1 is the λ = 1 run's own adapter: the service scores the same point.
+    let at = |system: &str| -> (f64, f64) {
+        let point = p["points"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .find(|q| q["system"] == system)
+            .unwrap_or_else(|| panic!("no point {system}: {p}"));
+        (
+            point["x"].as_f64().expect("x"),
+            point["y"].as_f64().expect("y"),
+        )
+    };
+    assert_eq!(at("soup:lambda-1"), at("morl:lambda-1"));
+    assert_eq!(at("soup:lambda-0"), at("morl:lambda-0"));
+    service.stop();
 }

@@ -283,6 +283,17 @@ fn run_soup(a: SoupArgs) -> anyhow::Result<()> {
         Some(p) => Some(read_reward_tables(p)?),
         None => None,
     };
+    // The token comes from the environment, never from a file or a flag.
+    let push = a.push_to.map(|url| trainer::rl::push::Target {
+        url,
+        token: std::env::var("EVALUATOR_TOKEN").unwrap_or_default(),
+        dataset: a.dataset.clone().unwrap_or_else(|| {
+            a.eval
+                .as_deref()
+                .and_then(|p| p.file_stem())
+                .map_or_else(|| "eval".into(), |s| s.to_string_lossy().into())
+        }),
+    });
     let written = soup::soup(&SoupOptions {
         inputs: a.adapters,
         mixes,
@@ -292,8 +303,7 @@ fn run_soup(a: SoupArgs) -> anyhow::Result<()> {
         eval_limit: a.eval_limit,
         rewards,
         max_new_tokens: a.max_new_tokens,
-        push_to: a.push_to,
-        dataset: a.dataset,
+        push,
         name: a.name,
         device: a.device,
     })?;
@@ -382,7 +392,7 @@ fn run_sweep(mut a: RunArgs) -> anyhow::Result<()> {
         interrupt: trainer::run::Interrupt::install()?,
         stop_after: None,
     };
-    let runs = sweep::sweep(&base, &name, &points, &opts)?;
+    let runs = sweep::sweep(&base, &name, &points, base.push_target().as_ref(), &opts)?;
     for r in &runs {
         eprintln!(
             "{}: {} steps, {:.0} s of training, eval {}",

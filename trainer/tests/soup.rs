@@ -50,7 +50,7 @@ fn sweep_runs(cfg: &RlConfig, spec: &str) -> Vec<PathBuf> {
         .into_iter()
         .map(Weighting::Mix)
         .collect();
-    sweep::sweep(cfg, "morl", &points, &RlOptions::default())
+    sweep::sweep(cfg, "morl", &points, None, &RlOptions::default())
         .expect("sweep")
         .into_iter()
         .map(|r| r.cfg.output_dir)
@@ -159,7 +159,7 @@ fn a_reward_format_sets_the_terms_of_the_single_reward() {
     );
     assert_eq!(run.reward[0].metric, None);
     assert_eq!(run.run_name.as_deref(), Some("rs-terms-0x0.4_2-0x0.6"));
-    let done = sweep::sweep(&cfg, "rs", &[w], &RlOptions::default()).expect("sweep");
+    let done = sweep::sweep(&cfg, "rs", &[w], None, &RlOptions::default()).expect("sweep");
     assert_eq!(done[0].summary.steps, 1);
     assert!(sweep::parse_terms("0y2").is_err());
     let two = base(dir.path(), "");

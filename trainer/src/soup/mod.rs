@@ -68,10 +68,8 @@ pub struct SoupOptions {
     pub rewards: Option<Vec<RewardSpec>>,
     /// Longest generation (default: the first RL run's `max_new_tokens`).
     pub max_new_tokens: Option<usize>,
-    /// An evaluation service to push each mix's generations to.
-    pub push_to: Option<String>,
-    /// Its dataset (default: the eval file's name).
-    pub dataset: Option<String>,
+    /// An evaluation service, team token and dataset to push each mix's generations to.
+    pub push: Option<push::Target>,
     /// The sweep's name: systems are `<name>:lambda-0.3`, metadata `sweep = <name>`.
     pub name: String,
     /// `cpu` or `cuda[:N]`.
@@ -135,6 +133,12 @@ pub fn soup(opts: &SoupOptions) -> Result<Vec<Written>> {
                 m.weights.len(),
                 ingredients.len()
             ),
+        ));
+    }
+    if opts.push.is_some() && opts.eval.is_none() {
+        return Err(Error::config(
+            "push_to",
+            "a soup pushes each mix's eval generations: give --eval PROMPTS",
         ));
     }
     // Everything the eval needs is checked before anything is written.
@@ -249,19 +253,13 @@ impl EvalPlan {
         };
         // Loading checks every source and metric now, not after the mixes are written.
         Rewards::load(&specs, reward_host::Limits::default())?;
-        let target = match &opts.push_to {
-            Some(url) => Some(push::Target {
-                url: url.clone(),
-                token: std::env::var("EVALUATOR_TOKEN").map_err(|_| {
-                    Error::config("push_to", "set EVALUATOR_TOKEN to a token of the team")
-                })?,
-                dataset: opts.dataset.clone().unwrap_or_else(|| {
-                    path.file_stem()
-                        .map_or_else(|| "eval".into(), |s| s.to_string_lossy().into())
-                }),
-            }),
-            None => None,
-        };
+        if opts.push.as_ref().is_some_and(|t| t.token.is_empty()) {
+            return Err(Error::config(
+                "push_to",
+                "set EVALUATOR_TOKEN to a token of the team",
+            ));
+        }
+        let target = opts.push.clone();
         Ok(Self {
             prompts,
             specs,

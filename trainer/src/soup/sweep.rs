@@ -8,7 +8,7 @@
 //!
 //! Each run is a normal run directory, `OUTPUT_DIR/<label>/`, with the run services'
 //! resume: re-running the sweep resumes the run that was stopped and passes over the
-//! finished ones. With `push_to`, the runs themselves push nothing; the sweep pushes each
+//! finished ones. With a push target (the CLI's `push_to`), the runs themselves push nothing; the sweep pushes each
 //! run's final eval as system `<name>:<label>` with metadata `sweep`, `lambda` (two
 //! rewards), the weights and the steps, so the evaluator's Pareto page draws the sweep as
 //! one front. `OUTPUT_DIR/sweep.jsonl` has one line per run: its weighting, steps, training
@@ -111,11 +111,13 @@ pub fn run_config(base: &RlConfig, name: &str, weighting: &Weighting) -> Result<
     Ok(cfg)
 }
 
-/// Runs (or resumes) every point of the sweep in turn.
+/// Runs (or resumes) every point of the sweep in turn; with `target`, pushes each run's
+/// final eval there.
 pub fn sweep(
     base: &RlConfig,
     name: &str,
     points: &[Weighting],
+    target: Option<&push::Target>,
     opts: &RlOptions,
 ) -> Result<Vec<SweepRun>> {
     if points.is_empty() {
@@ -130,8 +132,7 @@ pub fn sweep(
             Ok(cfg)
         })
         .collect::<Result<_>>()?;
-    let target = base.push_target();
-    if let Some(t) = &target {
+    if let Some(t) = target {
         if t.token.is_empty() {
             return Err(Error::config(
                 "push_to",
@@ -167,7 +168,7 @@ pub fn sweep(
         let summary = rl::train(&cfg, opts)?;
         let metrics = cfg.output_dir.join(crate::run::dir::METRICS_FILE);
         let (train_seconds, eval) = read_metrics(&metrics, summary.steps)?;
-        let pushed = target.as_ref().map(|t| {
+        let pushed = target.map(|t| {
             let label = weighting.label();
             let system = format!("{}:{label}", push::clean_name(name));
             let file = cfg
