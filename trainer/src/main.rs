@@ -47,7 +47,7 @@ enum Command {
     /// The MORL baseline: one `trainer rl` run per weighting of the config's rewards
     /// (`--weights 0:1:0.25`, or Rewarded Soups reward formats with `--terms`); other
     /// settings as `trainer rl`'s.
-    #[command(after_help = trainer::run::config::help(trainer::rl::config::KEYS))]
+    #[command(after_help = sweep_help())]
     Sweep(Box<RunArgs>),
     /// Generate a continuation of one prompt.
     Generate(GenerateArgs),
@@ -133,6 +133,18 @@ struct GenerateArgs {
     /// Stop once the output contains this text (repeatable).
     #[arg(long)]
     stop: Vec<String>,
+}
+
+/// `trainer sweep --help`'s list: the sweep's own flags, then `trainer rl`'s settings.
+fn sweep_help() -> String {
+    format!(
+        "Sweep flags:\n  --weights SPEC   weightings of the [[reward]] tables, multiplying their \
+         weights: START:END:STEP or a,b,c (λ: (1 − λ, λ), two rewards); uniform, simplex:STEP or \
+         w1/w2/...,... (more)\n  --terms FORMAT   a Rewarded Soups reward format for the single \
+         reward, e.g. \"0x0.4 1-0x0.6\" (repeatable; one run each)\n  --name NAME      the sweep's \
+         name: runs in output_dir/<label>/, pushed as <name>:<label> (default morl)\n\n{}",
+        trainer::run::config::help(trainer::rl::config::KEYS)
+    )
 }
 
 /// A training command's arguments: a TOML file and/or flags, one flag per config key.
