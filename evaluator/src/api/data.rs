@@ -16,6 +16,7 @@ use super::types::{
 use crate::db::datasets::{self, ImportRefused};
 use crate::domain::Team;
 use crate::import;
+use crate::pareto::ParetoError;
 
 /// Imports a generations file as a system's answers on a dataset (both
 /// created when new). The file is parsed completely first (422 naming line and
@@ -164,8 +165,10 @@ pub(super) async fn pareto(
     crate::pareto::pareto(&results, query.x.as_deref(), query.y.as_deref())
         .map(Json)
         .map_err(|error| match error {
-            crate::pareto::ParetoError::Stats(_) => ApiError::internal(error),
-            _ => ApiError::NotFound(error.to_string()),
+            ParetoError::NoMetrics { .. } | ParetoError::UnknownMetric { .. } => {
+                ApiError::NotFound(error.to_string())
+            }
+            ParetoError::Stats(_) => ApiError::internal(error),
         })
 }
 

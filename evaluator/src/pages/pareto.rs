@@ -22,7 +22,7 @@ use web::views::{ParetoPage, ParetoRow, ParetoSweepRow, SelectOption, dataset_ta
 
 use super::{PageError, SignedIn, dataset, html};
 use crate::domain::Direction;
-use crate::pareto::{ParetoError, UNNAMED_SWEEP, pareto};
+use crate::pareto::{Better, ParetoError, UNNAMED_SWEEP, pareto};
 use crate::results;
 
 #[derive(Debug, Deserialize)]
@@ -151,8 +151,8 @@ pub(super) async fn page(
     let scatter = Scatter {
         x_label: view.x.clone(),
         y_label: view.y.clone(),
-        x_higher_is_better: keys[&view.x] == Direction::HigherIsBetter,
-        y_higher_is_better: keys[&view.y] == Direction::HigherIsBetter,
+        x_higher_is_better: view.directions.x == Better::Higher,
+        y_higher_is_better: view.directions.y == Better::Higher,
         points: points
             .iter()
             .enumerate()
