@@ -5,7 +5,7 @@
 //! PostgreSQL-backed service (`evaluator serve`, `evaluator worker`, `evaluator
 //! admin`) and the client commands that drive it (`push-module`,
 //! `push-generations`, `run`, `compare`, `status`, `cancel`, `results`,
-//! `leaderboard`, and the listings `datasets`, `systems`, `list-modules`).
+//! `pareto`, `leaderboard`, and the listings `datasets`, `systems`, `list-modules`).
 //!
 //! # Layout
 //! The arrows run one way: [`startup`] puts [`api`] and [`pages`] together;
@@ -27,6 +27,9 @@
 //!   PostgreSQL queue ([`jobs::queue`]) and the workers ([`jobs::worker`]);
 //! - [`results`]: the statistics reported (means and standard errors, win
 //!   rates and intervals, length control, Bradley–Terry), over [`db`]'s rows;
+//! - [`pareto`]: the Pareto view of two metrics (the overall front, the sweeps
+//!   by metadata `sweep` in λ order, hypervolumes from one reference), shared
+//!   by the page, the API and `evaluator pareto`;
 //! - [`baseline`]: the leaderboard against a fixed baseline from a judge's
 //!   soft preferences (AlpacaEval's columns, its length-controlled win rate),
 //!   cached per judge version;
@@ -65,6 +68,7 @@ pub mod input;
 pub mod jobs;
 pub mod modules;
 pub mod pages;
+pub mod pareto;
 pub mod remote;
 pub mod results;
 pub mod score;

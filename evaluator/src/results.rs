@@ -11,14 +11,25 @@ use sqlx::PgPool;
 
 use crate::db::results as rows;
 use crate::domain::{
-    DatasetId, DatasetResults, JobId, JobState, Leaderboard, LeaderboardEntry, MetricSummary,
-    ModuleId, PairResult, SystemId, SystemResults, parse_direction,
+    DatasetId, DatasetResults, Direction, JobId, JobState, Leaderboard, LeaderboardEntry,
+    MetricSummary, ModuleId, PairResult, SystemId, SystemResults, parse_direction,
 };
 use crate::error::{Error, Result};
 
 /// The normal quantile of a two-sided 95% interval: what the CLI and the
 /// pages print is mean ± `Z95`·stderr, so both show the same half-width.
 pub const Z95: f64 = 1.96;
+
+/// Every metric key of the results, with the direction its first system reports.
+pub fn metric_keys(results: &DatasetResults) -> BTreeMap<String, Direction> {
+    let mut keys = BTreeMap::new();
+    for system in &results.systems {
+        for (key, summary) in &system.metrics {
+            keys.entry(key.clone()).or_insert(summary.direction);
+        }
+    }
+    keys
+}
 
 /// The results of every scorer that has scored generations of the dataset.
 /// Modules are named by the name they declare; when two stored modules declare

@@ -1035,6 +1035,20 @@ async fn every_page_reads_at_a_glance_at_1280_and_390_px() {
         assert_eq!(lines[2], Value::Null, "the front is solid");
         assert!(lines[3].is_string(), "the sweep is dashed");
         assert_eq!(lines[4], true, "in different colours");
+        // The λ sweep (a `lambda` and no `sweep` in the metadata) is in the
+        // legend with its marker, and the systems in no sweep after it.
+        let legend = browser.script(
+            "const l = document.querySelector('svg.scatter .scatter-legend'), r = l.getBoundingClientRect(); \
+             return [r.width > 0 && r.height > 0, [...l.querySelectorAll('text')].map(t => t.textContent), \
+                     l.querySelectorAll('path').length];",
+        );
+        assert_eq!(legend[0], true, "the legend is drawn: {legend}");
+        assert_eq!(
+            legend[1],
+            json!(["λ sweep (3)", "no sweep (◆ when on the front)"]),
+            "{legend}"
+        );
+        assert_eq!(legend[2], 2, "a marker per entry");
         let bars = browser.script("return document.querySelectorAll('.errbar').length;");
         assert!(bars.as_u64().unwrap() >= 5, "{bars}");
         let note = browser.script("return document.querySelector('#hypervolume-note').innerText;");

@@ -798,3 +798,156 @@ async fn alpaca_eval_files_push_and_rank_against_a_baseline_through_the_binary()
     server.kill().unwrap();
     db.finish().await;
 }
+
+#[tokio::test]
+async fn pareto_prints_each_sweeps_front_and_hypervolume_as_json_and_as_a_table() {
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "lab").await.unwrap();
+    let (mut server, url) = serve(&db);
+    let dir = tempfile::tempdir().unwrap();
+    // Words w of l letters: words = w, characters = w·(l + 1) − 1, both lower
+    // is better. Metadata as the trainer pushes it (`--meta` keeps text text).
+    for (system, w, l, meta) in [
+        ("soup-0", 4, 1, vec!["sweep=soup", "lambda=0"]),
+        ("soup-1", 2, 4, vec!["sweep=soup", "lambda=1"]),
+        (
+            "morl-0.5",
+            3,
+            2,
+            vec!["sweep=morl", "lambda=0.5", r#"weights={"a":0.5,"b":0.5}"#],
+        ),
+        ("base", 5, 2, vec![]),
+    ] {
+        let file = dir.path().join(format!("{system}.jsonl"));
+        let response = vec!["y".repeat(l); w].join(" ");
+        std::fs::write(
+            &file,
+            serde_json::json!({"id": "q1", "prompt": "Q?", "response": response}).to_string(),
+        )
+        .unwrap();
+        let mut args = vec!["push-generations", "--dataset", "qa", "--system", system];
+        for m in &meta {
+            args.extend(["--meta", *m]);
+        }
+        let file = file.display().to_string();
+        args.push(&file);
+        let (code, _, stderr) = client(&url, &token, &args);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, _, stderr) = client(
+        &url,
+        &token,
+        &[
+            "run",
+            "--dataset",
+            "qa",
+            "--module",
+            "builtin:length",
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    // Points: soup-0 (4, 7), soup-1 (2, 9), morl-0.5 (3, 8), base (5, 14); the
+    // reference is base's. Gains: soup (1, 7), (3, 5); morl (2, 6).
+    let args = [
+        "pareto",
+        "--dataset",
+        "qa",
+        "--x",
+        "length/words",
+        "--y",
+        "length/characters",
+    ];
+    let (code, stdout, stderr) = client(&url, &token, &[&args[..], &["--json"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let view: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        view["reference"],
+        serde_json::json!([5.0, 14.0]),
+        "{stdout}"
+    );
+    assert_eq!(
+        view["directions"],
+        serde_json::json!({"x": "lower", "y": "lower"})
+    );
+    // Every point is on the front but base.
+    assert_eq!(
+        view["front"],
+        serde_json::json!(["morl-0.5", "soup-0", "soup-1"])
+    );
+    // Strips of the staircase: soup 1·7 + 2·5, morl 2·6, all 1·7 + 1·6 + 1·5.
+    assert_eq!(view["hypervolume"], 18.0);
+    assert_eq!(
+        view["sweeps"],
+        serde_json::json!([
+            {"name": "morl", "points": ["morl-0.5"], "front": ["morl-0.5"], "hypervolume": 12.0},
+            {"name": "soup", "points": ["soup-0", "soup-1"], "front": ["soup-0", "soup-1"], "hypervolume": 17.0},
+        ])
+    );
+    let morl = &view["points"][1];
+    assert_eq!(
+        (
+            &morl["system"],
+            &morl["lambda"],
+            &morl["metadata"]["weights"]
+        ),
+        (
+            &serde_json::json!("morl-0.5"),
+            &serde_json::json!(0.5),
+            &serde_json::json!(r#"{"a":0.5,"b":0.5}"#)
+        )
+    );
+
+    let (code, stdout, stderr) = client(&url, &token, &args);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        stdout.lines().next().unwrap(),
+        "dataset qa: x = length/words (lower is better), y = length/characters (lower is better)"
+    );
+    assert_eq!(lines[1], ["system", "sweep", "λ", "x", "y", "front"]);
+    assert_eq!(lines[2], ["base", "-", "-", "5", "14"], "{stdout}");
+    assert_eq!(lines[3], ["morl-0.5", "morl", "0.5", "3", "8", "◆"]);
+    assert_eq!(lines[5], ["soup-1", "soup", "1", "2", "9", "◆"]);
+    assert!(lines[6].is_empty());
+    assert_eq!(
+        lines[7],
+        ["sweep", "points", "on", "its", "front", "hypervolume"]
+    );
+    assert_eq!(lines[8], ["morl", "1", "1", "12"]);
+    assert_eq!(lines[9], ["soup", "2", "2", "17"]);
+    assert_eq!(lines[10], ["overall", "4", "3", "18"]);
+    assert!(
+        stdout.contains("reference point: x = 5, y = 14"),
+        "{stdout}"
+    );
+
+    // Without axes, the first two metrics; an unknown one names the choices.
+    let (code, stdout, _) = client(&url, &token, &["pareto", "--dataset", "qa"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.starts_with(
+            "dataset qa: x = length/characters (lower is better), y = length/sentences"
+        ),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = client(
+        &url,
+        &token,
+        &["pareto", "--dataset", "qa", "--x", "rouge/rougeL"],
+    );
+    assert_eq!((code, stdout.as_str()), (1, ""));
+    assert!(
+        stderr.contains("404")
+            && stderr.contains("`qa` has no metric `rouge/rougeL`; its metrics are `length/characters`, `length/sentences`, `length/words`"),
+        "{stderr}"
+    );
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    db.finish().await;
+}

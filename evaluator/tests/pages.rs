@@ -491,6 +491,328 @@ async fn the_pareto_page_marks_exactly_the_front_and_joins_the_sweep() {
     db.finish().await;
 }
 
+/// The trainer's two sweeps and a baseline on dataset `sweeps`, scored by the
+/// length module. Every response repeats one text of `w` words of `l`
+/// letters, so words = w and characters = w·(l + 1) − 1, both lower is better:
+/// fewer words cost longer ones, a trade-off. Metadata as the trainer pushes
+/// it, every value a string. Returns the token.
+async fn two_sweeps(db: &TestDb) -> String {
+    let token = teams::create_team(&db.pool, "lab").await.unwrap();
+    let soup = |lambda: &str| serde_json::json!({"sweep": "soup", "lambda": lambda, "soup_of": "runA,runB", "trainer": "trainer soup"});
+    let morl = |lambda: &str, weights: &str| serde_json::json!({"sweep": "morl", "lambda": lambda, "weights": weights, "trainer": "trainer sweep"});
+    for (system, w, l, metadata) in [
+        ("soup-0", 10, 1, Some(soup("0"))),
+        ("soup-0.5", 6, 3, Some(soup("0.5"))),
+        ("soup-1", 3, 9, Some(soup("1"))),
+        (
+            "morl-0.25",
+            8,
+            2,
+            Some(morl("0.25", r#"{"rougeL":0.75,"fk_grade":0.25}"#)),
+        ),
+        (
+            "morl-0.75",
+            4,
+            5,
+            Some(morl("0.75", r#"{"rougeL":0.25,"fk_grade":0.75}"#)),
+        ),
+        ("baseline", 12, 3, None),
+    ] {
+        let response = vec!["x".repeat(l); w].join(" ");
+        let lines: Vec<String> = (0..3)
+            .map(|i| {
+                serde_json::json!({"id": format!("q{i}"), "prompt": format!("Question {i}?"), "response": response})
+                    .to_string()
+            })
+            .collect();
+        let (status, summary) =
+            push(db, &token, "sweeps", system, "canonical", &lines.join("\n")).await;
+        assert_eq!(status, StatusCode::CREATED, "{summary}");
+        if let Some(metadata) = metadata {
+            let request = Request::put(format!("/api/v1/systems/{system}/metadata"))
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(metadata.to_string()))
+                .unwrap();
+            assert_eq!(request_status(db, request).await, StatusCode::OK);
+        }
+    }
+    upload(db, &token, builtin("length").unwrap().wasm).await;
+    let workers = start_workers(db, 2);
+    let (_, score) = post_json(
+        db,
+        "/api/v1/jobs/score",
+        &token,
+        serde_json::json!({"dataset": "sweeps", "modules": ["length"]}),
+    )
+    .await;
+    assert_eq!(
+        wait_for_job(db, &token, score["id"].as_i64().unwrap()).await["state"],
+        "succeeded"
+    );
+    workers.stop().await;
+    token
+}
+
+/// The area that `points` dominate from `reference`, both axes lower is
+/// better, as a staircase: the distinct gains on x cut the plane into strips,
+/// each as tall as the largest gain on y among the points reaching past it.
+fn staircase(points: &[(f64, f64)], reference: (f64, f64)) -> f64 {
+    let gains: Vec<(f64, f64)> = points
+        .iter()
+        .map(|&(x, y)| (reference.0 - x, reference.1 - y))
+        .filter(|&(gx, gy)| gx > 0.0 && gy > 0.0)
+        .collect();
+    let mut cuts: Vec<f64> = gains.iter().map(|g| g.0).collect();
+    cuts.push(0.0);
+    cuts.sort_by(f64::total_cmp);
+    cuts.dedup();
+    cuts.windows(2)
+        .map(|strip| {
+            let height = gains
+                .iter()
+                .filter(|g| g.0 >= strip[1])
+                .map(|g| g.1)
+                .fold(0.0, f64::max);
+            (strip[1] - strip[0]) * height
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn the_pareto_page_overlays_each_sweep_with_its_marker_legend_and_hypervolume() {
+    let db = TestDb::new().await;
+    let token = two_sweeps(&db).await;
+    let cookie = sign_in(&db, &token).await;
+    let (x, y) = ("length/words", "length/characters");
+    let (_, results) = get(&db, "/api/v1/datasets/sweeps/results", Some(&token)).await;
+    let value = |system: &str, metric: &str| {
+        results["systems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["system"] == system)
+            .unwrap()["metrics"][metric]["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    let point = |system: &str| (value(system, x), value(system, y));
+    assert_eq!(point("soup-0"), (10.0, 19.0), "the data are as designed");
+    let all = [
+        "baseline",
+        "morl-0.25",
+        "morl-0.75",
+        "soup-0",
+        "soup-0.5",
+        "soup-1",
+    ];
+    // The common reference: the worst (largest) value on each axis.
+    let reference = all
+        .iter()
+        .map(|s| point(s))
+        .fold((0.0, 0.0), |r, p| (f64::max(r.0, p.0), f64::max(r.1, p.1)));
+    assert_eq!(reference, (12.0, 47.0), "the baseline's");
+    let soup = ["soup-0", "soup-0.5", "soup-1"];
+    let morl = ["morl-0.25", "morl-0.75"];
+    let volume = |systems: &[&str]| {
+        let points: Vec<(f64, f64)> = systems.iter().map(|s| point(s)).collect();
+        staircase(&points, reference)
+    };
+    // By hand: soup's gains (2, 28), (6, 24), (9, 18): 3·18 + 4·24 + 2·28;
+    // morl's (4, 24), (8, 24): 8·24; all of them: 1·18 + 2·24 + 4·24 + 2·28.
+    assert_eq!(volume(&soup), 206.0);
+    assert_eq!(volume(&morl), 192.0);
+    assert_eq!(volume(&all), 218.0);
+    // Not dominated within the sweep: morl-0.75 has fewer words than
+    // morl-0.25 at the same length.
+    let own_front = |systems: &[&str]| -> usize {
+        systems
+            .iter()
+            .filter(|a| {
+                !systems.iter().any(|b| {
+                    let (pa, pb) = (point(a), point(b));
+                    pb.0 <= pa.0 && pb.1 <= pa.1 && pb != pa
+                })
+            })
+            .count()
+    };
+    assert_eq!((own_front(&soup), own_front(&morl)), (3, 1));
+
+    let html = page(
+        &db,
+        &format!("/datasets/sweeps/pareto?x={x}&y={y}"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(html.status, StatusCode::OK, "{}", html.body);
+    let body = &html.body;
+    // The legend names both sweeps, each with its own marker.
+    let legend = &body[body.find(r#"class="scatter-legend""#).expect("a legend")..];
+    let entry_marker = |sweep: &str| {
+        let at = legend
+            .find(&format!(r#"data-sweep="{sweep}""#))
+            .unwrap_or_else(|| panic!("no legend entry for {sweep}: {legend}"));
+        let before = &legend[..at];
+        let start = before.rfind(r#"data-marker=""#).unwrap() + 13;
+        before[start..start + before[start..].find('"').unwrap()].to_string()
+    };
+    assert!(legend.contains(">sweep soup (3)</text>"), "{legend}");
+    assert!(legend.contains(">sweep morl (2)</text>"), "{legend}");
+    let (soup_marker, morl_marker) = (entry_marker("sweep soup"), entry_marker("sweep morl"));
+    assert_ne!(soup_marker, morl_marker, "the sweeps' shapes differ");
+    // Every point wears its sweep's marker; the baseline the plain one.
+    fn element<'a>(body: &'a str, system: &str) -> &'a str {
+        let at = body
+            .find(&format!(r#"data-system="{system}" data-marker=""#))
+            .unwrap_or_else(|| panic!("no point {system}"));
+        &body[at..at + body[at..].find("</a>").unwrap()]
+    }
+    let point_element = |system: &str| element(body, system);
+    for (systems, marker) in [(&soup[..], &soup_marker), (&morl[..], &morl_marker)] {
+        for system in systems {
+            assert!(
+                point_element(system).contains(&format!(r#"data-marker="{marker}""#)),
+                "{system}"
+            );
+        }
+    }
+    assert!(
+        point_element("baseline").contains(r#"data-marker="circle""#),
+        "dominated, in no sweep"
+    );
+    // One line per sweep, in λ order.
+    assert_eq!(body.matches(r#"class="sweep-line""#).count(), 2);
+    // Hover: values, status, sweep, λ, and weights where there are some.
+    let title = |system: &str| {
+        let element = point_element(system);
+        let start = element.find("<title>").unwrap() + 7;
+        element[start..element.find("</title>").unwrap()].to_string()
+    };
+    assert_eq!(
+        title("soup-0.5"),
+        "soup-0.5: length/words = 6, length/characters = 23 (dominated, sweep soup, λ = 0.5)"
+    );
+    assert_eq!(
+        title("morl-0.75"),
+        "morl-0.75: length/words = 4, length/characters = 23 (on the front, sweep morl, \
+         λ = 0.75, weights rougeL 0.25 · fk_grade 0.75)"
+    );
+    assert!(
+        body.contains(&format!(r#"title="{}""#, title("soup-1"))),
+        "the row says it too"
+    );
+    // The per-sweep table: points, own front, hypervolume.
+    let sweeps_table = &body[body.find(r#"id="sweeps""#).unwrap()..];
+    for (label, systems, front) in [("sweep soup", &soup[..], 3), ("sweep morl", &morl[..], 1)] {
+        let row_start = sweeps_table
+            .find(&format!(r#"<tr data-sweep="{label}">"#))
+            .unwrap();
+        let row =
+            &sweeps_table[row_start..row_start + sweeps_table[row_start..].find("</tr>").unwrap()];
+        let cells: Vec<&str> = row
+            .split(r#"<td class="num">"#)
+            .skip(1)
+            .map(|c| &c[..c.find("</td>").unwrap()])
+            .collect();
+        let expected = [
+            systems.len().to_string(),
+            front.to_string(),
+            web::format::number(volume(systems)),
+        ];
+        assert_eq!(cells, expected, "{label}");
+    }
+    assert!(
+        body.contains(&format!(
+            r#"id="hypervolume">{}</p>"#,
+            web::format::number(volume(&all))
+        )),
+        "the overall hypervolume"
+    );
+
+    // The API: the same numbers, as documented (`get` checks the schema).
+    let (status, view) = get(
+        &db,
+        &format!("/api/v1/datasets/sweeps/pareto?x={x}&y={y}"),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(
+        (
+            view["dataset"].as_str(),
+            view["x"].as_str(),
+            view["y"].as_str()
+        ),
+        (Some("sweeps"), Some(x), Some(y))
+    );
+    assert_eq!(
+        view["directions"],
+        serde_json::json!({"x": "lower", "y": "lower"})
+    );
+    assert_eq!(view["reference"], serde_json::json!([12.0, 47.0]));
+    assert_eq!(view["hypervolume"].as_f64(), Some(volume(&all)));
+    assert_eq!(
+        view["front"],
+        serde_json::json!(["morl-0.75", "soup-0", "soup-1"])
+    );
+    let points = view["points"].as_array().unwrap();
+    assert_eq!(points.len(), 6);
+    let soup_half = points.iter().find(|p| p["system"] == "soup-0.5").unwrap();
+    assert_eq!(
+        (
+            soup_half["x"].as_f64(),
+            soup_half["y"].as_f64(),
+            soup_half["on_front"].as_bool(),
+            soup_half["sweep"].as_str(),
+            soup_half["lambda"].as_f64()
+        ),
+        (Some(6.0), Some(23.0), Some(false), Some("soup"), Some(0.5))
+    );
+    // Identical responses: no spread, the interval is the point.
+    let ci: Vec<f64> = serde_json::from_value(soup_half["x_ci"].clone()).unwrap();
+    assert!(
+        ci.len() == 2 && ci.iter().all(|v| (v - 6.0).abs() < 1e-9),
+        "{ci:?}"
+    );
+    assert_eq!(soup_half["metadata"]["soup_of"], "runA,runB");
+    let baseline = points.iter().find(|p| p["system"] == "baseline").unwrap();
+    assert_eq!(
+        (baseline["sweep"].is_null(), baseline["lambda"].is_null()),
+        (true, true)
+    );
+    assert_eq!(
+        view["sweeps"],
+        serde_json::json!([
+            {"name": "morl", "points": ["morl-0.25", "morl-0.75"], "front": ["morl-0.75"], "hypervolume": volume(&morl)},
+            {"name": "soup", "points": soup, "front": soup, "hypervolume": volume(&soup)},
+        ])
+    );
+    // Axes default to the first two metrics by name, as on the page.
+    let (_, defaulted) = get(&db, "/api/v1/datasets/sweeps/pareto", Some(&token)).await;
+    assert_eq!(
+        (defaulted["x"].as_str(), defaulted["y"].as_str()),
+        (Some("length/characters"), Some("length/sentences"))
+    );
+    // An unknown metric is a 404 that names it and lists the dataset's.
+    let (status, error) = get(
+        &db,
+        "/api/v1/datasets/sweeps/pareto?x=length/words&y=rouge/rougeL",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    assert_eq!(
+        error["error"]["message"],
+        "`sweeps` has no metric `rouge/rougeL`; its metrics are `length/characters`, \
+         `length/sentences`, `length/words`"
+    );
+    let (status, _) = get(&db, "/api/v1/datasets/nope/pareto", Some(&token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get(&db, "/api/v1/datasets/sweeps/pareto", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn the_compare_view_shows_verdicts_from_as_side_with_filters_search_and_pages() {
     let db = TestDb::new().await;

@@ -10,7 +10,7 @@
 
 use std::fmt::Write;
 
-use crate::format::{escape, fixed};
+use crate::format::{escape, fixed, number};
 
 /// One cell of the heatmap: how often the row's system beat the column's.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,8 +225,13 @@ pub struct ScatterPoint {
     pub y: f64,
     /// Whether no other point dominates it (drawn solid, joined by the front line).
     pub on_front: bool,
-    /// The mixing weight of an interpolation sweep, when the system has one.
+    /// The sweep it belongs to, an index into [`Scatter::sweeps`]: its marker
+    /// shape and colour, and the line joining the sweep.
+    pub sweep: Option<usize>,
+    /// The mixing weight within its sweep: the order of the sweep's line.
     pub lambda: Option<f64>,
+    /// More to say on hover after its sweep and λ (the trainer's weights, ...).
+    pub notes: Vec<String>,
     /// Where clicking the point leads.
     pub href: Option<String>,
     /// The 95% interval of the x value, drawn as a horizontal bar.
@@ -248,6 +253,160 @@ pub struct Scatter {
     pub y_higher_is_better: bool,
     /// The systems.
     pub points: Vec<ScatterPoint>,
+    /// The sweeps' labels, as the legend and the hover text name them; a
+    /// sweep's index picks its style ([`sweep_style`]).
+    pub sweeps: Vec<String>,
+}
+
+/// A marker's outline. Points in no sweep keep the plain diamond (on the
+/// front) and circle (dominated); sweeps take the others, so a shape alone
+/// says which sweep a point is in, whatever the colours look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A point in no sweep, on the front.
+    Diamond,
+    /// A point in no sweep, dominated.
+    Circle,
+    /// The first sweep's.
+    Square,
+    /// The second's.
+    Triangle,
+    /// The third's.
+    InvertedTriangle,
+    /// The fourth's.
+    Plus,
+    /// The fifth's.
+    Star,
+    /// The sixth's.
+    Pentagon,
+}
+
+impl Shape {
+    /// Its name, in the SVG's `data-marker`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Diamond => "diamond",
+            Shape::Circle => "circle",
+            Shape::Square => "square",
+            Shape::Triangle => "triangle",
+            Shape::InvertedTriangle => "inverted-triangle",
+            Shape::Plus => "plus",
+            Shape::Star => "star",
+            Shape::Pentagon => "pentagon",
+        }
+    }
+
+    /// The outline centred on (`cx`, `cy`), about 14 units across.
+    fn path(self, cx: f64, cy: f64) -> String {
+        let vertices: Vec<(f64, f64)> = match self {
+            Shape::Circle => {
+                return format!(
+                    "M{} {}a5.5 5.5 0 1 0 11 0a5.5 5.5 0 1 0 -11 0z",
+                    fixed(cx - 5.5, 1),
+                    fixed(cy, 1)
+                );
+            }
+            Shape::Diamond => vec![(0.0, -7.0), (7.0, 0.0), (0.0, 7.0), (-7.0, 0.0)],
+            Shape::Square => vec![(-5.5, -5.5), (5.5, -5.5), (5.5, 5.5), (-5.5, 5.5)],
+            Shape::Triangle => vec![(0.0, -7.5), (6.8, 5.0), (-6.8, 5.0)],
+            Shape::InvertedTriangle => vec![(0.0, 7.5), (6.8, -5.0), (-6.8, -5.0)],
+            Shape::Plus => vec![
+                (-2.5, -7.0),
+                (2.5, -7.0),
+                (2.5, -2.5),
+                (7.0, -2.5),
+                (7.0, 2.5),
+                (2.5, 2.5),
+                (2.5, 7.0),
+                (-2.5, 7.0),
+                (-2.5, 2.5),
+                (-7.0, 2.5),
+                (-7.0, -2.5),
+                (-2.5, -2.5),
+            ],
+            Shape::Star => (0..10)
+                .map(|k| {
+                    let r = if k % 2 == 0 { 8.0 } else { 3.6 };
+                    let a = std::f64::consts::PI * (f64::from(k) / 5.0 - 0.5);
+                    (r * a.cos(), r * a.sin())
+                })
+                .collect(),
+            Shape::Pentagon => (0..5)
+                .map(|k| {
+                    let a = std::f64::consts::PI * (f64::from(k) * 0.4 - 0.5);
+                    (7.0 * a.cos(), 7.0 * a.sin())
+                })
+                .collect(),
+        };
+        let mut d = String::new();
+        for (k, (x, y)) in vertices.iter().enumerate() {
+            let _ = write!(
+                d,
+                "{}{} {}",
+                if k == 0 { "M" } else { "L" },
+                fixed(cx + x, 1),
+                fixed(cy + y, 1)
+            );
+        }
+        d.push('z');
+        d
+    }
+}
+
+/// How a sweep is drawn: its marker, its colour, and its line's dashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepStyle {
+    /// The marker of its points.
+    pub shape: Shape,
+    /// Marker fill (on the front) or outline (dominated), and the line.
+    pub colour: &'static str,
+    /// The line's `stroke-dasharray`.
+    pub dashes: &'static str,
+}
+
+const SWEEP_SHAPES: [Shape; 6] = [
+    Shape::Square,
+    Shape::Triangle,
+    Shape::InvertedTriangle,
+    Shape::Plus,
+    Shape::Star,
+    Shape::Pentagon,
+];
+/// Okabe and Ito's colour-blind-safe colours without their orange and yellow
+/// (the front's band is orange), and two darker ones: seven, so that with six
+/// shapes no two of the first 42 sweeps look alike.
+const SWEEP_COLOURS: [&str; 7] = [
+    "#0072b2", "#009e73", "#cc79a7", "#2d004b", "#d55e00", "#56b4e9", "#555555",
+];
+const SWEEP_DASHES: [&str; 4] = ["7 4", "2 3", "10 3 2 3", "4 4"];
+
+/// The style of the `index`-th sweep.
+pub fn sweep_style(index: usize) -> SweepStyle {
+    SweepStyle {
+        shape: SWEEP_SHAPES[index % SWEEP_SHAPES.len()],
+        colour: SWEEP_COLOURS[index % SWEEP_COLOURS.len()],
+        dashes: SWEEP_DASHES[index % SWEEP_DASHES.len()],
+    }
+}
+
+/// A marker's `<path>`: filled for a point on the front, hollow otherwise.
+fn marker(shape: Shape, colour: &str, on_front: bool, cx: f64, cy: f64) -> String {
+    let d = shape.path(cx, cy);
+    if on_front {
+        format!(r##"<path d="{d}" fill="{colour}" stroke="#fff"/>"##)
+    } else {
+        format!(r##"<path d="{d}" fill="#fff" stroke="{colour}" stroke-width="2"/>"##)
+    }
+}
+
+/// The `index`-th sweep's marker alone, for a table beside the chart.
+pub fn sweep_marker_svg(index: usize) -> String {
+    let style = sweep_style(index);
+    format!(
+        r#"<svg class="marker" data-marker="{name}" width="18" height="18" viewBox="-9 -9 18 18" aria-hidden="true" xmlns="http://www.w3.org/2000/svg">{path}</svg>"#,
+        name = style.shape.name(),
+        path = marker(style.shape, style.colour, true, 0.0, 0.0),
+    )
 }
 
 const W: f64 = 640.0;
@@ -343,21 +502,28 @@ fn polyline(points: &[(f64, f64)]) -> String {
 
 /// The scatter as SVG: axes with ticks and "better" arrows, the front as a
 /// solid line (`class="front-line"`) through exactly the points marked
-/// `on_front` in x order, the interpolation sweep as a dashed line
-/// (`class="sweep-line"`) in λ order, front points as filled diamonds and
-/// dominated points as dimmed hollow circles, each labelled and linked.
+/// `on_front` in x order, each sweep as a dashed line (`class="sweep-line"`,
+/// `data-sweep`) in λ order in its colour and dash pattern, each labelled and
+/// linked point as its sweep's marker ([`sweep_style`]; a diamond or circle in
+/// no sweep), filled on the front and hollow when dominated, its `<title>`
+/// naming its values, status, sweep, λ and notes; and, when there are sweeps,
+/// a legend (`class="scatter-legend"`) under the plot naming each with its marker.
 pub fn scatter_svg(scatter: &Scatter) -> String {
     let positions = scatter_positions(scatter);
     let (x0, x1) = x_extent(scatter);
     let (y0, y1) = y_extent(scatter);
+    let legend = legend_entries(scatter);
+    let legend_rows = legend_layout(&legend);
+    let height = H + legend_rows.last().map_or(0.0, |(_, y)| y + LEGEND_ROW - H);
     let mut svg = String::new();
     // At least 7/8 of its natural size, so that its smallest text (14 units)
     // stays above 12 px; narrower screens scroll the chart sideways.
     let _ = write!(
         svg,
-        r#"<svg class="scatter" viewBox="0 0 {W} {H}" style="min-width: {min}px" role="img" aria-labelledby="scatter-title" xmlns="http://www.w3.org/2000/svg"><title id="scatter-title">{y} against {x}</title>"#,
+        r#"<svg class="scatter" viewBox="0 0 {W} {h}" style="min-width: {min}px" role="img" aria-labelledby="scatter-title" xmlns="http://www.w3.org/2000/svg"><title id="scatter-title">{y} against {x}</title>"#,
         x = escape(&scatter.x_label),
         y = escape(&scatter.y_label),
+        h = fixed(height, 0),
         min = fixed(W * 0.875, 0),
     );
     // Axes and grid.
@@ -451,20 +617,29 @@ pub fn scatter_svg(scatter: &Scatter) -> String {
             );
         }
     }
-    // The sweep: a thin dark dashed line over the front's band.
-    let mut sweep: Vec<(f64, (f64, f64))> = scatter
-        .points
-        .iter()
-        .zip(&positions)
-        .filter_map(|(p, pos)| p.lambda.map(|l| (l, *pos)))
-        .collect();
-    if sweep.len() >= 2 {
+    // Each sweep: a thin dashed line in its colour over the front's band,
+    // through its points with a λ, in λ order.
+    for (index, label) in scatter.sweeps.iter().enumerate() {
+        let mut sweep: Vec<(f64, (f64, f64))> = scatter
+            .points
+            .iter()
+            .zip(&positions)
+            .filter(|(p, _)| p.sweep == Some(index))
+            .filter_map(|(p, pos)| p.lambda.map(|l| (l, *pos)))
+            .collect();
+        if sweep.len() < 2 {
+            continue;
+        }
         sweep.sort_by(|a, b| a.0.total_cmp(&b.0));
         let line: Vec<(f64, f64)> = sweep.iter().map(|(_, pos)| *pos).collect();
+        let style = sweep_style(index);
         let _ = write!(
             svg,
-            r##"<polyline class="sweep-line" points="{}" fill="none" stroke="#2d004b" stroke-width="1.6" stroke-dasharray="7 4"><title>interpolation sweep, in λ order</title></polyline>"##,
-            polyline(&line)
+            r##"<polyline class="sweep-line" data-sweep="{s}" points="{points}" fill="none" stroke="{colour}" stroke-width="1.6" stroke-dasharray="{dashes}"><title>{s}, in λ order</title></polyline>"##,
+            s = escape(label),
+            points = polyline(&line),
+            colour = style.colour,
+            dashes = style.dashes,
         );
     }
     for (p, (px, py)) in scatter.points.iter().zip(&positions) {
@@ -473,35 +648,33 @@ pub fn scatter_svg(scatter: &Scatter) -> String {
         } else {
             "point dominated"
         };
-        let shape = if p.on_front {
-            format!(
-                r##"<path d="M{} {}l7 7l-7 7l-7 -7z" fill="#b35806" stroke="#fff"/>"##,
-                fixed(*px, 1),
-                fixed(py - 7.0, 1)
-            )
-        } else {
-            format!(
-                r##"<circle cx="{}" cy="{}" r="5.5" fill="#fff" stroke="#555" stroke-width="2"/>"##,
-                fixed(*px, 1),
-                fixed(*py, 1)
-            )
+        let (shape, colour) = match p.sweep.filter(|&i| i < scatter.sweeps.len()) {
+            Some(i) => (sweep_style(i).shape, sweep_style(i).colour),
+            None if p.on_front => (Shape::Diamond, "#b35806"),
+            None => (Shape::Circle, "#555"),
         };
-        let lambda = p
-            .lambda
-            .map(|l| format!(", λ = {}", tick_label(l)))
-            .unwrap_or_default();
+        let shape_svg = marker(shape, colour, p.on_front, *px, *py);
         let status = if p.on_front {
             "on the front"
         } else {
             "dominated"
         };
+        let mut about = vec![status.to_string()];
+        if let Some(label) = p.sweep.and_then(|i| scatter.sweeps.get(i)) {
+            about.push(label.clone());
+        }
+        if let Some(l) = p.lambda {
+            about.push(format!("λ = {}", tick_label(l)));
+        }
+        about.extend(p.notes.iter().cloned());
         let title = format!(
-            "{}: {} = {}, {} = {} ({status}{lambda})",
+            "{}: {} = {}, {} = {} ({})",
             p.label,
             scatter.x_label,
-            fixed(p.x, 4),
+            number(p.x),
             scatter.y_label,
-            fixed(p.y, 4)
+            number(p.y),
+            about.join(", ")
         );
         let label = format!(
             r#"<text class="point-label" x="{}" y="{}">{}</text>"#,
@@ -509,27 +682,132 @@ pub fn scatter_svg(scatter: &Scatter) -> String {
             fixed(py - 8.0, 1),
             escape(&short(&p.label, 24))
         );
-        let body = format!("<title>{}</title>{shape}{label}", escape(&title));
+        let body = format!("<title>{}</title>{shape_svg}{label}", escape(&title));
+        let sweep = p
+            .sweep
+            .and_then(|i| scatter.sweeps.get(i))
+            .map(|s| format!(r#" data-sweep="{}""#, escape(s)))
+            .unwrap_or_default();
+        let attributes = format!(
+            r#"class="{class}" data-system="{s}" data-marker="{m}"{sweep}"#,
+            s = escape(&p.label),
+            m = shape.name(),
+        );
         match &p.href {
             Some(href) => {
                 let _ = write!(
                     svg,
-                    r#"<a class="{class}" data-system="{s}" href="{h}">{body}</a>"#,
-                    s = escape(&p.label),
+                    r#"<a {attributes} href="{h}">{body}</a>"#,
                     h = escape(href)
                 );
             }
             None => {
-                let _ = write!(
-                    svg,
-                    r#"<g class="{class}" data-system="{s}">{body}</g>"#,
-                    s = escape(&p.label)
-                );
+                let _ = write!(svg, r#"<g {attributes}>{body}</g>"#);
             }
         }
     }
+    // The legend, under the x axis's label.
+    if !legend_rows.is_empty() {
+        svg.push_str(r#"<g class="scatter-legend">"#);
+        for (entry, (x, y)) in legend.iter().zip(&legend_rows) {
+            let cy = y + LEGEND_ROW / 2.0;
+            let line = entry
+                .dashes
+                .map(|dashes| {
+                    format!(
+                        r#"<line x1="{a}" y1="{cy}" x2="{b}" y2="{cy}" stroke="{c}" stroke-width="1.6" stroke-dasharray="{dashes}"/>"#,
+                        a = fixed(x - 2.0, 1),
+                        b = fixed(x + 26.0, 1),
+                        cy = fixed(cy, 1),
+                        c = entry.colour,
+                    )
+                })
+                .unwrap_or_default();
+            let sweep = entry
+                .sweep
+                .map(|s| format!(r#" data-sweep="{}""#, escape(s)))
+                .unwrap_or_default();
+            let _ = write!(
+                svg,
+                r#"<g class="legend-entry" data-marker="{m}"{sweep}>{line}{shape}<text x="{tx}" y="{ty}" dominant-baseline="middle">{text}</text></g>"#,
+                m = entry.shape.name(),
+                shape = marker(entry.shape, entry.colour, entry.filled, x + 12.0, cy),
+                tx = fixed(x + LEGEND_MARK, 1),
+                ty = fixed(cy, 1),
+                text = escape(&entry.text),
+            );
+        }
+        svg.push_str("</g>");
+    }
     svg.push_str("</svg>");
     svg
+}
+
+/// One line of the scatter's legend.
+struct LegendEntry<'a> {
+    shape: Shape,
+    colour: &'static str,
+    filled: bool,
+    /// The sweep's line, drawn through the marker.
+    dashes: Option<&'static str>,
+    /// The sweep it names, for `data-sweep`.
+    sweep: Option<&'a str>,
+    text: String,
+}
+
+const LEGEND_ROW: f64 = 24.0;
+/// From an entry's left edge to its text.
+const LEGEND_MARK: f64 = 34.0;
+
+/// A legend when the chart has sweeps: each sweep's marker, line and label
+/// with its number of points, then the plain marker of points in no sweep.
+fn legend_entries(scatter: &Scatter) -> Vec<LegendEntry<'_>> {
+    let mut entries: Vec<LegendEntry<'_>> = scatter
+        .sweeps
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let style = sweep_style(i);
+            let n = scatter.points.iter().filter(|p| p.sweep == Some(i)).count();
+            LegendEntry {
+                shape: style.shape,
+                colour: style.colour,
+                filled: true,
+                dashes: Some(style.dashes),
+                sweep: Some(label),
+                text: format!("{label} ({n})"),
+            }
+        })
+        .collect();
+    if !entries.is_empty() && scatter.points.iter().any(|p| p.sweep.is_none()) {
+        entries.push(LegendEntry {
+            shape: Shape::Circle,
+            colour: "#555",
+            filled: false,
+            dashes: None,
+            sweep: None,
+            text: "no sweep (◆ when on the front)".into(),
+        });
+    }
+    entries
+}
+
+/// Each entry's top-left corner: left to right under the plot, a new row when
+/// the next would pass the right margin (text width estimated at 8 units a
+/// character of the 14-unit font).
+fn legend_layout(entries: &[LegendEntry<'_>]) -> Vec<(f64, f64)> {
+    let mut corners = Vec::with_capacity(entries.len());
+    let (mut x, mut y) = (PAD_L, H + 2.0);
+    for entry in entries {
+        let width = LEGEND_MARK + entry.text.chars().count() as f64 * 8.0 + 18.0;
+        if x > PAD_L && x + width > W - 8.0 {
+            x = PAD_L;
+            y += LEGEND_ROW;
+        }
+        corners.push((x, y));
+        x += width;
+    }
+    corners
 }
 
 fn tick_label(t: f64) -> String {
@@ -599,11 +877,14 @@ mod tests {
                 x: 1.0,
                 y: 2.0,
                 on_front: true,
+                sweep: Some(0),
                 lambda: None,
+                notes: vec![evil.into()],
                 href: Some(r#"/x?a="><script>"#.into()),
                 x_ci: None,
                 y_ci: None,
             }],
+            sweeps: vec![evil.into()],
         };
         for svg in [heatmap_svg(&map), scatter_svg(&scatter)] {
             assert!(!svg.contains("<script"), "{svg}");
@@ -611,9 +892,10 @@ mod tests {
         }
     }
 
+    /// The `points` of the first element of class `class`.
     fn points_of(svg: &str, class: &str) -> Vec<(f64, f64)> {
-        let start = svg.find(&format!(r#"class="{class}" points=""#)).unwrap();
-        let rest = &svg[start + class.len() + 17..];
+        let rest = &svg[svg.find(&format!(r#"class="{class}""#)).unwrap()..];
+        let rest = &rest[rest.find(r#" points=""#).unwrap() + 9..];
         let list = &rest[..rest.find('"').unwrap()];
         list.split(' ')
             .map(|xy| {
@@ -637,12 +919,20 @@ mod tests {
                     x,
                     y,
                     on_front,
+                    // A λ puts a point in the one sweep.
+                    sweep: lambda.map(|_| 0),
                     lambda,
+                    notes: Vec::new(),
                     href: None,
                     x_ci: Some([x - 0.1, x + 0.1]),
                     y_ci: None,
                 })
                 .collect(),
+            sweeps: if points.iter().any(|p| p.3.is_some()) {
+                vec!["λ sweep".into()]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -704,6 +994,74 @@ mod tests {
             points_of(&svg, "sweep-line"),
             vec![rounded(p[1]), rounded(p[0]), rounded(p[2])]
         );
+    }
+
+    /// The `points` of the sweep line with `data-sweep="{sweep}"`.
+    fn sweep_line(svg: &str, sweep: &str) -> Vec<(f64, f64)> {
+        let start = svg
+            .find(&format!(r#"class="sweep-line" data-sweep="{sweep}""#))
+            .unwrap();
+        points_of(&svg[start..], "sweep-line")
+    }
+
+    #[test]
+    fn each_sweep_has_its_own_marker_line_and_legend_entry() {
+        let mut s = scatter(&[
+            (1.0, 1.0, true, Some(1.0)),
+            (2.0, 2.0, false, Some(0.0)),
+            (3.0, 0.0, true, Some(0.5)),
+            (4.0, 3.0, false, Some(0.0)),
+            (9.0, 9.0, false, None),
+        ]);
+        s.sweeps = vec!["sweep soup".into(), "sweep morl".into()];
+        s.points[2].sweep = Some(1);
+        s.points[3].sweep = Some(1);
+        s.points[2].notes = vec!["weights a 0.5 · b 0.5".into()];
+        let svg = scatter_svg(&s);
+        let p = scatter_positions(&s);
+        let rounded =
+            |(x, y): (f64, f64)| (fixed(x, 1).parse().unwrap(), fixed(y, 1).parse().unwrap());
+        assert_eq!(
+            sweep_line(&svg, "sweep soup"),
+            vec![rounded(p[1]), rounded(p[0])]
+        );
+        assert_eq!(
+            sweep_line(&svg, "sweep morl"),
+            vec![rounded(p[3]), rounded(p[2])]
+        );
+        let marker_of = |system: &str| {
+            let at = svg.find(&format!(r#"data-system="{system}""#)).unwrap();
+            attr_after(&svg[at..], "data-marker")
+        };
+        assert_eq!(marker_of("s0"), marker_of("s1"));
+        assert_ne!(marker_of("s0"), marker_of("s2"), "shapes tell sweeps apart");
+        assert_eq!(marker_of("s4"), "circle", "no sweep: the plain marker");
+        let legend = &svg[svg.find(r#"class="scatter-legend""#).unwrap()..];
+        assert!(legend.contains(">sweep soup (2)</text>"), "{legend}");
+        assert!(legend.contains(">sweep morl (2)</text>"), "{legend}");
+        assert!(legend.contains("no sweep"), "{legend}");
+        assert!(
+            svg.contains(
+                "<title>s2: m/x = 3, m/y = 0 (on the front, sweep morl, λ = 0.5, weights a 0.5 · b 0.5)</title>"
+            ),
+            "{svg}"
+        );
+        // The legend adds height below the plot; the plot itself is unchanged.
+        assert!(!svg.contains(&format!(r#"viewBox="0 0 {W} {H}""#)));
+        assert_eq!(scatter_positions(&s), p);
+    }
+
+    fn attr_after(text: &str, attribute: &str) -> String {
+        let marker = format!(r#"{attribute}=""#);
+        let rest = &text[text.find(&marker).unwrap() + marker.len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+
+    #[test]
+    fn no_sweep_means_no_legend() {
+        let svg = scatter_svg(&scatter(&[(1.0, 1.0, true, None), (2.0, 0.5, true, None)]));
+        assert!(!svg.contains(r#"class="scatter-legend""#));
+        assert!(svg.contains(&format!(r#"viewBox="0 0 {W} {H}""#)));
     }
 
     #[test]

@@ -361,6 +361,10 @@ pub struct WinratesPage {
 pub struct ParetoRow {
     /// The system.
     pub system: String,
+    /// Its sweep's label, or empty.
+    pub sweep: String,
+    /// Its sweep's marker (built by [`crate::charts::sweep_marker_svg`]), or empty.
+    pub marker: String,
     /// Its x value.
     pub x: String,
     /// Its y value.
@@ -369,8 +373,27 @@ pub struct ParetoRow {
     pub on_front: bool,
     /// Its λ, when it has one.
     pub lambda: String,
+    /// Its metadata `weights` (a MORL run's), formatted, or empty.
+    pub weights: String,
+    /// What hovering its point says, also the row's `title`.
+    pub title: String,
     /// Its compare view.
     pub href: String,
+}
+
+/// A sweep on the Pareto page: its own front and hypervolume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParetoSweepRow {
+    /// Its label, as the chart's legend names it.
+    pub label: String,
+    /// Its marker (built by [`crate::charts::sweep_marker_svg`]).
+    pub marker: String,
+    /// Its systems shown.
+    pub points: usize,
+    /// Those no other system of the sweep dominates.
+    pub on_front: usize,
+    /// The area its points dominate from the common reference, formatted.
+    pub hypervolume: String,
 }
 
 /// `/datasets/{dataset}/pareto`.
@@ -395,6 +418,10 @@ pub struct ParetoPage {
     pub chart: String,
     /// The systems.
     pub rows: Vec<ParetoRow>,
+    /// Whether any system has `weights` (the table shows them then).
+    pub show_weights: bool,
+    /// The sweeps, each with its own front's hypervolume.
+    pub sweeps: Vec<ParetoSweepRow>,
     /// The hypervolume, formatted.
     pub hypervolume: String,
     /// The reference point, formatted.

@@ -10,12 +10,13 @@ use sqlx::PgPool;
 use super::error::ApiError;
 use super::extract::{AppJson, AppPath, AppQuery};
 use super::types::{
-    DatasetDetail, DatasetList, DatasetResults, ErrorBody, ImportQuery, ImportSummary, System,
-    SystemList,
+    DatasetDetail, DatasetList, DatasetResults, ErrorBody, ImportQuery, ImportSummary, Pareto,
+    ParetoQuery, System, SystemList,
 };
 use crate::db::datasets::{self, ImportRefused};
 use crate::domain::Team;
 use crate::import;
+use crate::pareto::ParetoError;
 
 /// Imports a generations file as a system's answers on a dataset (both
 /// created when new). The file is parsed completely first (422 naming line and
@@ -132,6 +133,43 @@ pub(super) async fn results(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))?;
     Ok(Json(crate::results::dataset_results(&db, id, &name).await?))
+}
+
+/// The Pareto view of two metrics: every system with both, the overall front
+/// and its hypervolume, and each sweep (systems sharing a metadata `sweep`, or
+/// with a `lambda` and none) in λ order with its own front and hypervolume,
+/// all from one reference point: each axis's worst value over the systems.
+/// The page `/datasets/{dataset}/pareto` shows the same numbers.
+#[utoipa::path(
+    get, path = "/api/v1/datasets/{dataset}/pareto", tag = "datasets",
+    params(("dataset" = String, Path, description = DATASET_REFERENCE), ParetoQuery),
+    responses(
+        (status = 200, description = "The view; when no system has values on both metrics, \
+            `points` and `sweeps` are empty, `reference` is null and `message` says why", body = Pareto),
+        (status = 404, description = "No such dataset, a metric it does not have (the message \
+            lists those it has), or no scores at all", body = ErrorBody),
+        (status = 422, description = "An unknown query parameter", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+pub(super) async fn pareto(
+    State(db): State<PgPool>,
+    team: Team,
+    AppPath(name): AppPath<String>,
+    AppQuery(query): AppQuery<ParetoQuery>,
+) -> Result<Json<Pareto>, ApiError> {
+    let (id, name) = datasets::resolve(&db, team.id, &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))?;
+    let results = crate::results::dataset_results(&db, id, &name).await?;
+    crate::pareto::pareto(&results, query.x.as_deref(), query.y.as_deref())
+        .map(Json)
+        .map_err(|error| match error {
+            ParetoError::NoMetrics { .. } | ParetoError::UnknownMetric { .. } => {
+                ApiError::NotFound(error.to_string())
+            }
+            ParetoError::Stats(_) => ApiError::internal(error),
+        })
 }
 
 /// The team's systems, by name.

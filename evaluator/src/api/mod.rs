@@ -5,7 +5,7 @@
 //!
 //! - this file: [`router`], [`openapi`], health, whoami and the document;
 //! - [`modules`]: uploads and the team's modules;
-//! - [`data`]: datasets, generation imports, systems, results;
+//! - [`data`]: datasets, generation imports, systems, results, the Pareto view;
 //! - [`judgments`]: judgments made elsewhere, the dataset's judges, and the
 //!   leaderboard against a fixed baseline;
 //! - [`jobs`]: scoring runs, comparisons, status, cancellation, pairwise
@@ -100,6 +100,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(judgments::list))
         .routes(routes!(judgments::leaderboard))
         .routes(routes!(data::results))
+        .routes(routes!(data::pareto))
         .routes(routes!(data::list_systems))
         .routes(routes!(data::set_metadata))
         .routes(routes!(jobs::list))

@@ -16,6 +16,7 @@ pub use crate::domain::{
 pub use crate::import::Format;
 pub use crate::import::judgments::JudgmentFormat;
 pub use crate::jobs::{CompareRequest, ScoreRequest};
+pub use crate::pareto::{Better, Directions, Pareto, ParetoPoint, Sweep};
 
 /// Every error: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -128,6 +129,19 @@ pub struct ImportQuery {
     #[serde(default)]
     #[param(inline)]
     pub format: Format,
+}
+
+/// `?x=METRIC&y=METRIC`, both optional.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ParetoQuery {
+    /// The x axis's metric, `<module>/<metric>` (default: the dataset's first by name).
+    #[serde(default)]
+    pub x: Option<String>,
+    /// The y axis's metric (default: its second, or the first when it has one).
+    #[serde(default)]
+    pub y: Option<String>,
 }
 
 /// `?judge=MODULE[&metric=METRIC]`.

@@ -238,6 +238,23 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Two metrics' Pareto front and hypervolume, and each sweep's (systems
+    /// sharing a metadata `sweep`, or with a `lambda` and none, in λ order), all
+    /// from one reference point, as the Pareto page shows them.
+    Pareto {
+        /// The dataset: its name, or its id (`evaluator datasets`).
+        #[arg(long)]
+        dataset: String,
+        /// The x axis's metric, `<module>/<metric>` (default: the dataset's
+        /// first by name).
+        #[arg(long)]
+        x: Option<String>,
+        /// The y axis's metric (default: its second).
+        #[arg(long)]
+        y: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Administer teams and tokens directly in the database.
     Admin {
         #[command(subcommand)]
@@ -560,6 +577,18 @@ pub fn run(cli: Cli) -> Result<()> {
             let client = remote.client()?;
             crate::remote::results(&client, &dataset, remote.json)
         }
+        Command::Pareto {
+            dataset,
+            x,
+            y,
+            remote,
+        } => crate::remote::pareto(
+            &remote.client()?,
+            &dataset,
+            x.as_deref(),
+            y.as_deref(),
+            remote.json,
+        ),
         Command::Datasets { remote } => {
             let list: crate::api::types::DatasetList = remote.client()?.get("/api/v1/datasets")?;
             remote.print_text(&list, || crate::remote::dataset_table(&list.datasets))

@@ -246,12 +246,15 @@ pub(super) async fn page(
                     x: r.avg_length as f64,
                     y: *lc,
                     on_front: front.contains(&i),
+                    sweep: None,
                     lambda: None,
+                    notes: Vec::new(),
                     href: Some(compare(&r.system)),
                     x_ci: None,
                     y_ci: r.lc_standard_error.map(|se| [lc - Z95 * se, lc + Z95 * se]),
                 })
                 .collect(),
+            sweeps: Vec::new(),
         });
     }
     html(&page)

@@ -10,7 +10,8 @@
 //! - [`modules`]: `/modules`, the list and the upload form;
 //! - [`results`]: `/datasets/{dataset}`, its CSV and JSON exports, the job forms;
 //! - [`winrates`]: `/datasets/{dataset}/winrates`, the heatmap and leaderboard;
-//! - [`pareto`]: `/datasets/{dataset}/pareto`, the scatter, front and hypervolume;
+//! - [`pareto`]: `/datasets/{dataset}/pareto`, the scatter with the sweeps overlaid, the
+//!   fronts and hypervolumes;
 //! - [`leaderboard`]: `/datasets/{dataset}/leaderboard`, an external judge's
 //!   judgments against a baseline (AlpacaEval's columns, LC against length);
 //! - [`compare`]: `/datasets/{dataset}/compare`, two systems side by side.

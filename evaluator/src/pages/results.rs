@@ -29,17 +29,6 @@ pub(super) struct SortQuery {
     order: String,
 }
 
-/// Every metric key of the results, with the direction its first system reports.
-pub(super) fn metric_keys(results: &DatasetResults) -> BTreeMap<String, Direction> {
-    let mut keys = BTreeMap::new();
-    for system in &results.systems {
-        for (key, summary) in &system.metrics {
-            keys.entry(key.clone()).or_insert(summary.direction);
-        }
-    }
-    keys
-}
-
 /// A module as the selects name it: its name and version, and the start of
 /// its SHA-256 when another module of the team has the same name. (Module ids
 /// are global across teams; the pages do not show them.)
@@ -63,7 +52,7 @@ async fn build(
     error: Option<String>,
 ) -> Result<ResultsPage, PageError> {
     let mut results = results::dataset_results(db, dataset.id, &dataset.name).await?;
-    let keys = metric_keys(&results);
+    let keys = results::metric_keys(&results);
     let base = paths::dataset(&dataset.name);
     let descending = sort.order == "desc";
     if let Some(key) = keys.keys().find(|k| **k == sort.sort) {

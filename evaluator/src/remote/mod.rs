@@ -9,13 +9,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::api::types::{
-    DatasetLeaderboard, DatasetResults, ImportSummary, Job, JobPairs, LeaderboardEntry, PairResult,
-    SystemList,
+    Better, DatasetLeaderboard, DatasetResults, ImportSummary, Job, JobPairs, LeaderboardEntry,
+    PairResult, Pareto, SystemList,
 };
 use crate::client::{Client, encode};
 use crate::domain::{JobKind, JobState};
 use crate::error::{Error, Result};
 use crate::import::Format;
+use web::format::number;
 
 fn out(line: &str) -> Result<()> {
     writeln!(std::io::stdout().lock(), "{line}").map_err(|source| Error::Io {
@@ -511,6 +512,123 @@ pub fn results(client: &Client, dataset: &str, json: bool) -> Result<()> {
         ));
     }
     out(&results_table(&results, &keys))
+}
+
+/// `pareto`: the API's Pareto view (axes defaulting as on the page), as JSON
+/// or as [`pareto_table`].
+pub fn pareto(
+    client: &Client,
+    dataset: &str,
+    x: Option<&str>,
+    y: Option<&str>,
+    json: bool,
+) -> Result<()> {
+    let query: Vec<String> = [("x", x), ("y", y)]
+        .into_iter()
+        .filter_map(|(axis, metric)| metric.map(|m| format!("{axis}={}", encode(m))))
+        .collect();
+    let mut path = format!("/api/v1/datasets/{}/pareto", encode(dataset));
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&query.join("&"));
+    }
+    let view: Pareto = client.get(&path)?;
+    if json {
+        return out(&pretty(&view));
+    }
+    out(&pareto_table(&view))
+}
+
+/// The axes with their directions; each point (system, sweep, λ, x, y, `◆`
+/// on the overall front); then each sweep's points, own front and
+/// hypervolume, the overall ones, and the common reference point.
+fn pareto_table(view: &Pareto) -> String {
+    let better = |b: Better| match b {
+        Better::Higher => "higher is better",
+        Better::Lower => "lower is better",
+    };
+    let mut text = format!(
+        "dataset {}: x = {} ({}), y = {} ({})",
+        view.dataset,
+        view.x,
+        better(view.directions.x),
+        view.y,
+        better(view.directions.y)
+    );
+    let Some(reference) = view.reference else {
+        text.push('\n');
+        text.push_str(view.message.as_deref().unwrap_or("nothing to plot"));
+        return text;
+    };
+    let width = |header: &str, cells: &mut dyn Iterator<Item = usize>| {
+        cells.fold(header.chars().count(), usize::max)
+    };
+    let chars = |s: &str| s.chars().count();
+    let lambda = |l: Option<f64>| l.map_or("-".to_string(), |l| l.to_string());
+    let ws = width("system", &mut view.points.iter().map(|p| chars(&p.system)));
+    let wsw = width(
+        "sweep",
+        &mut view
+            .points
+            .iter()
+            .map(|p| p.sweep.as_deref().map_or(1, chars)),
+    );
+    let wl = width(
+        "λ",
+        &mut view.points.iter().map(|p| chars(&lambda(p.lambda))),
+    );
+    let wx = width("x", &mut view.points.iter().map(|p| number(p.x).len()));
+    let wy = width("y", &mut view.points.iter().map(|p| number(p.y).len()));
+    text.push_str(&format!(
+        "\n{:<ws$}  {:<wsw$}  {:>wl$}  {:>wx$}  {:>wy$}  front",
+        "system", "sweep", "λ", "x", "y"
+    ));
+    for p in &view.points {
+        let row = format!(
+            "\n{:<ws$}  {:<wsw$}  {:>wl$}  {:>wx$}  {:>wy$}  {}",
+            p.system,
+            p.sweep.as_deref().unwrap_or("-"),
+            lambda(p.lambda),
+            number(p.x),
+            number(p.y),
+            if p.on_front { "◆" } else { "" }
+        );
+        text.push_str(row.trim_end());
+    }
+    let wn = width("overall", &mut view.sweeps.iter().map(|s| chars(&s.name)));
+    text.push_str(&format!(
+        "\n\n{:<wn$}  {:>6}  {:>12}  hypervolume",
+        "sweep", "points", "on its front"
+    ));
+    let rows = view
+        .sweeps
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.points.len(),
+                s.front.len(),
+                s.hypervolume,
+            )
+        })
+        .chain([(
+            "overall",
+            view.points.len(),
+            view.front.len(),
+            view.hypervolume,
+        )]);
+    for (name, points, front, volume) in rows {
+        text.push_str(&format!(
+            "\n{name:<wn$}  {points:>6}  {front:>12}  {}",
+            number(volume)
+        ));
+    }
+    text.push_str(&format!(
+        "\nreference point: x = {}, y = {} (each axis's worst value; every hypervolume is measured from it)",
+        number(reference[0]),
+        number(reference[1])
+    ));
+    text
 }
 
 /// Systems × metrics, each cell the mean ± the 95% interval's half-width
