@@ -12,7 +12,7 @@
 //!   `(tokens, vocab)` logits are never formed).
 //! - [`ops`]: fused CPU kernels with backward passes: projections (with LoRA), layer norm,
 //!   RMSNorm, GELU, SwiGLU, causal attention, the masked attention softmax.
-//! - [`data`]: data order and the RL prompt reader.
+//! - [`data`]: data order, the RL prompt reader and preference pairs.
 //! - [`malloc`]: keeps freed heap memory in the process during training (glibc).
 //! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.
 //! - [`run`]: what every command that owns a run directory shares: the directory and its
@@ -26,6 +26,8 @@
 //! - [`rl`]: `trainer rl`: GRPO, RLOO and REINFORCE++ against several rewards: config,
 //!   rollouts, the loop, eval files and push, and the advantage and loss numerics pinned to
 //!   TRL / OpenRLHF.
+//! - [`dpo`]: `trainer dpo`: DPO (sigmoid, robust, IPO, hinge; pinned to TRL) on preference
+//!   pairs, on SFT's loop and run directory.
 //! - [`soup`]: `trainer soup` (Rewarded Soups: adapters or models mixed by weight, each
 //!   mix evaluated and pushed) and `trainer sweep` (the MORL baseline: one RL run per
 //!   weighting of the rewards).
@@ -76,6 +78,7 @@
 //!   predicted_rationale}, ..}`: completion `"<rationale> So the answer is <label>."`.
 
 pub mod data;
+pub mod dpo;
 pub mod error;
 pub mod generate;
 pub mod load;

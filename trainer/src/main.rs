@@ -8,6 +8,8 @@
 //!
 //! Errors are printed as one line (`error: ...`, the causes joined); `--verbose` or
 //! `RUST_LOG` print the whole chain and, with `RUST_BACKTRACE=1`, a backtrace.
+//! - `trainer dpo --config FILE.toml [--KEY VALUE ...]`: `trainer sft`'s keys plus DPO's
+//!   (`trainer::dpo::config::keys()`); pairs in `train_data` / `eval_data`.
 //! - `trainer generate --model PATH [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N]
 //!   [--temperature T] [--dtype f32|bf16]`
 
@@ -41,6 +43,10 @@ enum Command {
     /// `[[reward]]` tables of the --config file.
     #[command(after_help = trainer::run::config::help(trainer::rl::config::KEYS))]
     Rl(Box<RunArgs>),
+    /// Direct Preference Optimization on preference pairs (sigmoid, robust, IPO, hinge);
+    /// `trainer sft`'s settings plus DPO's.
+    #[command(after_help = trainer::run::config::help(&trainer::dpo::config::keys()))]
+    Dpo(Box<RunArgs>),
     /// Rewarded Soups: mix adapters (or models) by weight, θ_λ = (1 − λ)·θ_A + λ·θ_B, and
     /// optionally evaluate, score and push every mix.
     Soup(Box<SoupArgs>),
@@ -173,6 +179,14 @@ impl RunArgs {
         &mut self,
         keys: &[trainer::run::config::Key],
     ) -> anyhow::Result<T> {
+        Ok(self.sources(keys)?.resolve()?)
+    }
+
+    /// Where the settings come from, for commands that type them in parts.
+    fn sources(
+        &mut self,
+        keys: &[trainer::run::config::Key],
+    ) -> anyhow::Result<trainer::run::config::Sources> {
         let mut rest = Vec::with_capacity(self.settings.len());
         let mut args = std::mem::take(&mut self.settings).into_iter();
         while let Some(a) = args.next() {
@@ -185,8 +199,11 @@ impl RunArgs {
                 },
             }
         }
-        let sources = trainer::run::config::Sources::read(self.config.as_deref(), &rest, keys)?;
-        Ok(sources.resolve()?)
+        Ok(trainer::run::config::Sources::read(
+            self.config.as_deref(),
+            &rest,
+            keys,
+        )?)
     }
 }
 
@@ -244,6 +261,37 @@ fn run_sft(mut a: RunArgs) -> anyhow::Result<()> {
         s.resumed_from,
         s.last_loss,
         s.eval_loss.map_or("-".into(), |e| format!("{e:.4}")),
+        s.final_dir.map_or("-".into(), |p| p.display().to_string()),
+    );
+    Ok(())
+}
+
+fn run_dpo(mut a: RunArgs) -> anyhow::Result<()> {
+    let sources = a.sources(&trainer::dpo::config::keys())?;
+    let cfg = trainer::dpo::DpoConfig::from_sources(&sources)?;
+    let opts = trainer::sft::TrainOptions {
+        progress: !a.no_progress,
+        stop_after: None,
+        interrupt: trainer::run::Interrupt::install()?,
+    };
+    let s = trainer::dpo::train(&cfg, &opts)?;
+    let dir = cfg.train.output_dir.join(trainer::run::dir::METRICS_FILE);
+    let last = |key: &str| {
+        trainer::run::metrics::last_value(&dir, key).map_or("-".into(), |v| format!("{v:.3}"))
+    };
+    eprintln!(
+        "{}: {} steps (resumed from {}), last loss {:.4}, eval loss {}, eval reward accuracy {}, \
+         final weights {}",
+        if s.already_finished {
+            "already finished"
+        } else {
+            "done"
+        },
+        s.steps,
+        s.resumed_from,
+        s.last_loss,
+        s.eval_loss.map_or("-".into(), |e| format!("{e:.4}")),
+        last("eval_rewards/accuracies"),
         s.final_dir.map_or("-".into(), |p| p.display().to_string()),
     );
     Ok(())
@@ -479,6 +527,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sft(a) => run_sft(*a),
         Command::Rl(a) => run_rl(*a),
+        Command::Dpo(a) => run_dpo(*a),
         Command::Soup(a) => run_soup(*a),
         Command::Sweep(a) => run_sweep(*a),
         Command::Generate(a) => run_generate(a),

@@ -4,8 +4,10 @@
 //! - [`mario`]: MaRio's one-object JSON files, read by both of the others.
 //! - [`order`]: which examples form batch `k` (seeded, resumable).
 //! - [`prompts`]: RL prompts (the evaluator's sample form, chat messages, MaRio's files).
+//! - [`pairs`]: preference pairs (prompt/chosen/rejected, chat, hh-rlhf transcripts).
 //! - SFT examples live in [`crate::sft::data`].
 
 pub mod mario;
 pub mod order;
+pub mod pairs;
 pub mod prompts;

@@ -220,7 +220,15 @@ impl Sources {
 
     /// The typed config: errors name the flag, or the file and line, of the bad key.
     pub fn resolve<T: DeserializeOwned>(&self) -> Result<T> {
-        let table = self.merged()?;
+        self.resolve_keys(|_| true)
+    }
+
+    /// [`Self::resolve`] over only the keys `keep` accepts: a command whose settings are
+    /// another command's plus its own (DPO's are SFT's and `beta`, ...) types each part
+    /// with its own struct, and each still refuses a key neither knows.
+    pub fn resolve_keys<T: DeserializeOwned>(&self, keep: impl Fn(&str) -> bool) -> Result<T> {
+        let mut table = self.merged()?;
+        table.retain(|k, _| keep(k));
         let result: std::result::Result<T, _> =
             serde_path_to_error::deserialize(toml::Value::Table(table));
         result.map_err(|e| {

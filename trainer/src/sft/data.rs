@@ -143,7 +143,20 @@ pub struct Tokenized {
 /// assistant turn of the chat template; otherwise the text is `prompt + "\n" + completion`
 /// followed by the first EOS id. Sequences are cut to `max_len` from the end.
 pub fn tokenize(ex: &Example, tok: &Tokenizer, chat: bool, max_len: usize) -> Result<Tokenized> {
-    let (prompt, completion) = match ex {
+    let (prompt, completion) = parts(ex, tok, chat)?;
+    let mut ids = prompt.clone();
+    ids.extend(&completion);
+    let mut loss_mask = vec![0; prompt.len()];
+    loss_mask.extend(vec![1; completion.len()]);
+    ids.truncate(max_len);
+    loss_mask.truncate(max_len);
+    Ok(Tokenized { ids, loss_mask })
+}
+
+/// An example's prompt ids and completion ids, rendered as [`tokenize`] renders them
+/// (untruncated; DPO cuts pairs its own way).
+pub fn parts(ex: &Example, tok: &Tokenizer, chat: bool) -> Result<(Vec<u32>, Vec<u32>)> {
+    Ok(match ex {
         Example::Text { prompt, completion } if !chat => {
             let mut c = tok.encode(completion)?;
             c.extend(tok.eos_ids.first());
@@ -157,14 +170,7 @@ pub fn tokenize(ex: &Example, tok: &Tokenizer, chat: bool, max_len: usize) -> Re
             ],
         )?,
         Example::Chat(messages) => chat_parts(tok, messages)?,
-    };
-    let mut ids = prompt.clone();
-    ids.extend(&completion);
-    let mut loss_mask = vec![0; prompt.len()];
-    loss_mask.extend(vec![1; completion.len()]);
-    ids.truncate(max_len);
-    loss_mask.truncate(max_len);
-    Ok(Tokenized { ids, loss_mask })
+    })
 }
 
 /// Prompt ids (everything before the last assistant message, with the generation prompt)

@@ -136,6 +136,118 @@ pub fn collate(
     Ok((inputs, ids, Tensor::from_vec(loss, (b, t), device)?))
 }
 
+/// What the shared loop ([`run_objective`]) needs of a training objective: SFT's
+/// next-token loss here, DPO's pair loss in [`crate::dpo`].
+pub(crate) trait Objective {
+    /// Training items; the data order draws micro-batches of indices below this.
+    fn len(&self) -> usize;
+    /// Rows of the widest micro-batch of `batch_size` items and its longest row, for the
+    /// memory estimate.
+    fn estimate_rows(&self, batch_size: usize) -> (usize, usize);
+    /// One micro-batch's forward pass over the training items `idx`, with gradients.
+    fn forward(&mut self, model: &mut CausalLm, idx: &[usize]) -> Result<MicroBatch>;
+    /// Whether there is held-out data.
+    fn has_eval(&self) -> bool;
+    /// The held-out loss and metrics, without gradients.
+    fn eval(&mut self, model: &mut CausalLm, batch_size: usize) -> Result<EvalLine>;
+}
+
+/// One micro-batch's loss as the loop accumulates it.
+pub(crate) struct MicroBatch {
+    /// The loss summed over the micro-batch's units (differentiable).
+    pub(crate) sum: Tensor,
+    /// The units: target tokens (SFT) or pairs (DPO); the step's loss is Σ sum / Σ count.
+    pub(crate) count: f32,
+    /// Input tokens, for throughput.
+    pub(crate) tokens: usize,
+    /// Further metrics, summed over the same units (logged as means).
+    pub(crate) extra: Vec<(&'static str, f64)>,
+}
+
+/// A held-out evaluation.
+pub(crate) struct EvalLine {
+    /// The mean loss.
+    pub(crate) loss: f32,
+    /// Further means, logged with an `eval_` prefix.
+    pub(crate) extra: Vec<(&'static str, f64)>,
+}
+
+/// SFT: the completion-only next-token loss, per target token.
+struct SftObjective {
+    train: Vec<Tokenized>,
+    eval: Option<Vec<Tokenized>>,
+    pad: u32,
+    report: serde_json::Value,
+}
+
+impl SftObjective {
+    fn new(cfg: &SftConfig, tok: &Tokenizer) -> Result<Self> {
+        let (train, train_report) = tokenize_all(&cfg.train_data, cfg, tok)?;
+        if train.is_empty() {
+            return Err(Error::Data {
+                path: cfg.train_data.clone(),
+                line: 0,
+                message: "no example has completion tokens".into(),
+            });
+        }
+        let (eval, eval_report) = match &cfg.eval_data {
+            Some(p) => {
+                let (mut set, report) = tokenize_all(p, cfg, tok)?;
+                if cfg.eval_limit > 0 {
+                    set.truncate(cfg.eval_limit);
+                }
+                (Some(set), Some(report))
+            }
+            None => (None, None),
+        };
+        Ok(Self {
+            train,
+            eval,
+            pad: tok.pad_id,
+            report: serde_json::json!({"train": train_report, "eval": eval_report}),
+        })
+    }
+}
+
+impl Objective for SftObjective {
+    fn len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn estimate_rows(&self, batch_size: usize) -> (usize, usize) {
+        let seq = self.train.iter().map(|t| t.ids.len()).max().unwrap_or(2);
+        (batch_size, seq)
+    }
+
+    fn forward(&mut self, model: &mut CausalLm, idx: &[usize]) -> Result<MicroBatch> {
+        let batch: Vec<&Tokenized> = idx.iter().map(|&i| &self.train[i]).collect();
+        let tokens = batch.iter().map(|b| b.ids.len()).sum();
+        let (inputs, ids, mask) = collate(&batch, self.pad, model.device())?;
+        let hidden = model.forward_hidden(&inputs, None)?;
+        let (sum, count) =
+            masked_nll_from_hidden(&hidden, model.lm_head_weight(), &ids, &mask, true)?;
+        Ok(MicroBatch {
+            sum,
+            count,
+            tokens,
+            extra: Vec::new(),
+        })
+    }
+
+    fn has_eval(&self) -> bool {
+        self.eval.is_some()
+    }
+
+    fn eval(&mut self, model: &mut CausalLm, batch_size: usize) -> Result<EvalLine> {
+        let set = self.eval.as_deref().unwrap_or_default();
+        let device = model.device().clone();
+        Ok(EvalLine {
+            loss: eval_loss(model, set, batch_size, self.pad, &device)?,
+            extra: Vec::new(),
+        })
+    }
+}
+
 /// What to change so a run fits in memory.
 /// The [`Error::OutOfMemory`] for a stop at `step` found by `check`, with the measured use
 /// and limit (MiB) when there are some, naming the checkpoint to resume from.
@@ -312,6 +424,8 @@ struct StepLoss {
     sum: f32,
     count: f32,
     tokens: usize,
+    /// The objective's extra metrics, summed like `sum`.
+    extra: Vec<(&'static str, f64)>,
 }
 
 /// Forward and backward passes over the `grad_accum` micro-batches of optimizer step
@@ -326,37 +440,33 @@ fn accumulate(
     model: &mut CausalLm,
     opt: &AdamW,
     acc: &mut GradAccumulator,
-    set: &[Tokenized],
-    pad_id: u32,
+    objective: &mut dyn Objective,
     step: usize,
     guard: &mut MemoryGuard<'_>,
     last_checkpoint: Option<&Path>,
 ) -> Result<StepLoss> {
-    let device = model.device().clone();
     let mut out = StepLoss {
         sum: 0.0,
         count: 0.0,
         tokens: 0,
+        extra: Vec::new(),
     };
     for j in 0..cfg.grad_accum {
         let idx = crate::data::order::batch(
             step * cfg.grad_accum + j,
             cfg.batch_size,
-            set.len(),
+            objective.len(),
             cfg.seed,
         );
-        let batch: Vec<&Tokenized> = idx.iter().map(|&i| &set[i]).collect();
-        out.tokens += batch.iter().map(|b| b.ids.len()).sum::<usize>();
-        let (inputs, ids, mask) = collate(&batch, pad_id, &device)?;
         if cfg.lora_rank > 0 && cfg.lora_dropout > 0.0 {
             lora::reseed_dropout(model, step as u64, j as u64)?;
         }
-        let hidden = model.forward_hidden(&inputs, None)?;
-        let head = model.lm_head_weight();
-        let (sum, count) = masked_nll_from_hidden(&hidden, head, &ids, &mask, true)?;
+        let micro = objective.forward(model, &idx)?;
+        out.tokens += micro.tokens;
+        let count = micro.count;
         // Each micro-batch contributes its mean, averaged over the accumulation.
-        let loss = (sum.clone() / (count.max(1.0) as f64 * cfg.grad_accum as f64))?;
-        let value = sum.to_scalar::<f32>()?;
+        let loss = (micro.sum.clone() / (count.max(1.0) as f64 * cfg.grad_accum as f64))?;
+        let value = micro.sum.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Err(Error::NonFiniteLoss {
                 step: step + 1,
@@ -380,6 +490,12 @@ fn accumulate(
         }
         out.sum += value;
         out.count += count;
+        for (k, (name, v)) in micro.extra.into_iter().enumerate() {
+            match out.extra.get_mut(k) {
+                Some((_, sum)) => *sum += v,
+                None => out.extra.push((name, v)),
+            }
+        }
         acc.add(opt.vars().map(|(_, v)| v), &loss.backward()?)?;
     }
     Ok(out)
@@ -397,6 +513,40 @@ fn train_with(
     opts: &TrainOptions,
     peak_mib: &mut dyn FnMut() -> Option<u64>,
 ) -> Result<Summary> {
+    let settings = RunSettings {
+        table: cfg.to_table(),
+        text: cfg.to_toml(),
+    };
+    run_objective(cfg, &settings, opts, peak_mib, &mut |tok, _| {
+        let sft = SftObjective::new(cfg, tok)?;
+        let report = sft.report.clone();
+        Ok((Box::new(sft) as Box<dyn Objective>, report))
+    })
+}
+
+/// What a run directory records of a command's settings: the table a resume is checked
+/// against and the `config.toml` text (a command may add keys to SFT's).
+pub(crate) struct RunSettings {
+    /// The resolved settings.
+    pub(crate) table: toml::Table,
+    /// `config.toml` as written.
+    pub(crate) text: String,
+}
+
+/// Builds a run's objective once the tokenizer is loaded; also returns what goes into
+/// `data.json`.
+pub(crate) type MakeObjective<'a> =
+    dyn FnMut(&Tokenizer, &Device) -> Result<(Box<dyn Objective>, serde_json::Value)> + 'a;
+
+/// The loop of [`train`] with another objective (DPO's): the run directory, resume,
+/// checkpoints, memory guard, interrupts, eval schedule and final weights as SFT's.
+pub(crate) fn run_objective(
+    cfg: &SftConfig,
+    settings: &RunSettings,
+    opts: &TrainOptions,
+    peak_mib: &mut dyn FnMut() -> Option<u64>,
+    make: &mut MakeObjective<'_>,
+) -> Result<Summary> {
     cfg.validate()?;
     cfg.check_inputs()?;
     // Read before the model is loaded: what the process holds now plus what is available is
@@ -408,7 +558,7 @@ fn train_with(
     // Settings against what the directory holds, before anything is loaded or written.
     let mut run = match run::open(
         out,
-        &cfg.to_table(),
+        &settings.table,
         cfg.resume,
         cfg.max_steps,
         MAY_CHANGE_ON_RESUME,
@@ -451,24 +601,7 @@ fn train_with(
         }
         Err(e) => return Err(e),
     };
-    let (train_set, train_report) = tokenize_all(&cfg.train_data, cfg, &tokenizer)?;
-    if train_set.is_empty() {
-        return Err(Error::Data {
-            path: cfg.train_data.clone(),
-            line: 0,
-            message: "no example has completion tokens".into(),
-        });
-    }
-    let (eval_set, eval_report) = match &cfg.eval_data {
-        Some(p) => {
-            let (mut set, report) = tokenize_all(p, cfg, &tokenizer)?;
-            if cfg.eval_limit > 0 {
-                set.truncate(cfg.eval_limit);
-            }
-            (Some(set), Some(report))
-        }
-        None => (None, None),
-    };
+    let (mut objective, report) = make(&tokenizer, &device)?;
     let params = AdamWParams {
         lr: cfg.lr,
         beta1: cfg.beta1,
@@ -489,9 +622,9 @@ fn train_with(
     };
     if let Some(limit) = limit_mib {
         // The longest batch the data can form; `max_len` already cut every example.
-        let seq = train_set.iter().map(|t| t.ids.len()).max().unwrap_or(2);
+        let (rows, seq) = objective.estimate_rows(cfg.batch_size);
         let shape = model_shape(&mut model, &opt, lora.is_some(), cfg.dtype.dtype());
-        let need = Estimate::new(&shape, cfg.batch_size, seq.max(2)).total_mib();
+        let need = Estimate::new(&shape, rows, seq.max(2)).total_mib();
         if need > limit {
             return Err(out_of_memory(
                 cfg,
@@ -503,8 +636,7 @@ fn train_with(
         }
     }
     // The inputs are valid: from here on the run directory is written.
-    let mut metrics = run.begin(&cfg.to_toml(), start)?;
-    let report = serde_json::json!({"train": train_report, "eval": eval_report});
+    let mut metrics = run.begin(&settings.text, start)?;
     run.dir
         .write_atomic("data.json", report.to_string().as_bytes())?;
     eprintln!("{}", start_line(&run, start, cfg.max_steps));
@@ -544,8 +676,7 @@ fn train_with(
             &mut model,
             &opt,
             &mut acc,
-            &train_set,
-            tokenizer.pad_id,
+            objective.as_mut(),
             step,
             &mut guard,
             ckpts.last.as_deref(),
@@ -594,16 +725,27 @@ fn train_with(
         let secs = t0.elapsed().as_secs_f64();
         let tok_s = tokens_seen as f64 / secs.max(1e-9);
         let peak_rss_mib = memory::resident().map(|r| r.peak_mib);
-        metrics.write(&serde_json::json!({
+        let mut line = serde_json::json!({
             "step": step, "loss": last_loss, "lr": lr, "grad_norm": grad_norm,
             "tokens": tokens_seen, "tokens_per_s": tok_s, "elapsed_s": secs,
-            "peak_rss_mib": peak_rss_mib}))?;
-        progress.step(step, &format!("loss {last_loss:.4} | {tok_s:.0} tok/s"));
-        if let Some(set) = &eval_set
-            && (step % cfg.eval_every == 0 || step == cfg.max_steps)
-        {
+            "peak_rss_mib": peak_rss_mib});
+        let count = f64::from(step_loss.count.max(1.0));
+        let extra: Vec<(&str, f64)> = step_loss
+            .extra
+            .iter()
+            .map(|(k, v)| (*k, v / count))
+            .collect();
+        for (k, v) in &extra {
+            line[*k] = (*v).into();
+        }
+        metrics.write(&line)?;
+        progress.step(
+            step,
+            &format!("loss {last_loss:.4}{} | {tok_s:.0} tok/s", shown(&extra)),
+        );
+        if objective.has_eval() && (step % cfg.eval_every == 0 || step == cfg.max_steps) {
             model.set_training(false);
-            let e = match eval_loss(&model, set, cfg.batch_size, tokenizer.pad_id, &device) {
+            let e = match objective.eval(&mut model, cfg.batch_size) {
                 Ok(e) => e,
                 Err(e) if is_device_oom(&e, &device) => {
                     progress.abandon();
@@ -613,9 +755,17 @@ fn train_with(
                 Err(e) => return Err(e),
             };
             model.set_training(true);
-            last_eval = Some(e);
-            metrics.write(&serde_json::json!({"step": step, "eval_loss": e}))?;
-            progress.println(&format!("step {step}: eval loss {e:.4}"));
+            last_eval = Some(e.loss);
+            let mut line = serde_json::json!({"step": step, "eval_loss": e.loss});
+            for (k, v) in &e.extra {
+                line[format!("eval_{k}")] = (*v).into();
+            }
+            metrics.write(&line)?;
+            progress.println(&format!(
+                "step {step}: eval loss {:.4}{}",
+                e.loss,
+                shown(&e.extra)
+            ));
         }
         if let Err(e) =
             guard::checkpoint_if_due(&mut ckpts, &opt, step, cfg.save_every, cfg.max_steps)
@@ -676,6 +826,14 @@ fn train_with(
         memory_limit_mib: limit_mib,
         already_finished: false,
     })
+}
+
+/// ` | name value` for each extra metric.
+fn shown(extra: &[(&str, f64)]) -> String {
+    extra
+        .iter()
+        .map(|(k, v)| format!(" | {k} {v:.3}"))
+        .collect()
 }
 
 /// The line a run starts with: a fresh start, or the step it resumes from and what changed.

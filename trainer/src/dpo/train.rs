@@ -1,0 +1,360 @@
+//! The DPO objective on SFT's loop.
+//!
+//! A micro-batch of B pairs is one forward pass over 2B rows (the chosen responses, then
+//! the rejected ones, each after its prompt); each row's log-prob is summed over its
+//! response tokens. The reference's log-probs are the same sums under the frozen model:
+//! the base with its adapters switched off (LoRA; no second copy of the weights), or a
+//! frozen copy loaded beside the trained one (full fine-tuning). They never change, so each
+//! pair's are computed once, the first time the pair is drawn, and kept in memory (TRL's
+//! `precompute_ref_log_probs`, without the separate pass before training; a resumed run
+//! computes them again, to the same values).
+//!
+//! Truncation: a prompt keeps its last `max_prompt_len` tokens (the turn being answered is
+//! at its end), then each response is cut at the end so the row fits `max_len`; `data.json`
+//! counts both.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::config::DpoConfig;
+use super::loss::{PairLogps, dpo_loss};
+use crate::data::pairs::{self, Pair, PairPrompt};
+use crate::error::{Error, Result};
+use crate::load::{self, tokenizer::Message, tokenizer::Tokenizer};
+use crate::lora;
+use crate::models::CausalLm;
+use crate::run::memory;
+use crate::sft::data::{Example, Tokenized, parts};
+use crate::sft::train::{EvalLine, MicroBatch, Objective, RunSettings, collate, run_objective};
+use crate::sft::{Summary, TrainOptions};
+
+/// Runs (or resumes) DPO as configured.
+pub fn train(cfg: &DpoConfig, opts: &TrainOptions) -> Result<Summary> {
+    cfg.validate()?;
+    let settings = RunSettings {
+        table: cfg.to_table(),
+        text: cfg.to_toml(),
+    };
+    let mut peak = || memory::resident().map(|r| r.peak_mib);
+    run_objective(
+        &cfg.train,
+        &settings,
+        opts,
+        &mut peak,
+        &mut |tok, device| {
+            let objective = DpoObjective::new(cfg, tok, device)?;
+            let report = objective.report.clone();
+            Ok((Box::new(objective) as Box<dyn Objective>, report))
+        },
+    )
+}
+
+/// A pair as two rows: prompt + chosen, prompt + rejected.
+struct PairRows {
+    chosen: Tokenized,
+    rejected: Tokenized,
+    len_chosen: usize,
+    len_rejected: usize,
+}
+
+/// A set of pairs with their reference log-probs, filled as they are first needed.
+struct PairSet {
+    rows: Vec<PairRows>,
+    reference: Vec<Option<(f64, f64)>>,
+}
+
+struct DpoObjective {
+    train: PairSet,
+    eval: Option<PairSet>,
+    pad: u32,
+    /// Full fine-tuning: the frozen reference (with LoRA it is the base, adapters off).
+    reference: Option<CausalLm>,
+    beta: f64,
+    kind: super::DpoLoss,
+    label_smoothing: f64,
+    report: serde_json::Value,
+}
+
+fn tokenize_pair(
+    p: &Pair,
+    tok: &Tokenizer,
+    chat: bool,
+    max_len: usize,
+    max_prompt: usize,
+) -> Result<(PairRows, bool, usize)> {
+    let example = |reply: &str| match &p.prompt {
+        PairPrompt::Text(t) => Example::Text {
+            prompt: t.clone(),
+            completion: reply.to_string(),
+        },
+        PairPrompt::Chat(history) => Example::Chat(
+            history
+                .iter()
+                .cloned()
+                .chain([Message::new("assistant", reply)])
+                .collect(),
+        ),
+    };
+    // Both renderings share the prompt's tokens: the prompt is rendered on its own.
+    let (prompt, chosen) = parts(&example(&p.chosen), tok, chat)?;
+    let (_, rejected) = parts(&example(&p.rejected), tok, chat)?;
+    let keep = prompt.len().min(max_prompt);
+    let prompt_cut = keep < prompt.len();
+    let prompt = &prompt[prompt.len() - keep..];
+    let room = max_len - keep;
+    let mut cut = 0;
+    let mut row = |reply: &[u32]| {
+        let n = reply.len().min(room);
+        cut += usize::from(n < reply.len());
+        let ids: Vec<u32> = prompt.iter().chain(&reply[..n]).copied().collect();
+        let loss_mask = [vec![0; keep], vec![1; n]].concat();
+        (Tokenized { ids, loss_mask }, n)
+    };
+    let (chosen, len_chosen) = row(&chosen);
+    let (rejected, len_rejected) = row(&rejected);
+    Ok((
+        PairRows {
+            chosen,
+            rejected,
+            len_chosen,
+            len_rejected,
+        },
+        prompt_cut,
+        cut,
+    ))
+}
+
+fn read_set(
+    path: &std::path::Path,
+    cfg: &DpoConfig,
+    tok: &Tokenizer,
+    limit: usize,
+) -> Result<(PairSet, serde_json::Value)> {
+    let file = pairs::read(path)?;
+    let mut rows = Vec::with_capacity(file.pairs.len());
+    let (mut cut_prompts, mut cut_responses) = (0, 0);
+    for p in &file.pairs {
+        let (r, prompt_cut, cut) = tokenize_pair(
+            p,
+            tok,
+            cfg.train.chat,
+            cfg.train.max_len,
+            cfg.dpo.max_prompt_len,
+        )?;
+        cut_prompts += usize::from(prompt_cut);
+        cut_responses += cut;
+        rows.push(r);
+    }
+    if limit > 0 {
+        rows.truncate(limit);
+    }
+    let report = serde_json::json!({
+        "path": path, "pairs": rows.len(), "skipped_identical": file.skipped_identical,
+        "prompts_cut_at_max_prompt_len": cut_prompts, "responses_cut_at_max_len": cut_responses,
+        "response_tokens": rows.iter().map(|r| r.len_chosen + r.len_rejected).sum::<usize>(),
+    });
+    let n = rows.len();
+    Ok((
+        PairSet {
+            rows,
+            reference: vec![None; n],
+        },
+        report,
+    ))
+}
+
+impl DpoObjective {
+    fn new(cfg: &DpoConfig, tok: &Tokenizer, device: &Device) -> Result<Self> {
+        let (train, train_report) = read_set(&cfg.train.train_data, cfg, tok, 0)?;
+        let (eval, eval_report) = match &cfg.train.eval_data {
+            Some(p) => {
+                let (set, report) = read_set(p, cfg, tok, cfg.train.eval_limit)?;
+                (Some(set), Some(report))
+            }
+            None => (None, None),
+        };
+        let reference = (cfg.train.lora_rank == 0)
+            .then(|| {
+                load::load_as(&cfg.train.model, false, cfg.train.dtype.dtype(), device)
+                    .map(|l| l.model)
+            })
+            .transpose()?;
+        Ok(Self {
+            train,
+            eval,
+            pad: tok.pad_id,
+            reference,
+            beta: cfg.dpo.beta,
+            kind: cfg.dpo.loss_type,
+            label_smoothing: cfg.dpo.label_smoothing,
+            report: serde_json::json!({"train": train_report, "eval": eval_report}),
+        })
+    }
+
+    /// The reference's summed log-probs of the pairs `idx` of `set`, computed for those
+    /// not yet known.
+    fn reference_of(
+        reference: Option<&CausalLm>,
+        model: &mut CausalLm,
+        set: &mut PairSet,
+        idx: &[usize],
+        pad: u32,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let missing: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| set.reference[i].is_none())
+            .collect();
+        if !missing.is_empty() {
+            let sums = match reference {
+                Some(r) => row_logps(r, &set.rows, &missing, pad, false)?,
+                None => {
+                    lora::set_adapters_enabled(model, false);
+                    let out = row_logps(model, &set.rows, &missing, pad, false);
+                    lora::set_adapters_enabled(model, true);
+                    out?
+                }
+            };
+            let sums: Vec<f64> = sums.to_dtype(DType::F64)?.to_vec1()?;
+            let n = missing.len();
+            for (k, &i) in missing.iter().enumerate() {
+                set.reference[i] = Some((sums[k], sums[n + k]));
+            }
+        }
+        let known: Vec<(f64, f64)> = idx
+            .iter()
+            .map(|&i| set.reference[i].unwrap_or((f64::NAN, f64::NAN)))
+            .collect();
+        Ok(known.into_iter().unzip())
+    }
+
+    /// The loss over pairs `idx` of the training set (`eval`: of the held-out set, without
+    /// gradients), and its metrics.
+    fn pairs_loss(
+        &mut self,
+        model: &mut CausalLm,
+        idx: &[usize],
+        eval: bool,
+    ) -> Result<MicroBatch> {
+        let set = if eval {
+            self.eval
+                .as_mut()
+                .ok_or_else(|| Error::InvalidArgument("DPO eval without eval pairs".into()))?
+        } else {
+            &mut self.train
+        };
+        let (ref_c, ref_r) =
+            Self::reference_of(self.reference.as_ref(), model, set, idx, self.pad)?;
+        let sums = row_logps(model, &set.rows, idx, self.pad, !eval)?;
+        let b = idx.len();
+        let (chosen, rejected) = (sums.narrow(0, 0, b)?, sums.narrow(0, b, b)?);
+        let len_c: Vec<usize> = idx.iter().map(|&i| set.rows[i].len_chosen).collect();
+        let len_r: Vec<usize> = idx.iter().map(|&i| set.rows[i].len_rejected).collect();
+        let out = dpo_loss(
+            &PairLogps {
+                chosen: &chosen,
+                rejected: &rejected,
+                ref_chosen: &ref_c,
+                ref_rejected: &ref_r,
+                len_chosen: &len_c,
+                len_rejected: &len_r,
+            },
+            self.kind,
+            self.beta,
+            self.label_smoothing,
+        )?;
+        let sum_c: f64 = out.reward_chosen.iter().sum();
+        let sum_r: f64 = out.reward_rejected.iter().sum();
+        let tokens = idx
+            .iter()
+            .map(|&i| set.rows[i].chosen.ids.len() + set.rows[i].rejected.ids.len())
+            .sum();
+        Ok(MicroBatch {
+            sum: out.per_pair.sum_all()?,
+            count: b as f32,
+            tokens,
+            extra: vec![
+                ("rewards/chosen", sum_c),
+                ("rewards/rejected", sum_r),
+                ("rewards/margins", sum_c - sum_r),
+                ("rewards/accuracies", out.accuracy() * b as f64),
+            ],
+        })
+    }
+}
+
+/// Summed response log-probs of rows `idx` of `rows`, chosen rows then rejected rows:
+/// `(2·len(idx),)`.
+fn row_logps(
+    model: &CausalLm,
+    rows: &[PairRows],
+    idx: &[usize],
+    pad: u32,
+    with_grad: bool,
+) -> Result<Tensor> {
+    let batch: Vec<&Tokenized> = idx
+        .iter()
+        .map(|&i| &rows[i].chosen)
+        .chain(idx.iter().map(|&i| &rows[i].rejected))
+        .collect();
+    let (inputs, ids, mask) = collate(&batch, pad, model.device())?;
+    let mut hidden = model.forward_hidden(&inputs, None)?;
+    if !with_grad {
+        hidden = hidden.detach();
+    }
+    let logp = crate::loss::token_logprobs_from_hidden(
+        &hidden,
+        model.lm_head_weight(),
+        &ids,
+        &mask,
+        with_grad,
+    )?;
+    Ok(logp.to_dtype(DType::F32)?.sum(1)?)
+}
+
+impl Objective for DpoObjective {
+    fn len(&self) -> usize {
+        self.train.rows.len()
+    }
+
+    fn estimate_rows(&self, batch_size: usize) -> (usize, usize) {
+        let seq = self
+            .train
+            .rows
+            .iter()
+            .map(|r| r.chosen.ids.len().max(r.rejected.ids.len()))
+            .max()
+            .unwrap_or(2);
+        (2 * batch_size, seq)
+    }
+
+    fn forward(&mut self, model: &mut CausalLm, idx: &[usize]) -> Result<MicroBatch> {
+        self.pairs_loss(model, idx, false)
+    }
+
+    fn has_eval(&self) -> bool {
+        self.eval.is_some()
+    }
+
+    fn eval(&mut self, model: &mut CausalLm, batch_size: usize) -> Result<EvalLine> {
+        let n = self.eval.as_ref().map_or(0, |s| s.rows.len());
+        let (mut loss, mut count) = (0f64, 0f64);
+        let mut extra: Vec<(&'static str, f64)> = Vec::new();
+        let all: Vec<usize> = (0..n).collect();
+        for idx in all.chunks(batch_size.max(1)) {
+            let m = self.pairs_loss(model, idx, true)?;
+            loss += m.sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            count += f64::from(m.count);
+            for (k, (name, v)) in m.extra.into_iter().enumerate() {
+                match extra.get_mut(k) {
+                    Some((_, s)) => *s += v,
+                    None => extra.push((name, v)),
+                }
+            }
+        }
+        let count = count.max(1.0);
+        Ok(EvalLine {
+            loss: (loss / count) as f32,
+            extra: extra.into_iter().map(|(k, v)| (k, v / count)).collect(),
+        })
+    }
+}
