@@ -28,6 +28,8 @@
 //!   TRL / OpenRLHF.
 //! - [`dpo`]: `trainer dpo`: DPO (sigmoid, robust, IPO, hinge; pinned to TRL) on preference
 //!   pairs, on SFT's loop and run directory.
+//! - [`rm`]: `trainer rm`: reward models (a score head; Bradley–Terry with margins and
+//!   centring, pinned to TRL) on preference pairs, on the same loop.
 //! - [`soup`]: `trainer soup` (Rewarded Soups: adapters or models mixed by weight, each
 //!   mix evaluated and pushed) and `trainer sweep` (the MORL baseline: one RL run per
 //!   weighting of the rewards).
@@ -63,6 +65,10 @@
 //! - `trainer rl --config run.toml [--KEY VALUE ...]`: keys are the flat fields of
 //!   [`rl::RlConfig`]; rewards are `[[reward]]` tables ([`reward::RewardSpec`]). The run
 //!   directory is SFT's plus `rollouts.jsonl` and `eval/step-N.jsonl`.
+//! - `trainer dpo --config run.toml [--KEY VALUE ...]` and `trainer rm ...`: `trainer sft`'s
+//!   keys plus [`dpo::DpoOptions`] / [`rm::RmOptions`]; `train_data` / `eval_data` are
+//!   preference pairs ([`data::pairs`]). The run directory is SFT's; `rm`'s `final/` adds
+//!   `score.safetensors` and `reward_model.json`.
 //! - `trainer sweep --config run.toml --weights 0:1:0.25 | --terms "0x0.4 1-0x0.6" [--name N]
 //!   [--KEY VALUE ...]`: one `trainer rl` run per weighting, in `output_dir/<label>/`
 //!   ([`soup::sweep`]).
@@ -91,6 +97,7 @@ pub mod optim;
 pub mod precision;
 pub mod reward;
 pub mod rl;
+pub mod rm;
 pub mod run;
 pub mod sft;
 pub mod soup;

@@ -10,6 +10,7 @@
 //! `RUST_LOG` print the whole chain and, with `RUST_BACKTRACE=1`, a backtrace.
 //! - `trainer dpo --config FILE.toml [--KEY VALUE ...]`: `trainer sft`'s keys plus DPO's
 //!   (`trainer::dpo::config::keys()`); pairs in `train_data` / `eval_data`.
+//! - `trainer rm --config FILE.toml [--KEY VALUE ...]`: the same with the reward model's keys.
 //! - `trainer generate --model PATH [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N]
 //!   [--temperature T] [--dtype f32|bf16]`
 
@@ -47,6 +48,10 @@ enum Command {
     /// `trainer sft`'s settings plus DPO's.
     #[command(after_help = trainer::run::config::help(&trainer::dpo::config::keys()))]
     Dpo(Box<RunArgs>),
+    /// Train a reward model on preference pairs (Bradley–Terry with margins and centring):
+    /// a score head on the backbone; `trainer sft`'s settings plus the reward model's.
+    #[command(after_help = trainer::run::config::help(&trainer::rm::RmConfig::keys()))]
+    Rm(Box<RunArgs>),
     /// Rewarded Soups: mix adapters (or models) by weight, θ_λ = (1 − λ)·θ_A + λ·θ_B, and
     /// optionally evaluate, score and push every mix.
     Soup(Box<SoupArgs>),
@@ -297,6 +302,35 @@ fn run_dpo(mut a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_rm(mut a: RunArgs) -> anyhow::Result<()> {
+    let sources = a.sources(&trainer::rm::RmConfig::keys())?;
+    let cfg = trainer::rm::RmConfig::from_sources(&sources)?;
+    let opts = trainer::sft::TrainOptions {
+        progress: !a.no_progress,
+        stop_after: None,
+        interrupt: trainer::run::Interrupt::install()?,
+    };
+    let s = trainer::rm::train(&cfg, &opts)?;
+    let dir = cfg.train.output_dir.join(trainer::run::dir::METRICS_FILE);
+    let accuracy = trainer::run::metrics::last_value(&dir, "eval_accuracy")
+        .map_or("-".into(), |v| format!("{v:.3}"));
+    eprintln!(
+        "{}: {} steps (resumed from {}), last loss {:.4}, eval loss {}, eval accuracy {accuracy}, \
+         final reward model {}",
+        if s.already_finished {
+            "already finished"
+        } else {
+            "done"
+        },
+        s.steps,
+        s.resumed_from,
+        s.last_loss,
+        s.eval_loss.map_or("-".into(), |e| format!("{e:.4}")),
+        s.final_dir.map_or("-".into(), |p| p.display().to_string()),
+    );
+    Ok(())
+}
+
 fn run_rl(mut a: RunArgs) -> anyhow::Result<()> {
     let cfg: trainer::rl::RlConfig = a.resolve(trainer::rl::config::KEYS)?;
     let opts = trainer::rl::RlOptions {
@@ -528,6 +562,7 @@ fn main() -> ExitCode {
         Command::Sft(a) => run_sft(*a),
         Command::Rl(a) => run_rl(*a),
         Command::Dpo(a) => run_dpo(*a),
+        Command::Rm(a) => run_rm(*a),
         Command::Soup(a) => run_soup(*a),
         Command::Sweep(a) => run_sweep(*a),
         Command::Generate(a) => run_generate(a),

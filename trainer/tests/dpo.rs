@@ -80,7 +80,7 @@ fn check_learned(m: &[serde_json::Value], what: &str) {
 #[test]
 fn lora_dpo_learns_the_preference_against_the_base_as_reference() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut cfg = config(dir.path(), LORA);
+    let cfg = config(dir.path(), LORA);
     let s = train(&cfg, &TrainOptions::default()).expect("train");
     assert_eq!(s.steps, 24);
     check_learned(&metrics(&cfg.train.output_dir), "lora");

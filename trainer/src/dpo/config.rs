@@ -1,17 +1,13 @@
 //! `trainer dpo`'s settings: every key of `trainer sft` (model, data, optimizer, LoRA, run
-//! directory; `train_data` and `eval_data` hold preference pairs) plus DPO's own, in one
-//! flat TOML table whose every key is also a flag. The two parts are typed by their own
-//! structs ([`SftConfig`], [`DpoOptions`]), so SFT's keys, defaults and checks are not
-//! written twice, and a key that neither knows is refused by name.
-
-use std::path::Path;
+//! directory; `train_data` and `eval_data` hold preference pairs) plus DPO's own
+//! ([`DpoOptions`]), as a [`WithSft`].
 
 use serde::{Deserialize, Serialize};
 
 use super::loss::DpoLoss;
 use crate::error::{Error, Result};
-use crate::run::config::{Key, Kind, Sources};
-use crate::sft::SftConfig;
+use crate::run::config::{Key, Kind};
+use crate::sft::config::{OwnSettings, WithSft};
 
 fn d_beta() -> f64 {
     0.1
@@ -63,58 +59,28 @@ pub const DPO_KEYS: &[Key] = &[
     ),
 ];
 
-/// Every key of `trainer dpo`: SFT's (with the data keys described as pairs) and DPO's.
+impl OwnSettings for DpoOptions {
+    const KEYS: &'static [Key] = DPO_KEYS;
+    const HEADING: &'static str = "DPO";
+    const DATA_HELP: (&'static str, &'static str) = (
+        "preference pairs (JSONL: prompt/chosen/rejected, chat, or hh-rlhf transcripts)",
+        "held-out pairs for the eval loss and reward accuracy",
+    );
+}
+
+/// Every option of `trainer dpo`: SFT's in `train`, DPO's in `own`.
+pub type DpoConfig = WithSft<DpoOptions>;
+
+/// Every key of `trainer dpo`.
 pub fn keys() -> Vec<Key> {
-    let sft = crate::sft::config::KEYS.iter().map(|k| match k.name {
-        "train_data" => Key::new(
-            "train_data",
-            Kind::Path,
-            "preference pairs (JSONL: prompt/chosen/rejected, chat, or hh-rlhf transcripts)",
-        ),
-        "eval_data" => Key::new(
-            "eval_data",
-            Kind::Path,
-            "held-out pairs for the eval loss and reward accuracy",
-        ),
-        _ => *k,
-    });
-    sft.chain(DPO_KEYS.iter().copied()).collect()
-}
-
-/// Every option of `trainer dpo`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DpoConfig {
-    /// The keys shared with `trainer sft`.
-    pub train: SftConfig,
-    /// DPO's own.
-    pub dpo: DpoOptions,
-}
-
-fn is_dpo_key(k: &str) -> bool {
-    DPO_KEYS.iter().any(|d| d.name == k)
+    DpoConfig::keys()
 }
 
 impl DpoConfig {
-    /// Types the settings: DPO's keys as [`DpoOptions`], the rest as [`SftConfig`] (which
-    /// refuses any other key, naming its flag or file line).
-    pub fn from_sources(sources: &Sources) -> Result<Self> {
-        let dpo = sources.resolve_keys(is_dpo_key)?;
-        let train = sources.resolve_keys(|k| !is_dpo_key(k))?;
-        Ok(Self { train, dpo })
-    }
-
-    /// Parses TOML text; errors name the file, line and key.
-    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        Self::from_sources(&Sources {
-            file: Some((path.to_path_buf(), text.to_string())),
-            flags: toml::Table::new(),
-        })
-    }
-
     /// Checks value ranges; errors name the key.
     pub fn validate(&self) -> Result<()> {
         self.train.validate()?;
-        let d = &self.dpo;
+        let d = &self.own;
         if !(d.beta.is_finite() && d.beta > 0.0) {
             return Err(Error::config(
                 "beta",
@@ -147,38 +113,24 @@ impl DpoConfig {
         }
         Ok(())
     }
-
-    /// The settings as one table, as `config.toml` holds them.
-    pub fn to_table(&self) -> toml::Table {
-        let mut t = self.train.to_table();
-        if let Ok(toml::Value::Table(d)) = toml::Value::try_from(&self.dpo) {
-            t.extend(d);
-        }
-        t
-    }
-
-    /// The config as TOML (saved in the run directory): SFT's keys, then DPO's.
-    pub fn to_toml(&self) -> String {
-        let dpo = toml::to_string(&self.dpo).unwrap_or_default();
-        format!("{}\n# DPO\n{dpo}", self.train.to_toml())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     const MIN: &str = "model = \"m\"\ntrain_data = \"p.jsonl\"\noutput_dir = \"out\"\n";
 
     #[test]
     fn defaults_are_trls_and_the_config_round_trips() {
         let cfg = DpoConfig::from_toml(MIN, Path::new("run.toml")).expect("defaults");
-        assert_eq!(cfg.dpo.beta, 0.1);
-        assert_eq!(cfg.dpo.loss_type, DpoLoss::Sigmoid);
+        assert_eq!(cfg.own.beta, 0.1);
+        assert_eq!(cfg.own.loss_type, DpoLoss::Sigmoid);
         cfg.validate().expect("valid");
         let text = format!("{MIN}loss_type = \"ipo\"\nbeta = 0.5\nlora_rank = 8\n");
         let cfg = DpoConfig::from_toml(&text, Path::new("run.toml")).expect("cfg");
-        assert_eq!((cfg.dpo.loss_type, cfg.train.lora_rank), (DpoLoss::Ipo, 8));
+        assert_eq!((cfg.own.loss_type, cfg.train.lora_rank), (DpoLoss::Ipo, 8));
         let again = DpoConfig::from_toml(&cfg.to_toml(), Path::new("config.toml")).expect("again");
         assert_eq!(again, cfg);
         let table = cfg.to_table();

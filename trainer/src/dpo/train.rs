@@ -7,23 +7,22 @@
 //! frozen copy loaded beside the trained one (full fine-tuning). They never change, so each
 //! pair's are computed once, the first time the pair is drawn, and kept in memory (TRL's
 //! `precompute_ref_log_probs`, without the separate pass before training; a resumed run
-//! computes them again, to the same values).
+//! computes them again, in other batches, so equal up to float rounding).
 //!
 //! Truncation: a prompt keeps its last `max_prompt_len` tokens (the turn being answered is
 //! at its end), then each response is cut at the end so the row fits `max_len`; `data.json`
 //! counts both.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 
 use super::config::DpoConfig;
 use super::loss::{PairLogps, dpo_loss};
-use crate::data::pairs::{self, Pair, PairPrompt};
 use crate::error::{Error, Result};
-use crate::load::{self, tokenizer::Message, tokenizer::Tokenizer};
+use crate::load::{self, tokenizer::Tokenizer};
 use crate::lora;
 use crate::models::CausalLm;
 use crate::run::memory;
-use crate::sft::data::{Example, Tokenized, parts};
+use crate::sft::data::{PairRows, Tokenized, tokenize_pairs};
 use crate::sft::train::{EvalLine, MicroBatch, Objective, RunSettings, collate, run_objective};
 use crate::sft::{Summary, TrainOptions};
 
@@ -35,25 +34,11 @@ pub fn train(cfg: &DpoConfig, opts: &TrainOptions) -> Result<Summary> {
         text: cfg.to_toml(),
     };
     let mut peak = || memory::resident().map(|r| r.peak_mib);
-    run_objective(
-        &cfg.train,
-        &settings,
-        opts,
-        &mut peak,
-        &mut |tok, device| {
-            let objective = DpoObjective::new(cfg, tok, device)?;
-            let report = objective.report.clone();
-            Ok((Box::new(objective) as Box<dyn Objective>, report))
-        },
-    )
-}
-
-/// A pair as two rows: prompt + chosen, prompt + rejected.
-struct PairRows {
-    chosen: Tokenized,
-    rejected: Tokenized,
-    len_chosen: usize,
-    len_rejected: usize,
+    run_objective(&cfg.train, &settings, opts, &mut peak, &mut |tok, model| {
+        let objective = DpoObjective::new(cfg, tok, model)?;
+        let report = objective.report.clone();
+        Ok((Box::new(objective) as Box<dyn Objective>, report))
+    })
 }
 
 /// A set of pairs with their reference log-probs, filled as they are first needed.
@@ -74,84 +59,16 @@ struct DpoObjective {
     report: serde_json::Value,
 }
 
-fn tokenize_pair(
-    p: &Pair,
-    tok: &Tokenizer,
-    chat: bool,
-    max_len: usize,
-    max_prompt: usize,
-) -> Result<(PairRows, bool, usize)> {
-    let example = |reply: &str| match &p.prompt {
-        PairPrompt::Text(t) => Example::Text {
-            prompt: t.clone(),
-            completion: reply.to_string(),
-        },
-        PairPrompt::Chat(history) => Example::Chat(
-            history
-                .iter()
-                .cloned()
-                .chain([Message::new("assistant", reply)])
-                .collect(),
-        ),
-    };
-    // Both renderings share the prompt's tokens: the prompt is rendered on its own.
-    let (prompt, chosen) = parts(&example(&p.chosen), tok, chat)?;
-    let (_, rejected) = parts(&example(&p.rejected), tok, chat)?;
-    let keep = prompt.len().min(max_prompt);
-    let prompt_cut = keep < prompt.len();
-    let prompt = &prompt[prompt.len() - keep..];
-    let room = max_len - keep;
-    let mut cut = 0;
-    let mut row = |reply: &[u32]| {
-        let n = reply.len().min(room);
-        cut += usize::from(n < reply.len());
-        let ids: Vec<u32> = prompt.iter().chain(&reply[..n]).copied().collect();
-        let loss_mask = [vec![0; keep], vec![1; n]].concat();
-        (Tokenized { ids, loss_mask }, n)
-    };
-    let (chosen, len_chosen) = row(&chosen);
-    let (rejected, len_rejected) = row(&rejected);
-    Ok((
-        PairRows {
-            chosen,
-            rejected,
-            len_chosen,
-            len_rejected,
-        },
-        prompt_cut,
-        cut,
-    ))
-}
-
+/// A pair file, tokenized, with no reference log-probs yet.
 fn read_set(
     path: &std::path::Path,
     cfg: &DpoConfig,
     tok: &Tokenizer,
     limit: usize,
 ) -> Result<(PairSet, serde_json::Value)> {
-    let file = pairs::read(path)?;
-    let mut rows = Vec::with_capacity(file.pairs.len());
-    let (mut cut_prompts, mut cut_responses) = (0, 0);
-    for p in &file.pairs {
-        let (r, prompt_cut, cut) = tokenize_pair(
-            p,
-            tok,
-            cfg.train.chat,
-            cfg.train.max_len,
-            cfg.dpo.max_prompt_len,
-        )?;
-        cut_prompts += usize::from(prompt_cut);
-        cut_responses += cut;
-        rows.push(r);
-    }
-    if limit > 0 {
-        rows.truncate(limit);
-    }
-    let report = serde_json::json!({
-        "path": path, "pairs": rows.len(), "skipped_identical": file.skipped_identical,
-        "prompts_cut_at_max_prompt_len": cut_prompts, "responses_cut_at_max_len": cut_responses,
-        "response_tokens": rows.iter().map(|r| r.len_chosen + r.len_rejected).sum::<usize>(),
-    });
+    let t = &cfg.train;
+    let (rows, report) =
+        tokenize_pairs(path, tok, t.chat, t.max_len, cfg.own.max_prompt_len, limit)?;
     let n = rows.len();
     Ok((
         PairSet {
@@ -163,7 +80,8 @@ fn read_set(
 }
 
 impl DpoObjective {
-    fn new(cfg: &DpoConfig, tok: &Tokenizer, device: &Device) -> Result<Self> {
+    fn new(cfg: &DpoConfig, tok: &Tokenizer, model: &CausalLm) -> Result<Self> {
+        let device = model.device();
         let (train, train_report) = read_set(&cfg.train.train_data, cfg, tok, 0)?;
         let (eval, eval_report) = match &cfg.train.eval_data {
             Some(p) => {
@@ -183,9 +101,9 @@ impl DpoObjective {
             eval,
             pad: tok.pad_id,
             reference,
-            beta: cfg.dpo.beta,
-            kind: cfg.dpo.loss_type,
-            label_smoothing: cfg.dpo.label_smoothing,
+            beta: cfg.own.beta,
+            kind: cfg.own.loss_type,
+            label_smoothing: cfg.own.label_smoothing,
             report: serde_json::json!({"train": train_report, "eval": eval_report}),
         })
     }

@@ -362,6 +362,74 @@ impl SftConfig {
     }
 }
 
+/// A command whose settings are `trainer sft`'s plus its own (DPO's, a reward model's): one
+/// flat table, every key also a flag. The two parts are typed by their own structs, so
+/// SFT's keys, defaults and checks are written once and a key that neither knows is refused
+/// by name (each part denies unknown fields; the split is by [`OwnSettings::KEYS`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WithSft<T> {
+    /// The keys shared with `trainer sft`.
+    pub train: SftConfig,
+    /// The command's own.
+    pub own: T,
+}
+
+/// The command-specific half of a [`WithSft`] config.
+pub trait OwnSettings: Serialize + serde::de::DeserializeOwned {
+    /// Its keys (flags and help).
+    const KEYS: &'static [Key];
+    /// The comment heading its part of `config.toml`.
+    const HEADING: &'static str;
+    /// How `train_data` and `eval_data` are described in `--help`.
+    const DATA_HELP: (&'static str, &'static str);
+}
+
+impl<T: OwnSettings> WithSft<T> {
+    /// Every key: SFT's (with the data keys described for this command) and `T`'s.
+    pub fn keys() -> Vec<Key> {
+        let sft = KEYS.iter().map(|k| match k.name {
+            "train_data" => Key::new("train_data", Kind::Path, T::DATA_HELP.0),
+            "eval_data" => Key::new("eval_data", Kind::Path, T::DATA_HELP.1),
+            _ => *k,
+        });
+        sft.chain(T::KEYS.iter().copied()).collect()
+    }
+
+    fn is_own(k: &str) -> bool {
+        T::KEYS.iter().any(|d| d.name == k)
+    }
+
+    /// Types the settings: `T`'s keys as `T`, the rest as [`SftConfig`].
+    pub fn from_sources(sources: &Sources) -> Result<Self> {
+        let own = sources.resolve_keys(Self::is_own)?;
+        let train = sources.resolve_keys(|k| !Self::is_own(k))?;
+        Ok(Self { train, own })
+    }
+
+    /// Parses TOML text; errors name the file, line and key.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        Self::from_sources(&Sources {
+            file: Some((path.to_path_buf(), text.to_string())),
+            flags: toml::Table::new(),
+        })
+    }
+
+    /// The settings as one table, as `config.toml` holds them.
+    pub fn to_table(&self) -> toml::Table {
+        let mut t = self.train.to_table();
+        if let Ok(toml::Value::Table(own)) = toml::Value::try_from(&self.own) {
+            t.extend(own);
+        }
+        t
+    }
+
+    /// The config as TOML (saved in the run directory): SFT's keys, then `T`'s.
+    pub fn to_toml(&self) -> String {
+        let own = toml::to_string(&self.own).unwrap_or_default();
+        format!("{}\n# {}\n{own}", self.train.to_toml(), T::HEADING)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::data::pairs::PairPrompt;
 use crate::error::{Error, Result};
 use crate::load::tokenizer::{Message, Tokenizer};
 
@@ -171,6 +172,86 @@ pub fn parts(ex: &Example, tok: &Tokenizer, chat: bool) -> Result<(Vec<u32>, Vec
         )?,
         Example::Chat(messages) => chat_parts(tok, messages)?,
     })
+}
+
+/// A preference pair as two rows, prompt + chosen and prompt + rejected, each with its
+/// loss mask over the response; DPO and reward models train on these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairRows {
+    /// Prompt + chosen response.
+    pub chosen: Tokenized,
+    /// Prompt + rejected response.
+    pub rejected: Tokenized,
+    /// Response tokens of `chosen`.
+    pub len_chosen: usize,
+    /// Response tokens of `rejected`.
+    pub len_rejected: usize,
+    /// The pair's margin, when its file gave one.
+    pub margin: Option<f64>,
+}
+
+/// Tokenizes a pair file's pairs, rendered as SFT renders examples (a chat prompt with the
+/// template, a text prompt plain unless `chat`). Truncation: the prompt keeps its last
+/// `max_prompt` tokens (the turn being answered is at its end), then each response is cut
+/// at its end to fit `max_len`. Returns the rows and a report for `data.json`.
+pub fn tokenize_pairs(
+    path: &Path,
+    tok: &Tokenizer,
+    chat: bool,
+    max_len: usize,
+    max_prompt: usize,
+    limit: usize,
+) -> Result<(Vec<PairRows>, serde_json::Value)> {
+    let file = crate::data::pairs::read(path)?;
+    let mut rows = Vec::with_capacity(file.pairs.len());
+    let (mut cut_prompts, mut cut_responses) = (0usize, 0usize);
+    for p in &file.pairs {
+        if limit > 0 && rows.len() == limit {
+            break;
+        }
+        let example = |reply: &str| match &p.prompt {
+            PairPrompt::Text(t) => Example::Text {
+                prompt: t.clone(),
+                completion: reply.to_string(),
+            },
+            PairPrompt::Chat(history) => Example::Chat(
+                history
+                    .iter()
+                    .cloned()
+                    .chain([Message::new("assistant", reply)])
+                    .collect(),
+            ),
+        };
+        // The prompt is rendered on its own, so both rows share its tokens.
+        let (prompt, chosen) = parts(&example(&p.chosen), tok, chat)?;
+        let (_, rejected) = parts(&example(&p.rejected), tok, chat)?;
+        let keep = prompt.len().min(max_prompt);
+        cut_prompts += usize::from(keep < prompt.len());
+        let prompt = &prompt[prompt.len() - keep..];
+        let room = max_len.saturating_sub(keep).max(1);
+        let mut row = |reply: &[u32]| {
+            let n = reply.len().min(room);
+            cut_responses += usize::from(n < reply.len());
+            let ids: Vec<u32> = prompt.iter().chain(&reply[..n]).copied().collect();
+            let loss_mask = [vec![0; keep], vec![1; n]].concat();
+            (Tokenized { ids, loss_mask }, n)
+        };
+        let (chosen, len_chosen) = row(&chosen);
+        let (rejected, len_rejected) = row(&rejected);
+        rows.push(PairRows {
+            chosen,
+            rejected,
+            len_chosen,
+            len_rejected,
+            margin: p.margin,
+        });
+    }
+    let report = serde_json::json!({
+        "path": path, "pairs": rows.len(), "skipped_identical": file.skipped_identical,
+        "prompts_cut_at_max_prompt_len": cut_prompts, "responses_cut_at_max_len": cut_responses,
+        "response_tokens": rows.iter().map(|r| r.len_chosen + r.len_rejected).sum::<usize>(),
+    });
+    Ok((rows, report))
 }
 
 /// Prompt ids (everything before the last assistant message, with the generation prompt)

@@ -57,7 +57,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
@@ -150,6 +150,15 @@ pub(crate) trait Objective {
     fn has_eval(&self) -> bool;
     /// The held-out loss and metrics, without gradients.
     fn eval(&mut self, model: &mut CausalLm, batch_size: usize) -> Result<EvalLine>;
+    /// Variables the objective trains besides the model's (a reward model's score head);
+    /// they join the optimizer and the checkpoints under these names.
+    fn trainable(&self) -> Vec<(String, Var)> {
+        Vec::new()
+    }
+    /// Writes what the objective adds to the final directory (the score head).
+    fn save_final(&self, _dir: &Path) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One micro-batch's loss as the loop accumulates it.
@@ -533,10 +542,10 @@ pub(crate) struct RunSettings {
     pub(crate) text: String,
 }
 
-/// Builds a run's objective once the tokenizer is loaded; also returns what goes into
-/// `data.json`.
+/// Builds a run's objective once the model and tokenizer are loaded; also returns what
+/// goes into `data.json`.
 pub(crate) type MakeObjective<'a> =
-    dyn FnMut(&Tokenizer, &Device) -> Result<(Box<dyn Objective>, serde_json::Value)> + 'a;
+    dyn FnMut(&Tokenizer, &CausalLm) -> Result<(Box<dyn Objective>, serde_json::Value)> + 'a;
 
 /// The loop of [`train`] with another objective (DPO's): the run directory, resume,
 /// checkpoints, memory guard, interrupts, eval schedule and final weights as SFT's.
@@ -601,7 +610,7 @@ pub(crate) fn run_objective(
         }
         Err(e) => return Err(e),
     };
-    let (mut objective, report) = make(&tokenizer, &device)?;
+    let (mut objective, report) = make(&tokenizer, &model)?;
     let params = AdamWParams {
         lr: cfg.lr,
         beta1: cfg.beta1,
@@ -609,6 +618,8 @@ pub(crate) fn run_objective(
         eps: cfg.eps,
         weight_decay: cfg.weight_decay,
     };
+    let mut vars = vars;
+    vars.extend(objective.trainable());
     let mut opt = AdamW::new(vars, params)?;
     let mut ckpts = Checkpoints::new(
         run.dir.checkpoints(),
@@ -816,6 +827,7 @@ pub(crate) fn run_objective(
         lora.as_ref(),
         full.as_ref(),
     )?;
+    objective.save_final(&final_dir)?;
     Ok(Summary {
         steps: step,
         last_loss,

@@ -1,0 +1,21 @@
+//! `trainer rm`: reward models trained on preference pairs.
+//!
+//! - [`loss`]: Bradley–Terry with per-pair margins and TRL's centring term, pinned to TRL
+//!   1.16's `RewardTrainer` (`trainer/tests/rm_reference.rs`).
+//! - [`config`]: the settings: `trainer sft`'s keys plus `center_rewards_coefficient` and
+//!   `max_prompt_len`.
+//! - [`train`](mod@train): the objective (a score head on the backbone, read at each
+//!   response's last token) on SFT's loop; the final directory holds the adapter (or
+//!   model), `score.safetensors` and `reward_model.json`.
+//!
+//! Metrics lines carry `loss`, `accuracy`, `margin` and `mean_reward` (TRL's names, means over
+//! the step's pairs); eval lines the same with an `eval_` prefix: `eval_accuracy` is the
+//! held-out pairwise accuracy.
+
+pub mod config;
+pub mod loss;
+pub mod train;
+
+pub use config::{RmConfig, RmOptions};
+pub use loss::{RewardLoss, reward_loss};
+pub use train::train;

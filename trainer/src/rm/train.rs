@@ -1,0 +1,224 @@
+//! The reward-model objective on SFT's loop.
+//!
+//! The model is the policy's backbone with a bias-free linear score head, `score.weight`
+//! `(1, hidden)` (the layout of HF's `*ForSequenceClassification` with one label), read at
+//! each row's last token: the end of the response (`<|im_end|>\n` in the chat template,
+//! EOS in plain text). The head starts as HF initialises it, N(0, 0.02²), seeded by `seed`;
+//! it trains with the backbone's LoRA adapters (or all its weights), joins the optimizer
+//! and the checkpoints under its name, and is written to `final/score.safetensors` beside
+//! the adapter (or model), with `final/reward_model.json` saying how to score.
+//!
+//! A micro-batch of B pairs is one forward pass over 2B rows (chosen rows, then rejected);
+//! the loss is [`super::loss::reward_loss`].
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor, Var};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::config::RmConfig;
+use super::loss::reward_loss;
+use crate::error::{Error, Result};
+use crate::load::tokenizer::Tokenizer;
+use crate::models::CausalLm;
+use crate::run::memory;
+use crate::sft::data::{PairRows, Tokenized, tokenize_pairs};
+use crate::sft::train::{EvalLine, MicroBatch, Objective, RunSettings, collate, run_objective};
+use crate::sft::{Summary, TrainOptions};
+
+/// The head's variable name, HF's.
+pub const HEAD: &str = "score.weight";
+
+/// Runs (or resumes) reward-model training as configured.
+pub fn train(cfg: &RmConfig, opts: &TrainOptions) -> Result<Summary> {
+    cfg.validate()?;
+    let settings = RunSettings {
+        table: cfg.to_table(),
+        text: cfg.to_toml(),
+    };
+    let mut peak = || memory::resident().map(|r| r.peak_mib);
+    run_objective(&cfg.train, &settings, opts, &mut peak, &mut |tok, model| {
+        let objective = RmObjective::new(cfg, tok, model)?;
+        let report = objective.report.clone();
+        Ok((Box::new(objective) as Box<dyn Objective>, report))
+    })
+}
+
+struct RmObjective {
+    train: Vec<PairRows>,
+    eval: Option<Vec<PairRows>>,
+    head: Var,
+    pad: u32,
+    center: Option<f64>,
+    report: serde_json::Value,
+    meta: serde_json::Value,
+}
+
+impl RmObjective {
+    fn new(cfg: &RmConfig, tok: &Tokenizer, model: &CausalLm) -> Result<Self> {
+        let device = model.device();
+        let t = &cfg.train;
+        let p = cfg.own.max_prompt_len;
+        let (train, train_report) = tokenize_pairs(&t.train_data, tok, t.chat, t.max_len, p, 0)?;
+        let (eval, eval_report) = match &t.eval_data {
+            Some(path) => {
+                let (rows, report) = tokenize_pairs(path, tok, t.chat, t.max_len, p, t.eval_limit)?;
+                (Some(rows), Some(report))
+            }
+            None => (None, None),
+        };
+        let hidden = model.hidden_size();
+        // N(0, 0.02²) by Box–Muller (HF's `_init_weights` for a linear layer).
+        let mut rng = StdRng::seed_from_u64(t.seed ^ 0x5C0E_4EAD);
+        let w: Vec<f32> = (0..hidden)
+            .map(|_| {
+                let (u1, u2): (f32, f32) = (rng.random_range(f32::EPSILON..1.0), rng.random());
+                0.02 * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            })
+            .collect();
+        let head = Var::from_tensor(&Tensor::from_vec(w, (1, hidden), device)?)?;
+        Ok(Self {
+            train,
+            eval,
+            head,
+            pad: tok.pad_id,
+            center: cfg.own.center_rewards_coefficient,
+            report: serde_json::json!({"train": train_report, "eval": eval_report}),
+            meta: serde_json::json!({
+                "head": HEAD, "hidden_size": hidden, "score_at": "last token of the response",
+                "chat": t.chat, "max_len": t.max_len, "max_prompt_len": p,
+                "base_model": t.model, "lora": t.lora_rank > 0,
+            }),
+        })
+    }
+
+    /// Scores of rows `idx` of `rows`: chosen rows then rejected rows, `(2·len(idx),)`.
+    fn scores(
+        &self,
+        model: &CausalLm,
+        rows: &[PairRows],
+        idx: &[usize],
+        grad: bool,
+    ) -> Result<Tensor> {
+        let batch: Vec<&Tokenized> = idx
+            .iter()
+            .map(|&i| &rows[i].chosen)
+            .chain(idx.iter().map(|&i| &rows[i].rejected))
+            .collect();
+        let (inputs, _, _) = collate(&batch, self.pad, model.device())?;
+        let mut hidden = model.forward_hidden(&inputs, None)?;
+        if !grad {
+            hidden = hidden.detach();
+        }
+        let (b, t, d) = hidden.dims3()?;
+        // Right-padded rows: each one's last token is at its length − 1.
+        let last: Vec<u32> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i * t + r.ids.len() - 1) as u32)
+            .collect();
+        let last = Tensor::from_vec(last, b, hidden.device())?;
+        let h = hidden
+            .reshape((b * t, d))?
+            .index_select(&last, 0)?
+            .to_dtype(DType::F32)?;
+        Ok(h.matmul(&self.head.as_tensor().t()?)?.squeeze(1)?)
+    }
+
+    fn pairs_loss(
+        &self,
+        model: &CausalLm,
+        rows: &[PairRows],
+        idx: &[usize],
+        grad: bool,
+    ) -> Result<MicroBatch> {
+        let s = self.scores(model, rows, idx, grad)?;
+        let b = idx.len();
+        let margins: Option<Vec<f64>> = idx
+            .iter()
+            .any(|&i| rows[i].margin.is_some())
+            .then(|| idx.iter().map(|&i| rows[i].margin.unwrap_or(0.0)).collect());
+        let out = reward_loss(
+            &s.narrow(0, 0, b)?,
+            &s.narrow(0, b, b)?,
+            margins.as_deref(),
+            self.center,
+        )?;
+        let mean_reward: f64 = out.chosen.iter().chain(&out.rejected).sum::<f64>() / 2.0;
+        let tokens = idx
+            .iter()
+            .map(|&i| rows[i].chosen.ids.len() + rows[i].rejected.ids.len())
+            .sum();
+        Ok(MicroBatch {
+            sum: out.per_pair.sum_all()?,
+            count: b as f32,
+            tokens,
+            extra: vec![
+                ("accuracy", out.accuracy() * b as f64),
+                ("margin", out.margin() * b as f64),
+                ("mean_reward", mean_reward),
+            ],
+        })
+    }
+}
+
+impl Objective for RmObjective {
+    fn len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn estimate_rows(&self, batch_size: usize) -> (usize, usize) {
+        let seq = self
+            .train
+            .iter()
+            .map(|r| r.chosen.ids.len().max(r.rejected.ids.len()))
+            .max()
+            .unwrap_or(2);
+        (2 * batch_size, seq)
+    }
+
+    fn forward(&mut self, model: &mut CausalLm, idx: &[usize]) -> Result<MicroBatch> {
+        self.pairs_loss(model, &self.train, idx, true)
+    }
+
+    fn has_eval(&self) -> bool {
+        self.eval.is_some()
+    }
+
+    fn eval(&mut self, model: &mut CausalLm, batch_size: usize) -> Result<EvalLine> {
+        let rows = self.eval.as_deref().unwrap_or_default();
+        let (mut loss, mut count) = (0f64, 0f64);
+        let mut extra: Vec<(&'static str, f64)> = Vec::new();
+        let all: Vec<usize> = (0..rows.len()).collect();
+        for idx in all.chunks(batch_size.max(1)) {
+            let m = self.pairs_loss(model, rows, idx, false)?;
+            loss += m.sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            count += f64::from(m.count);
+            for (k, (name, v)) in m.extra.into_iter().enumerate() {
+                match extra.get_mut(k) {
+                    Some((_, s)) => *s += v,
+                    None => extra.push((name, v)),
+                }
+            }
+        }
+        let count = count.max(1.0);
+        Ok(EvalLine {
+            loss: (loss / count) as f32,
+            extra: extra.into_iter().map(|(k, v)| (k, v / count)).collect(),
+        })
+    }
+
+    fn trainable(&self) -> Vec<(String, Var)> {
+        vec![(HEAD.to_string(), self.head.clone())]
+    }
+
+    fn save_final(&self, dir: &Path) -> Result<()> {
+        let head =
+            std::collections::HashMap::from([(HEAD.to_string(), self.head.as_tensor().clone())]);
+        candle_core::safetensors::save(&head, dir.join("score.safetensors"))?;
+        let path = dir.join("reward_model.json");
+        let text = serde_json::to_string_pretty(&self.meta).unwrap_or_default();
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    }
+}
