@@ -11,6 +11,8 @@
 //! - `trainer dpo --config FILE.toml [--KEY VALUE ...]`: `trainer sft`'s keys plus DPO's
 //!   (`trainer::dpo::config::keys()`); pairs in `train_data` / `eval_data`.
 //! - `trainer rm --config FILE.toml [--KEY VALUE ...]`: the same with the reward model's keys.
+//! - `trainer score --rm RUN_DIR --input gens.jsonl [--output scores.jsonl]`: one reward
+//!   model score per line.
 //! - `trainer generate --model PATH [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N]
 //!   [--temperature T] [--dtype f32|bf16]`
 
@@ -60,8 +62,31 @@ enum Command {
     /// settings as `trainer rl`'s.
     #[command(after_help = sweep_help())]
     Sweep(Box<RunArgs>),
+    /// Score generations with a reward model trained by `trainer rm`: one JSON line
+    /// `{"id"?, "score"}` per input line, in order.
+    Score(ScoreArgs),
     /// Generate a continuation of one prompt.
     Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct ScoreArgs {
+    /// The reward model: a `trainer rm` run directory (or its final/).
+    #[arg(long)]
+    rm: PathBuf,
+    /// JSON Lines of {"prompt", "response", "id"?} (the evaluator's sample form).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the scores (default: stdout); a `.provenance.json` beside it records
+    /// the model's hash and this command.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Rows per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// cpu, or cuda / cuda:N in builds with the cuda feature.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(clap::Args)]
@@ -331,6 +356,45 @@ fn run_rm(mut a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_score(a: &ScoreArgs) -> anyhow::Result<()> {
+    let device = trainer::device(&a.device)?;
+    let mut rm = trainer::rm::RewardModel::load(&a.rm, &device)
+        .with_context(|| format!("flag --rm {}", a.rm.display()))?;
+    rm.batch_size = a.batch_size.max(1);
+    let scored = trainer::rm::model::score_file(&rm, &a.input)?;
+    let mut text = String::new();
+    for line in &scored {
+        let v = match &line.id {
+            Some(id) => serde_json::json!({"id": id, "score": line.score}),
+            None => serde_json::json!({"score": line.score}),
+        };
+        text += &v.to_string();
+        text.push('\n');
+    }
+    let provenance = serde_json::json!({
+        "reward_model": rm.dir, "sha256": rm.hash, "command": resume_command(),
+        "input": a.input, "lines": scored.len(),
+    });
+    match &a.output {
+        Some(path) => {
+            trainer::run::dir::write_atomic(path, text.as_bytes())?;
+            let mut side = path.clone().into_os_string();
+            side.push(".provenance.json");
+            let side = PathBuf::from(side);
+            trainer::run::dir::write_atomic(&side, provenance.to_string().as_bytes())?;
+            eprintln!(
+                "scored {} lines with {} (sha256 {}): {}",
+                scored.len(),
+                rm.dir.display(),
+                &rm.hash[..12],
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
 fn run_rl(mut a: RunArgs) -> anyhow::Result<()> {
     let cfg: trainer::rl::RlConfig = a.resolve(trainer::rl::config::KEYS)?;
     let opts = trainer::rl::RlOptions {
@@ -565,6 +629,7 @@ fn main() -> ExitCode {
         Command::Rm(a) => run_rm(*a),
         Command::Soup(a) => run_soup(*a),
         Command::Sweep(a) => run_sweep(*a),
+        Command::Score(a) => run_score(&a),
         Command::Generate(a) => run_generate(a),
     };
     match result {

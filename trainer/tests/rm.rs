@@ -87,6 +87,120 @@ fn the_reward_model_learns_the_preference_and_saves_its_head() {
     )
     .expect("json");
     assert_eq!(meta["head"], "score.weight");
+
+    // The saved model scores as training did: the held-out margin again, from the files
+    // (the adapter now folded into the weights).
+    let rm = trainer::rm::RewardModel::load(&cfg.train.output_dir, &candle_core::Device::Cpu)
+        .expect("load the reward model");
+    let eval: Vec<(String, String, String)> = (0..8)
+        .map(|i| {
+            let k = i % 4;
+            (format!("q{k}"), format!("yes {k}{k}"), format!("no {k}{k}"))
+        })
+        .collect();
+    let chosen = rm
+        .score_texts(
+            &eval
+                .iter()
+                .map(|(p, c, _)| (p.as_str(), c.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .expect("score");
+    let rejected = rm
+        .score_texts(
+            &eval
+                .iter()
+                .map(|(p, _, r)| (p.as_str(), r.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .expect("score");
+    let margin: f64 = chosen
+        .iter()
+        .zip(&rejected)
+        .map(|(c, r)| c - r)
+        .sum::<f64>()
+        / 8.0;
+    let trained = evals[1]["eval_margin"].as_f64().expect("margin");
+    assert!(
+        (margin - trained).abs() < 1e-4 * trained.abs().max(1.0),
+        "{margin} vs {trained}"
+    );
+
+    // As a reward source of `trainer rl`: `rm:RUN_DIR`, metric `reward`.
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        reward: Vec<trainer::reward::RewardSpec>,
+    }
+    let doc: Doc = toml::from_str(&format!(
+        "[[reward]]\nsource = \"rm:{}\"\n",
+        cfg.train.output_dir.display()
+    ))
+    .expect("spec");
+    let rewards =
+        trainer::reward::Rewards::load(&doc.reward, reward_host::Limits::default()).expect("load");
+    assert_eq!(rewards.names(), ["reward"]);
+    let batch = [
+        trainer::reward::Sample::new("q1", "yes 11"),
+        trainer::reward::Sample::new("q1", "no 11"),
+    ];
+    let s = rewards.score(&batch).expect("score");
+    let (good, bad) = (s.value[0][0].expect("v"), s.value[1][0].expect("v"));
+    assert!(good > bad, "{good} vs {bad}");
+    assert!(
+        (good - chosen[1]).abs() < 1e-9,
+        "the same scores as score_texts"
+    );
+
+    // `trainer score`: one line per input, in order, with the model's hash beside them.
+    let gens = dir.path().join("gens.jsonl");
+    std::fs::write(
+        &gens,
+        "{\"id\": \"a\", \"prompt\": \"q1\", \"response\": \"yes 11\"}\n\
+         {\"prompt\": \"q1\", \"response\": \"no 11\"}\n",
+    )
+    .expect("gens");
+    let out_path = dir.path().join("scores.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["score", "--rm"])
+        .arg(&cfg.train.output_dir)
+        .arg("--input")
+        .arg(&gens)
+        .arg("--output")
+        .arg(&out_path)
+        .output()
+        .expect("score");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out_path)
+        .expect("scores")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], "a");
+    assert!(lines[1].get("id").is_none());
+    assert!((lines[0]["score"].as_f64().expect("s") - good).abs() < 1e-6);
+    let prov: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("scores.jsonl.provenance.json")).expect("prov"),
+    )
+    .expect("json");
+    assert_eq!(prov["sha256"].as_str().map(str::len), Some(64));
+    std::fs::write(&gens, "{\"prompt\": \"q1\"}\n").expect("bad gens");
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["score", "--rm"])
+        .arg(&cfg.train.output_dir)
+        .arg("--input")
+        .arg(&gens)
+        .output()
+        .expect("score");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(":1: missing `response`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -5,8 +5,8 @@
 //! - [`RewardSource`]: anything that scores a batch of samples with one or more declared
 //!   metrics. [`ModuleSource`] runs a WebAssembly scorer in the reward host's sandbox, the
 //!   same module file (and the same host) the evaluator runs, so training and evaluation
-//!   see bit-identical values; learned reward models (`rm:DIR`) and likelihood scorers
-//!   implement the same trait.
+//!   see bit-identical values; learned reward models (`rm:RUN_DIR`,
+//!   [`crate::rm::RewardModel`]) implement the same trait.
 //! - [`Rewards`]: the run's rewards, each source loaded and called once per batch however
 //!   many `[[reward]]` tables read it.
 
@@ -55,6 +55,12 @@ impl ModuleSource {
             Source::File(path) => std::fs::read(&path)
                 .map_err(|e| Error::config("reward.source", format!("{}: {e}", path.display())))?
                 .into(),
+            Source::RewardModel(dir) => {
+                return Err(Error::config(
+                    "reward.source",
+                    format!("rm:{} is a reward model, not a module", dir.display()),
+                ));
+            }
         };
         let module = host
             .load(&bytes)
@@ -111,12 +117,22 @@ pub struct Rewards {
 }
 
 impl Rewards {
-    /// Loads every source of `specs` in a fresh sandbox host with `limits` per call.
+    /// Loads every source of `specs` in a fresh sandbox host with `limits` per call; reward
+    /// models (`rm:DIR`) on the CPU.
     pub fn load(specs: &[RewardSpec], limits: Limits) -> Result<Self> {
+        Self::load_on(specs, limits, &candle_core::Device::Cpu)
+    }
+
+    /// [`Self::load`] with reward models on `device` (the policy's).
+    pub fn load_on(
+        specs: &[RewardSpec],
+        limits: Limits,
+        device: &candle_core::Device,
+    ) -> Result<Self> {
         if specs.is_empty() {
             return Err(Error::config(
                 "reward",
-                "no [[reward]] table: name at least one source (builtin:NAME or a .wasm file)",
+                "no [[reward]] table: name at least one source (builtin:NAME, a .wasm file or rm:RUN_DIR)",
             ));
         }
         let host = Host::new(HostConfig::default())
@@ -124,8 +140,13 @@ impl Rewards {
         let mut sources: Vec<(String, Box<dyn RewardSource>)> = Vec::new();
         for spec in specs {
             if !sources.iter().any(|(s, _)| *s == spec.source) {
-                let m = ModuleSource::load(&host, &spec.source, limits)?;
-                sources.push((spec.source.clone(), Box::new(m)));
+                let source: Box<dyn RewardSource> = match Source::parse(&spec.source) {
+                    Source::RewardModel(dir) => {
+                        Box::new(crate::rm::RewardModel::load(&dir, device)?)
+                    }
+                    _ => Box::new(ModuleSource::load(&host, &spec.source, limits)?),
+                };
+                sources.push((spec.source.clone(), source));
             }
         }
         Self::with_sources(specs, sources)

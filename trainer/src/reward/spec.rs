@@ -3,7 +3,8 @@
 //!
 //! ```toml
 //! [[reward]]
-//! source = "builtin:accuracy"   # or a path to a .wasm scorer module
+//! source = "builtin:accuracy"   # or a path to a .wasm scorer module, or rm:RUN_DIR (a
+//!                               # reward model trained by `trainer rm`; metric `reward`)
 //! metric = "accuracy"           # one of the module's declared metrics (may be left out
 //!                               # when it declares one)
 //! weight = 1.0
@@ -58,7 +59,7 @@ pub enum DirectionRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RewardSpec {
-    /// `builtin:NAME` or the path of a `.wasm` scorer module.
+    /// `builtin:NAME`, the path of a `.wasm` scorer module, or `rm:RUN_DIR`.
     pub source: String,
     /// The metric (by its declared name); optional when the module declares exactly one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,11 +100,16 @@ pub enum Source {
     Builtin(String),
     /// A `.wasm` file.
     File(PathBuf),
+    /// A reward model trained by `trainer rm` (`rm:RUN_DIR`).
+    RewardModel(PathBuf),
 }
 
 impl Source {
-    /// Parses `builtin:NAME` or a path.
+    /// Parses `builtin:NAME`, `rm:RUN_DIR` or a path.
     pub fn parse(s: &str) -> Self {
+        if let Some(dir) = s.strip_prefix("rm:") {
+            return Self::RewardModel(PathBuf::from(dir));
+        }
         match s.strip_prefix("builtin:") {
             Some(name) => Self::Builtin(name.to_string()),
             None => Self::File(PathBuf::from(s)),

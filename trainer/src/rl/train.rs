@@ -103,7 +103,7 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
             }
             v
         });
-    let rewards = Rewards::load(&cfg.reward, reward_host::Limits::default())?;
+    let rewards = Rewards::load_on(&cfg.reward, reward_host::Limits::default(), &device)?;
     let mut policy = Policy::load(cfg, &device)?;
     let format = cfg.prompt_format();
     let encoded: Vec<Vec<u32>> = train_prompts

@@ -7,6 +7,8 @@
 //! - [`train`](mod@train): the objective (a score head on the backbone, read at each
 //!   response's last token) on SFT's loop; the final directory holds the adapter (or
 //!   model), `score.safetensors` and `reward_model.json`.
+//! - [`model`]: a trained reward model as a scorer ([`RewardModel`]): `rm:RUN_DIR` as a
+//!   reward source of `trainer rl`, and `trainer score --rm RUN_DIR`.
 //!
 //! Metrics lines carry `loss`, `accuracy`, `margin` and `mean_reward` (TRL's names, means over
 //! the step's pairs); eval lines the same with an `eval_` prefix: `eval_accuracy` is the
@@ -14,8 +16,10 @@
 
 pub mod config;
 pub mod loss;
+pub mod model;
 pub mod train;
 
 pub use config::{RmConfig, RmOptions};
 pub use loss::{RewardLoss, reward_loss};
+pub use model::RewardModel;
 pub use train::train;

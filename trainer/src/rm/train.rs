@@ -87,8 +87,11 @@ impl RmObjective {
             report: serde_json::json!({"train": train_report, "eval": eval_report}),
             meta: serde_json::json!({
                 "head": HEAD, "hidden_size": hidden, "score_at": "last token of the response",
-                "chat": t.chat, "max_len": t.max_len, "max_prompt_len": p,
-                "base_model": t.model, "lora": t.lora_rank > 0,
+                // Chat-form pairs are rendered with the template whatever `chat` says, so a
+                // model trained on them scores in the template.
+                "chat": t.chat || train_report["chat_prompts"].as_u64().unwrap_or(0) > 0,
+                "max_len": t.max_len, "max_prompt_len": p,
+                "base_model": t.model, "lora": t.lora_rank > 0, "dtype": t.dtype,
             }),
         })
     }

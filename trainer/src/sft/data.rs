@@ -190,6 +190,34 @@ pub struct PairRows {
     pub margin: Option<f64>,
 }
 
+/// Prompt + response as one row with its loss mask, truncated as [`tokenize_pairs`] does:
+/// how a reward model trained on pairs scores a sample.
+pub fn tokenize_scored(
+    prompt: &str,
+    response: &str,
+    tok: &Tokenizer,
+    chat: bool,
+    max_len: usize,
+    max_prompt: usize,
+) -> Result<Tokenized> {
+    let ex = Example::Text {
+        prompt: prompt.to_string(),
+        completion: response.to_string(),
+    };
+    let (prompt, reply) = parts(&ex, tok, chat)?;
+    let keep = prompt.len().min(max_prompt);
+    let n = reply.len().min(max_len.saturating_sub(keep).max(1));
+    let ids: Vec<u32> = prompt[prompt.len() - keep..]
+        .iter()
+        .chain(&reply[..n])
+        .copied()
+        .collect();
+    Ok(Tokenized {
+        ids,
+        loss_mask: [vec![0; keep], vec![1; n]].concat(),
+    })
+}
+
 /// Tokenizes a pair file's pairs, rendered as SFT renders examples (a chat prompt with the
 /// template, a text prompt plain unless `chat`). Truncation: the prompt keeps its last
 /// `max_prompt` tokens (the turn being answered is at its end), then each response is cut
@@ -204,8 +232,9 @@ pub fn tokenize_pairs(
 ) -> Result<(Vec<PairRows>, serde_json::Value)> {
     let file = crate::data::pairs::read(path)?;
     let mut rows = Vec::with_capacity(file.pairs.len());
-    let (mut cut_prompts, mut cut_responses) = (0usize, 0usize);
+    let (mut cut_prompts, mut cut_responses, mut chat_prompts) = (0usize, 0usize, 0usize);
     for p in &file.pairs {
+        chat_prompts += usize::from(matches!(p.prompt, PairPrompt::Chat(_)));
         if limit > 0 && rows.len() == limit {
             break;
         }
@@ -249,6 +278,7 @@ pub fn tokenize_pairs(
     let report = serde_json::json!({
         "path": path, "pairs": rows.len(), "skipped_identical": file.skipped_identical,
         "prompts_cut_at_max_prompt_len": cut_prompts, "responses_cut_at_max_len": cut_responses,
+        "chat_prompts": chat_prompts,
         "response_tokens": rows.iter().map(|r| r.len_chosen + r.len_rejected).sum::<usize>(),
     });
     Ok((rows, report))
