@@ -64,14 +64,19 @@ fn the_reward_model_learns_the_preference_and_saves_its_head() {
         losses[19]
     );
     let evals: Vec<&serde_json::Value> = m.iter().filter(|v| v["eval_loss"].is_number()).collect();
-    assert_eq!(evals.len(), 2);
     assert_eq!(
-        evals[1]["eval_accuracy"].as_f64(),
+        evals.len(),
+        3,
+        "eval before the first step, at 10 and at 20"
+    );
+    assert_eq!(evals[0]["step"], 0);
+    assert_eq!(
+        evals[2]["eval_accuracy"].as_f64(),
         Some(1.0),
         "{:?}",
-        evals[1]
+        evals[2]
     );
-    assert!(evals[1]["eval_margin"].as_f64().expect("margin") > 1.0);
+    assert!(evals[2]["eval_margin"].as_f64().expect("margin") > 1.0);
     let fin = s.final_dir.expect("final");
     assert!(fin.join("adapter_model.safetensors").is_file());
     let head =
@@ -120,7 +125,7 @@ fn the_reward_model_learns_the_preference_and_saves_its_head() {
         .map(|(c, r)| c - r)
         .sum::<f64>()
         / 8.0;
-    let trained = evals[1]["eval_margin"].as_f64().expect("margin");
+    let trained = evals[2]["eval_margin"].as_f64().expect("margin");
     assert!(
         (margin - trained).abs() < 1e-4 * trained.abs().max(1.0),
         "{margin} vs {trained}"

@@ -212,6 +212,10 @@ impl Objective for RmObjective {
         })
     }
 
+    fn eval_at_start(&self) -> bool {
+        true
+    }
+
     fn trainable(&self) -> Vec<(String, Var)> {
         vec![(HEAD.to_string(), self.head.clone())]
     }

@@ -234,10 +234,10 @@ pub fn tokenize_pairs(
     let mut rows = Vec::with_capacity(file.pairs.len());
     let (mut cut_prompts, mut cut_responses, mut chat_prompts) = (0usize, 0usize, 0usize);
     for p in &file.pairs {
-        chat_prompts += usize::from(matches!(p.prompt, PairPrompt::Chat(_)));
         if limit > 0 && rows.len() == limit {
             break;
         }
+        chat_prompts += usize::from(matches!(p.prompt, PairPrompt::Chat(_)));
         let example = |reply: &str| match &p.prompt {
             PairPrompt::Text(t) => Example::Text {
                 prompt: t.clone(),
@@ -351,6 +351,38 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn pairs_keep_the_prompts_end_and_cut_responses_to_fit() {
+        let json = crate::load::tokenizer::tiny_tokenizer_json(&["<|endoftext|>"]);
+        let tok = Tokenizer::from_json(&json, &["<|endoftext|>"], None, None).expect("tok");
+        let mut f = tempfile::NamedTempFile::new().expect("tmp");
+        writeln!(
+            f,
+            r#"{{"prompt": "abcdef", "chosen": "xy", "rejected": "zzzzzz"}}"#
+        )
+        .expect("w");
+        writeln!(
+            f,
+            r#"{{"prompt": "p", "chosen": "a", "rejected": "b", "margin": 2}}"#
+        )
+        .expect("w");
+        // Byte-level tiny tokenizer: one token per character, "\n" after the prompt, EOS.
+        let (rows, report) = tokenize_pairs(f.path(), &tok, false, 8, 4, 0).expect("pairs");
+        let text = |ids: &[u32]| tok.decode(ids, false).expect("decode");
+        let r = &rows[0];
+        // "abcdef\n" keeps its last 4 tokens; "xy" + EOS fits in the 4 left; "zzzzzz" + EOS
+        // is cut to 4.
+        assert_eq!(text(&r.chosen.ids), "def\nxy<|endoftext|>");
+        assert_eq!(text(&r.rejected.ids), "def\nzzzz");
+        assert_eq!((r.len_chosen, r.len_rejected), (3, 4));
+        assert_eq!(r.chosen.loss_mask, [0, 0, 0, 0, 1, 1, 1]);
+        assert_eq!(rows[1].margin, Some(2.0));
+        assert_eq!(report["prompts_cut_at_max_prompt_len"], 1);
+        assert_eq!(report["responses_cut_at_max_len"], 1);
+        let (rows, report) = tokenize_pairs(f.path(), &tok, false, 8, 4, 1).expect("limit");
+        assert_eq!((rows.len(), report["pairs"].as_u64()), (1, Some(1)));
     }
 
     #[test]

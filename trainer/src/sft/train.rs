@@ -150,6 +150,11 @@ pub(crate) trait Objective {
     fn has_eval(&self) -> bool;
     /// The held-out loss and metrics, without gradients.
     fn eval(&mut self, model: &mut CausalLm, batch_size: usize) -> Result<EvalLine>;
+    /// Whether to evaluate before the first step too (a reward model's untrained head is
+    /// the baseline its accuracy is read against; SFT's first eval is at `eval_every`).
+    fn eval_at_start(&self) -> bool {
+        false
+    }
     /// Variables the objective trains besides the model's (a reward model's score head);
     /// they join the optimizer and the checkpoints under these names.
     fn trainable(&self) -> Vec<(String, Var)> {
@@ -665,6 +670,20 @@ pub(crate) fn run_objective(
         && let Some(e) = stopped(&progress, &mut ckpts, &opt, start)
     {
         return Err(e);
+    }
+    if start == 0 && objective.has_eval() && objective.eval_at_start() {
+        model.set_training(false);
+        let e = objective.eval(&mut model, cfg.batch_size)?;
+        let mut line = serde_json::json!({"step": 0, "eval_loss": e.loss});
+        for (k, v) in &e.extra {
+            line[format!("eval_{k}")] = (*v).into();
+        }
+        metrics.write(&line)?;
+        progress.println(&format!(
+            "step 0: eval loss {:.4}{}",
+            e.loss,
+            shown(&e.extra)
+        ));
     }
     model.set_training(true);
     let (mut last_loss, mut last_eval) = (f32::NAN, None);
