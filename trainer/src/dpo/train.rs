@@ -22,8 +22,10 @@ use crate::load::{self, tokenizer::Tokenizer};
 use crate::lora;
 use crate::models::CausalLm;
 use crate::run::memory;
-use crate::sft::data::{PairRows, Tokenized, tokenize_pairs};
-use crate::sft::train::{EvalLine, MicroBatch, Objective, RunSettings, collate, run_objective};
+use crate::sft::data::{PairRows, pair_batch, tokenize_pairs};
+use crate::sft::train::{
+    EvalLine, MicroBatch, Objective, RunSettings, collate, eval_in_batches, run_objective,
+};
 use crate::sft::{Summary, TrainOptions};
 
 /// Runs (or resumes) DPO as configured.
@@ -209,11 +211,7 @@ fn row_logps(
     pad: u32,
     with_grad: bool,
 ) -> Result<Tensor> {
-    let batch: Vec<&Tokenized> = idx
-        .iter()
-        .map(|&i| &rows[i].chosen)
-        .chain(idx.iter().map(|&i| &rows[i].rejected))
-        .collect();
+    let batch = pair_batch(rows, idx);
     let (inputs, ids, mask) = collate(&batch, pad, model.device())?;
     let mut hidden = model.forward_hidden(&inputs, None)?;
     if !with_grad {
@@ -255,24 +253,6 @@ impl Objective for DpoObjective {
 
     fn eval(&mut self, model: &mut CausalLm, batch_size: usize) -> Result<EvalLine> {
         let n = self.eval.as_ref().map_or(0, |s| s.rows.len());
-        let (mut loss, mut count) = (0f64, 0f64);
-        let mut extra: Vec<(&'static str, f64)> = Vec::new();
-        let all: Vec<usize> = (0..n).collect();
-        for idx in all.chunks(batch_size.max(1)) {
-            let m = self.pairs_loss(model, idx, true)?;
-            loss += m.sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            count += f64::from(m.count);
-            for (k, (name, v)) in m.extra.into_iter().enumerate() {
-                match extra.get_mut(k) {
-                    Some((_, s)) => *s += v,
-                    None => extra.push((name, v)),
-                }
-            }
-        }
-        let count = count.max(1.0);
-        Ok(EvalLine {
-            loss: (loss / count) as f32,
-            extra: extra.into_iter().map(|(k, v)| (k, v / count)).collect(),
-        })
+        eval_in_batches(n, batch_size, |idx| self.pairs_loss(model, idx, true))
     }
 }

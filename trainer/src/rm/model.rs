@@ -15,7 +15,7 @@ use candle_nn::VarMap;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::train::HEAD;
+use super::train::{HEAD, last_token_scores};
 use crate::error::{Error, Result};
 use crate::load::{self, tokenizer::Tokenizer};
 use crate::models::CausalLm;
@@ -137,18 +137,7 @@ impl RewardModel {
             let refs: Vec<&Tokenized> = chunk.iter().collect();
             let (inputs, _, _) = collate(&refs, self.tokenizer.pad_id, self.model.device())?;
             let hidden = self.model.forward_hidden(&inputs, None)?.detach();
-            let (b, t, d) = hidden.dims3()?;
-            let last: Vec<u32> = refs
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (i * t + r.ids.len() - 1) as u32)
-                .collect();
-            let last = Tensor::from_vec(last, b, hidden.device())?;
-            let h = hidden
-                .reshape((b * t, d))?
-                .index_select(&last, 0)?
-                .to_dtype(DType::F32)?;
-            let s: Vec<f32> = h.matmul(&self.head.t()?)?.squeeze(1)?.to_vec1()?;
+            let s: Vec<f32> = last_token_scores(&hidden, &refs, &self.head)?.to_vec1()?;
             out.extend(s.into_iter().map(f64::from));
         }
         Ok(out)

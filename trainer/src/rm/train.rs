@@ -23,8 +23,10 @@ use crate::error::{Error, Result};
 use crate::load::tokenizer::Tokenizer;
 use crate::models::CausalLm;
 use crate::run::memory;
-use crate::sft::data::{PairRows, Tokenized, tokenize_pairs};
-use crate::sft::train::{EvalLine, MicroBatch, Objective, RunSettings, collate, run_objective};
+use crate::sft::data::{PairRows, Tokenized, pair_batch, tokenize_pairs};
+use crate::sft::train::{
+    EvalLine, MicroBatch, Objective, RunSettings, collate, eval_in_batches, run_objective,
+};
 use crate::sft::{Summary, TrainOptions};
 
 /// The head's variable name, HF's.
@@ -104,29 +106,13 @@ impl RmObjective {
         idx: &[usize],
         grad: bool,
     ) -> Result<Tensor> {
-        let batch: Vec<&Tokenized> = idx
-            .iter()
-            .map(|&i| &rows[i].chosen)
-            .chain(idx.iter().map(|&i| &rows[i].rejected))
-            .collect();
+        let batch = pair_batch(rows, idx);
         let (inputs, _, _) = collate(&batch, self.pad, model.device())?;
         let mut hidden = model.forward_hidden(&inputs, None)?;
         if !grad {
             hidden = hidden.detach();
         }
-        let (b, t, d) = hidden.dims3()?;
-        // Right-padded rows: each one's last token is at its length − 1.
-        let last: Vec<u32> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i * t + r.ids.len() - 1) as u32)
-            .collect();
-        let last = Tensor::from_vec(last, b, hidden.device())?;
-        let h = hidden
-            .reshape((b * t, d))?
-            .index_select(&last, 0)?
-            .to_dtype(DType::F32)?;
-        Ok(h.matmul(&self.head.as_tensor().t()?)?.squeeze(1)?)
+        last_token_scores(&hidden, &batch, self.head.as_tensor())
     }
 
     fn pairs_loss(
@@ -166,6 +152,27 @@ impl RmObjective {
     }
 }
 
+/// The head `(1, d)` applied to each right-padded row's last token of `hidden (b, t, d)`:
+/// `(b,)` f32 scores, differentiable.
+pub(crate) fn last_token_scores(
+    hidden: &Tensor,
+    rows: &[&Tokenized],
+    head: &Tensor,
+) -> Result<Tensor> {
+    let (b, t, d) = hidden.dims3()?;
+    let last: Vec<u32> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i * t + r.ids.len() - 1) as u32)
+        .collect();
+    let last = Tensor::from_vec(last, b, hidden.device())?;
+    let h = hidden
+        .reshape((b * t, d))?
+        .index_select(&last, 0)?
+        .to_dtype(DType::F32)?;
+    Ok(h.matmul(&head.t()?)?.squeeze(1)?)
+}
+
 impl Objective for RmObjective {
     fn len(&self) -> usize {
         self.train.len()
@@ -191,24 +198,8 @@ impl Objective for RmObjective {
 
     fn eval(&mut self, model: &mut CausalLm, batch_size: usize) -> Result<EvalLine> {
         let rows = self.eval.as_deref().unwrap_or_default();
-        let (mut loss, mut count) = (0f64, 0f64);
-        let mut extra: Vec<(&'static str, f64)> = Vec::new();
-        let all: Vec<usize> = (0..rows.len()).collect();
-        for idx in all.chunks(batch_size.max(1)) {
-            let m = self.pairs_loss(model, rows, idx, false)?;
-            loss += m.sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            count += f64::from(m.count);
-            for (k, (name, v)) in m.extra.into_iter().enumerate() {
-                match extra.get_mut(k) {
-                    Some((_, s)) => *s += v,
-                    None => extra.push((name, v)),
-                }
-            }
-        }
-        let count = count.max(1.0);
-        Ok(EvalLine {
-            loss: (loss / count) as f32,
-            extra: extra.into_iter().map(|(k, v)| (k, v / count)).collect(),
+        eval_in_batches(rows.len(), batch_size, |idx| {
+            self.pairs_loss(model, rows, idx, false)
         })
     }
 

@@ -190,6 +190,14 @@ pub struct PairRows {
     pub margin: Option<f64>,
 }
 
+/// The rows of pairs `idx` of `rows` as one batch: the chosen rows, then the rejected.
+pub fn pair_batch<'a>(rows: &'a [PairRows], idx: &[usize]) -> Vec<&'a Tokenized> {
+    idx.iter()
+        .map(|&i| &rows[i].chosen)
+        .chain(idx.iter().map(|&i| &rows[i].rejected))
+        .collect()
+}
+
 /// Prompt + response as one row with its loss mask, truncated as [`tokenize_pairs`] does:
 /// how a reward model trained on pairs scores a sample.
 pub fn tokenize_scored(

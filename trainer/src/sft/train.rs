@@ -178,6 +178,40 @@ pub(crate) struct MicroBatch {
     pub(crate) extra: Vec<(&'static str, f64)>,
 }
 
+/// Adds `from`'s extra metrics to the sums in `into` (the same names, in the same order,
+/// from every micro-batch of an objective).
+pub(crate) fn add_extra(into: &mut Vec<(&'static str, f64)>, from: Vec<(&'static str, f64)>) {
+    for (k, (name, v)) in from.into_iter().enumerate() {
+        match into.get_mut(k) {
+            Some((_, sum)) => *sum += v,
+            None => into.push((name, v)),
+        }
+    }
+}
+
+/// A held-out pass over `n` items in micro-batches of `batch_size`: the means of the loss
+/// and of the extra metrics over all units (tokens or pairs).
+pub(crate) fn eval_in_batches(
+    n: usize,
+    batch_size: usize,
+    mut micro: impl FnMut(&[usize]) -> Result<MicroBatch>,
+) -> Result<EvalLine> {
+    let (mut loss, mut count) = (0f64, 0f64);
+    let mut extra = Vec::new();
+    let all: Vec<usize> = (0..n).collect();
+    for idx in all.chunks(batch_size.max(1)) {
+        let m = micro(idx)?;
+        loss += m.sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        count += f64::from(m.count);
+        add_extra(&mut extra, m.extra);
+    }
+    let count = count.max(1.0);
+    Ok(EvalLine {
+        loss: (loss / count) as f32,
+        extra: extra.into_iter().map(|(k, v)| (k, v / count)).collect(),
+    })
+}
+
 /// A held-out evaluation.
 pub(crate) struct EvalLine {
     /// The mean loss.
@@ -504,12 +538,7 @@ fn accumulate(
         }
         out.sum += value;
         out.count += count;
-        for (k, (name, v)) in micro.extra.into_iter().enumerate() {
-            match out.extra.get_mut(k) {
-                Some((_, sum)) => *sum += v,
-                None => out.extra.push((name, v)),
-            }
-        }
+        add_extra(&mut out.extra, micro.extra);
         acc.add(opt.vars().map(|(_, v)| v), &loss.backward()?)?;
     }
     Ok(out)
