@@ -9,6 +9,10 @@ trainer/reference/data/rm/cases.json, which trainer/tests/rm_reference.rs replay
     grad_chosen / _rej.   d loss / d score of each pair's two responses (torch autograd)
     accuracy, margin      TRL's logged metrics (accuracy through a float32 mean)
 
+  soft-labelled cases (probability q that the chosen response wins, AlpacaEval's judge):
+  TRL has no soft labels, so these are PyTorch's binary_cross_entropy_with_logits(Δ, q)
+  plus TRL's centring term, with torch's gradients
+
 The trainer is a real RewardTrainer (a tiny random Llama sequence classifier saved to a
 temporary directory, a word-level tokenizer, a two-row dataset); the model passed to
 `compute_loss` is a stand-in whose forward returns the case's scores as a leaf tensor (what
@@ -120,6 +124,38 @@ def case(trainer, rng, name, n_pairs, margins, center, spread=None):
     }
 
 
+def soft_case(rng, name, n_pairs, margins, center):
+    """Soft labels have no TRL code path: the loss is PyTorch's own
+    binary_cross_entropy_with_logits(Δ, q) (mean over pairs) plus TRL's centring term."""
+    scores = torch.from_numpy(rng.normal(0.0, 1.5, size=2 * n_pairs)).requires_grad_(True)
+    q = torch.from_numpy(rng.uniform(0.5, 1.0, size=n_pairs))
+    chosen, rejected = scores[:n_pairs], scores[n_pairs:]
+    delta = chosen - rejected
+    margin = None
+    if margins:
+        margin = torch.from_numpy(rng.uniform(0.0, 2.0, size=n_pairs))
+        delta = delta - margin
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(delta, q)
+    if center is not None:
+        loss = loss + center * torch.mean((chosen + rejected) ** 2)
+    loss.backward()
+    g = scores.grad.tolist()
+    s = scores.detach().tolist()
+    return {
+        "name": name,
+        "chosen": s[:n_pairs],
+        "rejected": s[n_pairs:],
+        "margin": None if margin is None else margin.tolist(),
+        "label": q.tolist(),
+        "center_rewards_coefficient": center,
+        "loss": float(loss),
+        "grad_chosen": g[:n_pairs],
+        "grad_rejected": g[n_pairs:],
+        "accuracy": float((chosen > rejected).float().mean()),
+        "margin_logged": float((chosen - rejected).mean()),
+    }
+
+
 def main():
     trainer = tiny_trainer()
     rng = np.random.default_rng(20261202)
@@ -130,6 +166,9 @@ def main():
         case(trainer, rng, "margins and centered 0.1", 5, True, 0.1),
         case(trainer, rng, "far apart", 3, False, 0.01, spread=800.0),
         case(trainer, rng, "one pair", 1, True, None),
+        soft_case(rng, "soft labels", 6, False, None),
+        soft_case(rng, "soft labels with margins", 5, True, None),
+        soft_case(rng, "soft labels centered 0.01", 6, False, 0.01),
     ]
     for c in cases:
         for k, v in c.items():

@@ -2,7 +2,8 @@
 //!
 //! `trainer/reference/rm_reference.py` runs TRL 1.16's `RewardTrainer.compute_loss` on fixed
 //! scores (plain Bradley–Terry, per-pair margins, `center_rewards_coefficient`, a pair
-//! scored 1,600 apart) and writes the loss, torch's gradient with respect to every score
+//! scored 1,600 apart), and soft labels through PyTorch's
+//! `binary_cross_entropy_with_logits` (TRL has none), and writes the loss, torch's gradient with respect to every score
 //! and the logged accuracy and margin to `trainer/reference/data/rm/cases.json`
 //! (regenerate with the command in its docstring). Each case is replayed here through
 //! [`trainer::rm::reward_loss`] in float64: everything agrees within 1e-9, the accuracy to
@@ -33,7 +34,7 @@ fn the_bradley_terry_loss_matches_trl() {
         .unwrap_or_else(|e| panic!("{} is committed with the tests: {e}", path.display()));
     let data: Value = serde_json::from_str(&text).expect("cases.json");
     let cases = data["cases"].as_array().expect("cases");
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len(), 9);
     for c in cases {
         let name = c["name"].as_str().expect("name");
         let chosen_v = vec1(&c["chosen"]);
@@ -41,10 +42,12 @@ fn the_bradley_terry_loss_matches_trl() {
         let chosen = Var::from_vec(chosen_v, n, &Device::Cpu).expect("var");
         let rejected = Var::from_vec(vec1(&c["rejected"]), n, &Device::Cpu).expect("var");
         let margins = (!c["margin"].is_null()).then(|| vec1(&c["margin"]));
+        let labels = c.get("label").filter(|l| !l.is_null()).map(vec1);
         let out = trainer::rm::reward_loss(
             chosen.as_tensor(),
             rejected.as_tensor(),
             margins.as_deref(),
+            labels.as_deref(),
             c["center_rewards_coefficient"].as_f64(),
         )
         .expect("loss");

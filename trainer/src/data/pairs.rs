@@ -15,6 +15,15 @@
 //!   contains `"\n\nAssistant:"`. The prompt's turns become chat messages (`Human` → `user`,
 //!   `Assistant` → `assistant`), so an instruct model sees them in its own template.
 //!
+//! - AlpacaEval's judge annotations (`../shared/data/alpaca_eval/annotations/<system>.json`,
+//!   a JSON array of `{"instruction", "generator_1", "generator_2", "preference", ...}`):
+//!   soft-labelled pairs. The two outputs are read from `../model_outputs/<generator>.json`
+//!   beside the annotations' directory, by position (item *i* is the same instruction in
+//!   every file; the reader checks that it is). `preference` p is in [1, 2] and p − 1 is the
+//!   judge's probability that `generator_2` wins: the more likely winner becomes `chosen`
+//!   and the pair's [`Pair::label`] is that probability (≥ ½). A null preference is
+//!   skipped and counted.
+//!
 //! Pairs whose two responses are identical carry no preference and are skipped and
 //! counted; an empty response (hh-rlhf has three) is kept, since preferring an answer to
 //! silence is a preference.
@@ -46,6 +55,9 @@ pub struct Pair {
     pub rejected: String,
     /// How much more `chosen` is preferred, when the file says (reward models' margin loss).
     pub margin: Option<f64>,
+    /// The probability that `chosen` is preferred, in [½, 1], for soft-labelled pairs
+    /// (AlpacaEval's judge); `None` for a plain preference (probability 1).
+    pub label: Option<f64>,
     /// 1-based line in the file.
     pub line: usize,
 }
@@ -57,6 +69,8 @@ pub struct PairFile {
     pub pairs: Vec<Pair>,
     /// Lines skipped because both responses were identical.
     pub skipped_identical: usize,
+    /// Items skipped because the judge gave no preference.
+    pub skipped_unjudged: usize,
 }
 
 const FORMS: &str = r#"{"prompt", "chosen", "rejected"} (strings or chat messages) or hh-rlhf's {"chosen", "rejected"} transcripts"#;
@@ -66,9 +80,13 @@ const HUMAN: &str = "\n\nHuman:";
 /// Reads a pair file; a malformed line names its file and line and the expected form.
 pub fn read(path: &Path) -> Result<PairFile> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    if text.trim_start().starts_with('[') {
+        return read_alpaca_annotations(path, &text);
+    }
     let mut out = PairFile {
         pairs: Vec::new(),
         skipped_identical: 0,
+        skipped_unjudged: 0,
     };
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -152,8 +170,120 @@ fn parse_line(line: &str, number: usize) -> std::result::Result<Pair, String> {
         chosen,
         rejected,
         margin,
+        label: None,
         line: number,
     })
+}
+
+#[derive(serde::Deserialize)]
+struct Annotation {
+    instruction: String,
+    generator_1: String,
+    generator_2: String,
+    preference: Option<f64>,
+}
+
+#[derive(serde::Deserialize)]
+struct Output {
+    instruction: String,
+    output: String,
+}
+
+/// AlpacaEval annotations joined with both generators' outputs (module docs).
+fn read_alpaca_annotations(path: &Path, text: &str) -> Result<PairFile> {
+    let data = |line: usize, message: String| Error::Data {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let annotations: Vec<Annotation> = serde_json::from_str(text).map_err(|e| {
+        data(
+            e.line(),
+            format!(
+                "a JSON array here must be AlpacaEval annotations \
+                 ({{\"instruction\", \"generator_1\", \"generator_2\", \"preference\"}}): {e}"
+            ),
+        )
+    })?;
+    let outputs_dir = path
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("model_outputs");
+    let mut cache: std::collections::HashMap<String, Vec<Output>> = Default::default();
+    let mut out = PairFile {
+        pairs: Vec::new(),
+        skipped_identical: 0,
+        skipped_unjudged: 0,
+    };
+    for (i, a) in annotations.iter().enumerate() {
+        let Some(p) = a.preference.filter(|p| p.is_finite()) else {
+            out.skipped_unjudged += 1;
+            continue;
+        };
+        if !(1.0..=2.0).contains(&p) {
+            return Err(data(
+                0,
+                format!("item {i}: preference {p} is outside [1, 2]"),
+            ));
+        }
+        let mut output = |generator: &str| -> Result<String> {
+            if !cache.contains_key(generator) {
+                let file = outputs_dir.join(format!("{generator}.json"));
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    data(
+                        0,
+                        format!(
+                            "the outputs of `{generator}` are expected in {}: {e}",
+                            file.display()
+                        ),
+                    )
+                })?;
+                let parsed: Vec<Output> = serde_json::from_str(&text).map_err(|e| Error::Data {
+                    path: file.clone(),
+                    line: e.line(),
+                    message: format!("expected AlpacaEval model outputs: {e}"),
+                })?;
+                cache.insert(generator.to_string(), parsed);
+            }
+            let o = cache[generator].get(i).ok_or_else(|| {
+                data(
+                    0,
+                    format!("item {i}: `{generator}` has no output at that position"),
+                )
+            })?;
+            if o.instruction != a.instruction {
+                return Err(data(
+                    0,
+                    format!("item {i}: `{generator}`'s output answers another instruction"),
+                ));
+            }
+            Ok(o.output.clone())
+        };
+        let (baseline, system) = (output(&a.generator_1)?, output(&a.generator_2)?);
+        let win = p - 1.0;
+        let (chosen, rejected, label) = if win >= 0.5 {
+            (system, baseline, win)
+        } else {
+            (baseline, system, 1.0 - win)
+        };
+        if chosen == rejected {
+            out.skipped_identical += 1;
+            continue;
+        }
+        out.pairs.push(Pair {
+            prompt: PairPrompt::Chat(vec![Message::new("user", &a.instruction)]),
+            chosen,
+            rejected,
+            margin: None,
+            label: Some(label),
+            line: i + 1,
+        });
+    }
+    if out.pairs.is_empty() {
+        return Err(data(0, "no judged pairs".into()));
+    }
+    Ok(out)
 }
 
 fn messages(key: &str, v: &Value) -> std::result::Result<Vec<Message>, String> {
@@ -334,6 +464,42 @@ mod tests {
         let f = file(&[r#"{"prompt": "a", "chosen": "s", "rejected": "s"}"#]);
         let err = read(f.path()).expect_err("empty").to_string();
         assert!(err.contains("no preference pairs"), "{err}");
+    }
+
+    /// AlpacaEval's annotations of one system joined with its and the baseline's outputs.
+    #[test]
+    fn alpaca_eval_annotations_become_soft_labelled_pairs() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/alpaca_eval");
+        let path = dir.join("annotations/alpaca-7b.json");
+        if !path.is_file() {
+            eprintln!("SKIPPED: {} is absent (the shared data)", path.display());
+            return;
+        }
+        let got = read(&path).expect("annotations");
+        assert_eq!(
+            got.pairs.len() + got.skipped_identical + got.skipped_unjudged,
+            805
+        );
+        assert!(
+            got.pairs
+                .iter()
+                .all(|p| p.label.is_some_and(|l| (0.5..=1.0).contains(&l)))
+        );
+        // The first item: the judge prefers the baseline (preference 1.0000001827).
+        let first = &got.pairs[0];
+        assert!((first.label.expect("label") - (2.0 - 1.000_000_182_7)).abs() < 1e-12);
+        let outputs: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("model_outputs/gpt4_1106_preview.json")).expect("o"),
+        )
+        .expect("json");
+        assert_eq!(first.chosen, outputs[0]["output"].as_str().expect("output"));
+        assert_eq!(
+            first.prompt,
+            PairPrompt::Chat(vec![Message::new(
+                "user",
+                "What are the names of some famous actors that started their careers on Broadway?"
+            )])
+        );
     }
 
     /// The shared hh-rlhf files: every line splits, into one prompt, as their README counts.

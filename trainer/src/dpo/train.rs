@@ -69,8 +69,21 @@ fn read_set(
     limit: usize,
 ) -> Result<(PairSet, serde_json::Value)> {
     let t = &cfg.train;
-    let (rows, report) =
+    let (mut rows, mut report) =
         tokenize_pairs(path, tok, t.chat, t.max_len, cfg.own.max_prompt_len, limit)?;
+    // DPO learns hard preferences: a soft-labelled pair counts as won by its `chosen`
+    // (the likelier winner), and a draw (label ½) says nothing and is left out.
+    let before = rows.len();
+    rows.retain(|r| r.label.is_none_or(|q| q > 0.5));
+    report["skipped_draws"] = (before - rows.len()).into();
+    report["pairs"] = rows.len().into();
+    if rows.is_empty() {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            line: 0,
+            message: "every pair is a draw (label ½): DPO needs a preferred response".into(),
+        });
+    }
     let n = rows.len();
     Ok((
         PairSet {

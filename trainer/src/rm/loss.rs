@@ -1,7 +1,11 @@
 //! The reward model's pair loss: Bradley–Terry on the two responses' scores.
 //!
 //! Per pair, with scores r_c and r_r and the pair's margin m (0 when the file gives none):
-//! L = −log σ(r_c − r_r − m) + c·(r_c + r_r)², the mean over pairs. The second term is
+//! L = −log σ(r_c − r_r − m) + c·(r_c + r_r)², the mean over pairs. A soft-labelled pair
+//! (probability q that `chosen` wins, AlpacaEval's judge) takes the cross-entropy against
+//! q instead: −q log σ(Δ) − (1 − q) log σ(−Δ), which is PyTorch's
+//! `binary_cross_entropy_with_logits(Δ, q)` and the plain loss at q = 1 (TRL has no soft
+//! labels; the reference script pins this form to that PyTorch function). The second term is
 //! TRL's `center_rewards_coefficient` (Eisenstein et al. 2023, Eq. 2: it pulls the scores
 //! towards mean zero, so rewards from different models are on comparable scales; TRL adds
 //! c·mean((r_c + r_r)²) to the mean loss, the same number). Source: TRL 1.16.0
@@ -58,19 +62,22 @@ impl RewardLoss {
 }
 
 /// The Bradley–Terry loss of scores `chosen`, `rejected` `(B,)` (differentiable), with
-/// optional per-pair `margins` and centring coefficient.
+/// optional per-pair `margins`, soft `labels` and centring coefficient.
 pub fn reward_loss(
     chosen: &Tensor,
     rejected: &Tensor,
     margins: Option<&[f64]>,
+    labels: Option<&[f64]>,
     center_rewards_coefficient: Option<f64>,
 ) -> Result<RewardLoss> {
     let b = chosen.dims1()?;
-    if rejected.dims1()? != b || margins.is_some_and(|m| m.len() != b) {
+    let bad = |x: Option<&[f64]>| x.is_some_and(|m| m.len() != b);
+    if rejected.dims1()? != b || bad(margins) || bad(labels) {
         return Err(Error::InvalidArgument(format!(
-            "reward_loss: {b} chosen scores, {} rejected, {} margins",
+            "reward_loss: {b} chosen scores, {} rejected, {} margins, {} labels",
             rejected.dims1()?,
-            margins.map_or(b, <[f64]>::len)
+            margins.map_or(b, <[f64]>::len),
+            labels.map_or(b, <[f64]>::len)
         )));
     }
     let c = chosen.to_dtype(DType::F64)?;
@@ -80,7 +87,16 @@ pub fn reward_loss(
         diff = (diff - Tensor::from_slice(m, b, c.device())?)?;
     }
     // −log σ(x) = max(−x, 0) + log(1 + e^−|x|).
-    let mut per_pair = (diff.neg()?.relu()? + (diff.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+    let nls = |x: &Tensor| -> Result<Tensor> {
+        Ok((x.neg()?.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
+    };
+    let mut per_pair = match labels {
+        None => nls(&diff)?,
+        Some(q) => {
+            let q = Tensor::from_slice(q, b, c.device())?;
+            ((nls(&diff)? * &q)? + (nls(&diff.neg()?)? * (q.neg()? + 1.0)?)?)?
+        }
+    };
     if let Some(coef) = center_rewards_coefficient {
         per_pair = (per_pair + ((&c + &r)?.sqr()? * coef)?)?;
     }

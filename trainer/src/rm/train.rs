@@ -128,10 +128,15 @@ impl RmObjective {
             .iter()
             .any(|&i| rows[i].margin.is_some())
             .then(|| idx.iter().map(|&i| rows[i].margin.unwrap_or(0.0)).collect());
+        let labels: Option<Vec<f64>> = idx
+            .iter()
+            .any(|&i| rows[i].label.is_some())
+            .then(|| idx.iter().map(|&i| rows[i].label.unwrap_or(1.0)).collect());
         let out = reward_loss(
             &s.narrow(0, 0, b)?,
             &s.narrow(0, b, b)?,
             margins.as_deref(),
+            labels.as_deref(),
             self.center,
         )?;
         let mean_reward: f64 = out.chosen.iter().chain(&out.rejected).sum::<f64>() / 2.0;

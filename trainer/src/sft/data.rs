@@ -188,6 +188,8 @@ pub struct PairRows {
     pub len_rejected: usize,
     /// The pair's margin, when its file gave one.
     pub margin: Option<f64>,
+    /// The probability that `chosen` is preferred, for soft-labelled pairs.
+    pub label: Option<f64>,
 }
 
 /// The rows of pairs `idx` of `rows` as one batch: the chosen rows, then the rejected.
@@ -281,10 +283,13 @@ pub fn tokenize_pairs(
             len_chosen,
             len_rejected,
             margin: p.margin,
+            label: p.label,
         });
     }
     let report = serde_json::json!({
         "path": path, "pairs": rows.len(), "skipped_identical": file.skipped_identical,
+        "skipped_unjudged": file.skipped_unjudged,
+        "soft_labels": rows.iter().filter(|r| r.label.is_some()).count(),
         "prompts_cut_at_max_prompt_len": cut_prompts, "responses_cut_at_max_len": cut_responses,
         "chat_prompts": chat_prompts,
         "response_tokens": rows.iter().map(|r| r.len_chosen + r.len_rejected).sum::<usize>(),
