@@ -198,3 +198,49 @@ fn the_dpo_command_trains_and_names_a_bad_setting() {
         "{help}"
     );
 }
+
+/// The worked configs of `examples/preference/` parse and validate with the flags the
+/// README passes (`--model`, `--output-dir`, and for GRPO the prompt files).
+#[test]
+fn the_example_preference_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/preference");
+    let dir = tempfile::tempdir().expect("tmp");
+    common::write_tiny(&dir.path().join("model"), &common::tiny_llama_json(), 1);
+    let prompts = dir.path().join("p.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"hi\"}\n").expect("prompts");
+    let (model, prompts) = (
+        dir.path().join("model").display().to_string(),
+        prompts.display().to_string(),
+    );
+    let flags = |extra: &[(&str, &str)]| {
+        let mut t = toml::Table::new();
+        let base = [("model", model.as_str()), ("output_dir", "out")];
+        for (k, v) in base.iter().chain(extra) {
+            t.insert((*k).into(), toml::Value::String((*v).into()));
+        }
+        t
+    };
+    let sources = |name: &str, extra: &[(&str, &str)]| trainer::run::config::Sources {
+        file: Some((
+            root.join(name),
+            std::fs::read_to_string(root.join(name)).expect(name),
+        )),
+        flags: flags(extra),
+    };
+    DpoConfig::from_sources(&sources("hh-dpo.toml", &[]))
+        .expect("hh-dpo.toml")
+        .validate()
+        .expect("valid");
+    trainer::rm::RmConfig::from_sources(&sources("hh-rm.toml", &[]))
+        .expect("hh-rm.toml")
+        .validate()
+        .expect("valid");
+    let rl: trainer::rl::RlConfig = sources(
+        "hh-grpo-rm.toml",
+        &[("prompts", &prompts), ("eval_prompts", &prompts)],
+    )
+    .resolve()
+    .expect("hh-grpo-rm.toml");
+    rl.validate().expect("valid");
+    assert_eq!(rl.reward[0].source, "rm:/tmp/hh-rm");
+}
