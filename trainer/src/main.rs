@@ -9,7 +9,7 @@
 //! Errors are printed as one line (`error: ...`, the causes joined); `--verbose` or
 //! `RUST_LOG` print the whole chain and, with `RUST_BACKTRACE=1`, a backtrace.
 //! - `trainer dpo --config FILE.toml [--KEY VALUE ...]`: `trainer sft`'s keys plus DPO's
-//!   (`trainer::dpo::config::keys()`); pairs in `train_data` / `eval_data`.
+//!   (`trainer::dpo::DpoConfig::keys()`); pairs in `train_data` / `eval_data`.
 //! - `trainer rm --config FILE.toml [--KEY VALUE ...]`: the same with the reward model's keys.
 //! - `trainer score --rm RUN_DIR --input gens.jsonl [--output scores.jsonl]`: one reward
 //!   model score per line.
@@ -48,7 +48,7 @@ enum Command {
     Rl(Box<RunArgs>),
     /// Direct Preference Optimization on preference pairs (sigmoid, robust, IPO, hinge);
     /// `trainer sft`'s settings plus DPO's.
-    #[command(after_help = trainer::run::config::help(&trainer::dpo::config::keys()))]
+    #[command(after_help = trainer::run::config::help(&trainer::dpo::DpoConfig::keys()))]
     Dpo(Box<RunArgs>),
     /// Train a reward model on preference pairs (Bradley–Terry with margins and centring):
     /// a score head on the backbone; `trainer sft`'s settings plus the reward model's.
@@ -297,63 +297,57 @@ fn run_sft(mut a: RunArgs) -> anyhow::Result<()> {
 }
 
 fn run_dpo(mut a: RunArgs) -> anyhow::Result<()> {
-    let sources = a.sources(&trainer::dpo::config::keys())?;
+    let sources = a.sources(&trainer::dpo::DpoConfig::keys())?;
     let cfg = trainer::dpo::DpoConfig::from_sources(&sources)?;
-    let opts = trainer::sft::TrainOptions {
-        progress: !a.no_progress,
-        stop_after: None,
-        interrupt: trainer::run::Interrupt::install()?,
-    };
-    let s = trainer::dpo::train(&cfg, &opts)?;
-    let dir = cfg.train.output_dir.join(trainer::run::dir::METRICS_FILE);
-    let last = |key: &str| {
-        trainer::run::metrics::last_value(&dir, key).map_or("-".into(), |v| format!("{v:.3}"))
-    };
-    eprintln!(
-        "{}: {} steps (resumed from {}), last loss {:.4}, eval loss {}, eval reward accuracy {}, \
-         final weights {}",
-        if s.already_finished {
-            "already finished"
-        } else {
-            "done"
-        },
-        s.steps,
-        s.resumed_from,
-        s.last_loss,
-        s.eval_loss.map_or("-".into(), |e| format!("{e:.4}")),
-        last("eval_rewards/accuracies"),
-        s.final_dir.map_or("-".into(), |p| p.display().to_string()),
-    );
+    let s = trainer::dpo::train(&cfg, &train_options(&a)?)?;
+    report_pairs_run(&cfg.train, &s, "eval_rewards/accuracies", "final weights");
     Ok(())
 }
 
 fn run_rm(mut a: RunArgs) -> anyhow::Result<()> {
     let sources = a.sources(&trainer::rm::RmConfig::keys())?;
     let cfg = trainer::rm::RmConfig::from_sources(&sources)?;
-    let opts = trainer::sft::TrainOptions {
+    let s = trainer::rm::train(&cfg, &train_options(&a)?)?;
+    report_pairs_run(&cfg.train, &s, "eval_accuracy", "final reward model");
+    Ok(())
+}
+
+/// The options of a command on SFT's loop run from the command line.
+fn train_options(a: &RunArgs) -> anyhow::Result<trainer::sft::TrainOptions> {
+    Ok(trainer::sft::TrainOptions {
         progress: !a.no_progress,
         stop_after: None,
         interrupt: trainer::run::Interrupt::install()?,
-    };
-    let s = trainer::rm::train(&cfg, &opts)?;
-    let dir = cfg.train.output_dir.join(trainer::run::dir::METRICS_FILE);
-    let accuracy = trainer::run::metrics::last_value(&dir, "eval_accuracy")
+    })
+}
+
+/// The last line of a DPO or reward-model run: its held-out accuracy (`accuracy_key` of
+/// the metrics) and where the result is.
+fn report_pairs_run(
+    cfg: &trainer::sft::SftConfig,
+    s: &trainer::sft::Summary,
+    accuracy_key: &str,
+    result: &str,
+) {
+    let metrics = cfg.output_dir.join(trainer::run::dir::METRICS_FILE);
+    let accuracy = trainer::run::metrics::last_value(&metrics, accuracy_key)
         .map_or("-".into(), |v| format!("{v:.3}"));
+    let state = if s.already_finished {
+        "already finished"
+    } else {
+        "done"
+    };
     eprintln!(
-        "{}: {} steps (resumed from {}), last loss {:.4}, eval loss {}, eval accuracy {accuracy}, \
-         final reward model {}",
-        if s.already_finished {
-            "already finished"
-        } else {
-            "done"
-        },
+        "{state}: {} steps (resumed from {}), last loss {:.4}, eval loss {}, eval accuracy \
+         {accuracy}, {result} {}",
         s.steps,
         s.resumed_from,
         s.last_loss,
         s.eval_loss.map_or("-".into(), |e| format!("{e:.4}")),
-        s.final_dir.map_or("-".into(), |p| p.display().to_string()),
+        s.final_dir
+            .as_ref()
+            .map_or("-".into(), |p| p.display().to_string()),
     );
-    Ok(())
 }
 
 fn run_score(a: &ScoreArgs) -> anyhow::Result<()> {

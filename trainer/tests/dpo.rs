@@ -168,7 +168,7 @@ fn the_dpo_command_trains_and_names_a_bad_setting() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("done: 12 steps") && stderr.contains("eval reward accuracy"),
+        stderr.contains("done: 12 steps") && stderr.contains("eval accuracy"),
         "{stderr}"
     );
     let saved = std::fs::read_to_string(cfg.train.output_dir.join("config.toml")).expect("cfg");

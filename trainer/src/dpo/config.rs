@@ -71,11 +71,6 @@ impl OwnSettings for DpoOptions {
 /// Every option of `trainer dpo`: SFT's in `train`, DPO's in `own`.
 pub type DpoConfig = WithSft<DpoOptions>;
 
-/// Every key of `trainer dpo`.
-pub fn keys() -> Vec<Key> {
-    DpoConfig::keys()
-}
-
 impl DpoConfig {
     /// Checks value ranges; errors name the key.
     pub fn validate(&self) -> Result<()> {
@@ -134,7 +129,8 @@ mod tests {
         let again = DpoConfig::from_toml(&cfg.to_toml(), Path::new("config.toml")).expect("again");
         assert_eq!(again, cfg);
         let table = cfg.to_table();
-        let names: std::collections::BTreeSet<&str> = keys().iter().map(|k| k.name).collect();
+        let names: std::collections::BTreeSet<&str> =
+            DpoConfig::keys().iter().map(|k| k.name).collect();
         for k in table.keys() {
             assert!(names.contains(k.as_str()), "{k} has no flag");
         }

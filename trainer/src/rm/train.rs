@@ -22,10 +22,9 @@ use super::loss::reward_loss;
 use crate::error::{Error, Result};
 use crate::load::tokenizer::Tokenizer;
 use crate::models::CausalLm;
-use crate::run::memory;
 use crate::sft::data::{PairRows, Tokenized, pair_batch, tokenize_pairs};
 use crate::sft::train::{
-    EvalLine, MicroBatch, Objective, RunSettings, collate, eval_in_batches, run_objective,
+    EvalLine, MicroBatch, Objective, collate, eval_in_batches, train_extended,
 };
 use crate::sft::{Summary, TrainOptions};
 
@@ -35,12 +34,7 @@ pub const HEAD: &str = "score.weight";
 /// Runs (or resumes) reward-model training as configured.
 pub fn train(cfg: &RmConfig, opts: &TrainOptions) -> Result<Summary> {
     cfg.validate()?;
-    let settings = RunSettings {
-        table: cfg.to_table(),
-        text: cfg.to_toml(),
-    };
-    let mut peak = || memory::resident().map(|r| r.peak_mib);
-    run_objective(&cfg.train, &settings, opts, &mut peak, &mut |tok, model| {
+    train_extended(cfg, opts, &mut |tok, model| {
         let objective = RmObjective::new(cfg, tok, model)?;
         let report = objective.report.clone();
         Ok((Box::new(objective) as Box<dyn Objective>, report))

@@ -61,7 +61,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use super::config::{MAY_CHANGE_ON_RESUME, Precision, SftConfig};
+use super::config::{MAY_CHANGE_ON_RESUME, OwnSettings, Precision, SftConfig, WithSft};
 use super::data::{self, Tokenized};
 use crate::error::{Error, MemoryCheck, Result};
 use crate::load::{self, tokenizer::Tokenizer};
@@ -565,6 +565,21 @@ fn train_with(
         let report = sft.report.clone();
         Ok((Box::new(sft) as Box<dyn Objective>, report))
     })
+}
+
+/// Runs (or resumes) a command whose settings are SFT's plus `T`'s ([`WithSft`]) on SFT's
+/// loop, with the objective `make` builds once the model and tokenizer are loaded.
+pub(crate) fn train_extended<T: OwnSettings>(
+    cfg: &WithSft<T>,
+    opts: &TrainOptions,
+    make: &mut MakeObjective<'_>,
+) -> Result<Summary> {
+    let settings = RunSettings {
+        table: cfg.to_table(),
+        text: cfg.to_toml(),
+    };
+    let mut peak = || memory::resident().map(|r| r.peak_mib);
+    run_objective(&cfg.train, &settings, opts, &mut peak, make)
 }
 
 /// What a run directory records of a command's settings: the table a resume is checked
