@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import sys
 import tempfile
 import types
 import warnings
@@ -47,36 +48,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import transformers  # noqa: E402
 import trl  # noqa: E402
 from datasets import Dataset  # noqa: E402
-from tokenizers import Tokenizer  # noqa: E402
-from tokenizers.models import WordLevel  # noqa: E402
-from tokenizers.pre_tokenizers import Whitespace  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
+from transformers import LlamaForCausalLM  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 logging.getLogger("trl").setLevel(logging.ERROR)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from trl_tiny import tiny_model_dir  # noqa: E402
+
 OUT = os.path.join(HERE, "data", "dpo", "cases.json")
-VOCAB = 16
-PAD, EOS = VOCAB, VOCAB + 1
 
 
 def tiny_trainer():
-    vocab = {f"w{i}": i for i in range(VOCAB)}
-    vocab.update({"<pad>": PAD, "<eos>": EOS, "<unk>": EOS + 1})
-    tk = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(
-        LlamaConfig(vocab_size=len(vocab), hidden_size=8, intermediate_size=16, num_hidden_layers=1,
-                    num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
-                    pad_token_id=PAD, eos_token_id=EOS)
-    )
-    d = tempfile.mkdtemp(prefix="dpo-reference-")
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
+    d, tok = tiny_model_dir(LlamaForCausalLM, "dpo-reference-")
     data = Dataset.from_dict({"prompt": ["w1 w2"] * 2, "chosen": [" w3"] * 2, "rejected": [" w4"] * 2})
     args = DPOConfig(output_dir=tempfile.mkdtemp(prefix="dpo-reference-run-"), report_to="none", use_cpu=True,
                      per_device_train_batch_size=2, logging_steps=1)
