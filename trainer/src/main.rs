@@ -27,7 +27,7 @@ use trainer::load::tokenizer::Message;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Align language models with several rewards: models, LoRA, generation, SFT"
+    about = "Align language models with several rewards: SFT, RL against sandboxed and learned rewards, DPO, reward models, soups"
 )]
 struct Cli {
     /// On an error, print its full chain and (with RUST_BACKTRACE=1) a backtrace.
