@@ -1,4 +1,8 @@
-//! The supervised fine-tuning loop.
+//! The supervised fine-tuning loop, and the same loop over another objective.
+//!
+//! What a step computes is an `Objective`: SFT's completion-only next-token loss here,
+//! DPO's pair loss ([`crate::dpo`]) and the reward model's ([`crate::rm`]) elsewhere, each
+//! run through `run_objective` with everything below unchanged.
 //!
 //! One optimizer step = `grad_accum` micro-batches of `batch_size` examples. The data order
 //! is a pure function of the seed and the global micro-batch index (epoch `e` is a seeded
