@@ -87,7 +87,8 @@ class StandIn:
         )
 
 
-def case(trainer, rng, name, loss_type, beta, label_smoothing, n_pairs, scale=1.0, spread=None):
+def case(trainer, rng, name, loss_type, beta, label_smoothing, n_pairs, scale=1.0, spread=None,
+         at_reference=False):
     # Response lengths 1..6 tokens after a 2-token prompt; rows are [chosen..., rejected...].
     lens = rng.integers(1, 7, size=2 * n_pairs)
     width = 2 + int(lens.max())  # input positions; log-probs are over width - 1 shifted positions
@@ -101,6 +102,8 @@ def case(trainer, rng, name, loss_type, beta, label_smoothing, n_pairs, scale=1.
         per_token[n_pairs, 1] -= spread
     per_token.requires_grad_(True)
     ref = (per_token.detach().sum(dim=1) + torch.from_numpy(rng.normal(0.0, 0.7, size=2 * n_pairs))).clone()
+    if at_reference:  # a run's first step: the policy is the reference, every Δ is exactly 0
+        ref = per_token.detach().sum(dim=1).clone()
     inputs = {
         "input_ids": torch.ones(2 * n_pairs, width, dtype=torch.long),
         "attention_mask": torch.ones(2 * n_pairs, width, dtype=torch.long),
@@ -164,6 +167,10 @@ def main():
         eps = 0.1 if loss_type == "robust" else 0.0
         cases.append(case(trainer, rng, f"{loss_type} large margin", loss_type, 0.5, eps, 3, spread=900.0))
     cases.append(case(trainer, rng, "sigmoid one pair", "sigmoid", 0.1, 0.0, 1))
+    # Δ = 0 is where the derivative of a naive max(−x, 0) + log(1 + e^−|x|) is off.
+    for loss_type, eps in [("sigmoid", 0.0), ("robust", 0.1), ("ipo", 0.0), ("hinge", 0.0)]:
+        cases.append(case(trainer, rng, f"{loss_type} at the reference", loss_type, 0.1, eps, 4,
+                          at_reference=True))
     for c in cases:
         for k, v in c.items():
             if isinstance(v, float):

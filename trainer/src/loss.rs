@@ -9,12 +9,28 @@
 //! [`masked_nll_from_hidden`] is what training uses: the same loss from the final hidden
 //! states and the LM head's weight, with the head's matmul fused in over row chunks so the
 //! `(tokens, vocab)` logits and their gradient are never formed (see `HeadNll`).
+//!
+//! [`neg_log_sigmoid`] is the pair losses' −log σ (DPO, reward models).
 
 use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::ops::{View, fastmath};
+
+/// −log σ(x), finite for any x, with the right gradient at 0.
+///
+/// Written as (|x| − x)/2 + log(1 + e^−|x|). The usual max(−x, 0) + log(1 + e^−|x|) has the
+/// same value, but candle's `relu` and `abs` both take the derivative 1 at 0, so its
+/// gradient there is −1.5 instead of σ(0) − 1 = −0.5; and x = 0 is where a DPO run starts
+/// (policy = reference) and where a reward model starts on identical rows. Here the first
+/// term's derivative at 0 is (1 − 1)/2 = 0 under that convention (and under sign(0) = 0
+/// too), so the gradient is −0.5.
+pub fn neg_log_sigmoid(x: &Tensor) -> Result<Tensor> {
+    let hinge = ((x.abs()? - x)? * 0.5)?;
+    let tail = (x.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    Ok((hinge + tail)?)
+}
 
 /// Row maximum and `Σ exp(x − max)`.
 fn max_and_sum_exp(row: &[f32]) -> (f32, f32) {
@@ -389,6 +405,33 @@ pub fn masked_nll(logits: &Tensor, ids: &Tensor, loss_mask: &Tensor) -> Result<(
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    #[test]
+    fn neg_log_sigmoid_has_sigma_minus_one_as_its_gradient_even_at_zero() {
+        let xs = [-800.0f64, -3.0, 0.0, 2.5, 800.0];
+        let x = Var::from_slice(&xs, 5, &Device::Cpu).expect("x");
+        let y = neg_log_sigmoid(x.as_tensor()).expect("nls");
+        let v: Vec<f64> = y.to_vec1().expect("v");
+        let g: Vec<f64> = y
+            .sum_all()
+            .expect("sum")
+            .backward()
+            .expect("grad")
+            .get(&x)
+            .expect("g")
+            .to_vec1()
+            .expect("g");
+        for ((&x, v), g) in xs.iter().zip(v).zip(g) {
+            let sigma = 1.0 / (1.0 + (-x).exp());
+            let want = if x < -30.0 { -x } else { -(sigma.ln()) };
+            assert!((v - want).abs() < 1e-9, "value at {x}: {v} vs {want}");
+            assert!(
+                (g - (sigma - 1.0)).abs() < 1e-12,
+                "gradient at {x}: {g} vs {}",
+                sigma - 1.0
+            );
+        }
+    }
 
     /// Hidden states, an LM head and a batch with a partial loss mask.
     fn head_case(dev: &Device) -> Result<(Var, Var, Tensor, Tensor)> {

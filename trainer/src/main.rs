@@ -359,8 +359,8 @@ fn run_score(a: &ScoreArgs) -> anyhow::Result<()> {
     let mut text = String::new();
     for line in &scored {
         let v = match &line.id {
-            Some(id) => serde_json::json!({"id": id, "score": line.score}),
-            None => serde_json::json!({"score": line.score}),
+            Some(id) => serde_json::json!({"id": id, "prompt": line.prompt, "score": line.score}),
+            None => serde_json::json!({"prompt": line.prompt, "score": line.score}),
         };
         text += &v.to_string();
         text.push('\n');

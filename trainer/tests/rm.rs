@@ -187,6 +187,7 @@ fn the_reward_model_learns_the_preference_and_saves_its_head() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["id"], "a");
     assert!(lines[1].get("id").is_none());
+    assert_eq!(lines[1]["prompt"], "q1");
     assert!((lines[0]["score"].as_f64().expect("s") - good).abs() < 1e-6);
     let prov: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("scores.jsonl.provenance.json")).expect("prov"),

@@ -8,6 +8,12 @@
 //! (regenerate with the command in its docstring). Each case is replayed here through
 //! [`trainer::rm::reward_loss`] in float64: everything agrees within 1e-9, the accuracy to
 //! the float32 TRL averages it in.
+//!
+//! RLLR's divergence-averaged loss has no library to run: `trainer/reference/rllr_reference.py`
+//! transcribes RLLR's `PairwiseTrainer.compute_loss` in torch and writes, for fixed ids and
+//! per-token values, the windows, the loss, its gradient and the last-token scores to
+//! `trainer/reference/data/rm/rllr_cases.json`, replayed through
+//! [`trainer::rm::divergence_window`] and [`trainer::rm::divergence_loss`] within 1e-9.
 
 use std::path::PathBuf;
 
@@ -73,5 +79,112 @@ fn the_bradley_terry_loss_matches_trl() {
         );
         let acc = c["accuracy"].as_f64().expect("accuracy");
         assert_eq!(out.accuracy() as f32, acc as f32, "{name}: accuracy");
+    }
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .expect("ids")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
+}
+
+#[test]
+fn the_divergence_averaged_loss_matches_a_transcription_of_rllr() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference/data/rm/rllr_cases.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} is committed with the tests: {e}", path.display()));
+    let data: Value = serde_json::from_str(&text).expect("rllr_cases.json");
+    let cases = data["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 6);
+    for c in cases {
+        let name = c["name"].as_str().expect("name");
+        let chosen: Vec<Vec<u32>> = c["chosen_ids"]
+            .as_array()
+            .expect("c")
+            .iter()
+            .map(ids)
+            .collect();
+        let rejected: Vec<Vec<u32>> = c["rejected_ids"]
+            .as_array()
+            .expect("r")
+            .iter()
+            .map(ids)
+            .collect();
+        let b = chosen.len();
+        let windows: Vec<(usize, usize)> = chosen
+            .iter()
+            .zip(&rejected)
+            .map(|(c, r)| trainer::rm::divergence_window(c, r))
+            .collect();
+        let want: Vec<(usize, usize)> = c["windows"]
+            .as_array()
+            .expect("windows")
+            .iter()
+            .map(|w| {
+                (
+                    w[0].as_u64().expect("div") as usize,
+                    w[1].as_u64().expect("end") as usize,
+                )
+            })
+            .collect();
+        assert_eq!(windows, want, "{name}: windows");
+        let rows: Vec<Vec<f64>> = c["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .map(vec1)
+            .collect();
+        let t = rows[0].len();
+        let flat: Vec<f64> = rows.concat();
+        let values = Var::from_vec(flat, (2 * b, t), &Device::Cpu).expect("var");
+        let lens: Vec<(usize, usize)> = chosen
+            .iter()
+            .zip(&rejected)
+            .map(|(c, r)| (c.len(), r.len()))
+            .collect();
+        let v = values.as_tensor();
+        let out = trainer::rm::divergence_loss(
+            &v.narrow(0, 0, b).expect("c"),
+            &v.narrow(0, b, b).expect("r"),
+            &windows,
+            &lens,
+            c["temperature"].as_f64().expect("T"),
+        )
+        .expect("loss");
+        let loss = out.mean().expect("mean");
+        close(
+            "loss",
+            name,
+            loss.to_scalar::<f64>().expect("scalar"),
+            c["loss"].as_f64().expect("loss"),
+        );
+        let grads = loss.backward().expect("backward");
+        let got: Vec<f64> = grads
+            .get(&values)
+            .expect("grad")
+            .flatten_all()
+            .expect("flat")
+            .to_vec1()
+            .expect("vec");
+        let want: Vec<f64> = c["grad"]
+            .as_array()
+            .expect("grad")
+            .iter()
+            .flat_map(vec1)
+            .collect();
+        assert_eq!(got.len(), want.len(), "{name}: gradient shape");
+        for (g, w) in got.iter().zip(want) {
+            close("grad", name, *g, w);
+        }
+        for (got, key) in [
+            (&out.chosen, "chosen_scores"),
+            (&out.rejected, "rejected_scores"),
+        ] {
+            for (g, w) in got.iter().zip(vec1(&c[key])) {
+                close(key, name, *g, w);
+            }
+        }
     }
 }

@@ -27,6 +27,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::loss::neg_log_sigmoid;
 
 /// Which pair loss (TRL's `loss_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -100,13 +101,6 @@ impl PairLoss {
             .count();
         wins as f64 / n
     }
-}
-
-/// −log σ(x), stable for large |x|.
-fn neg_log_sigmoid(x: &Tensor) -> Result<Tensor> {
-    let pos = x.neg()?.relu()?;
-    let tail = (x.abs()?.neg()?.exp()? + 1.0)?.log()?;
-    Ok((pos + tail)?)
 }
 
 /// The pair loss `kind` with `beta` and (for `robust`) `label_smoothing`.

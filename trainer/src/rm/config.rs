@@ -11,6 +11,32 @@ fn d_prompt() -> usize {
     256
 }
 
+fn one() -> f64 {
+    1.0
+}
+
+/// Which pair loss trains the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RmLoss {
+    /// Bradley–Terry on the last token's score (TRL's `RewardTrainer`).
+    #[default]
+    BradleyTerry,
+    /// RLLR's: the per-token Bradley–Terry loss averaged from the pair's first divergence
+    /// to its end ([`super::loss::divergence_loss`]).
+    Rllr,
+}
+
+impl RmLoss {
+    /// The name in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BradleyTerry => "bradley_terry",
+            Self::Rllr => "rllr",
+        }
+    }
+}
+
 /// The reward model's own settings; defaults are TRL's `RewardConfig`'s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +47,12 @@ pub struct RmOptions {
     /// Prompt tokens kept (its end); the response is then cut to fit `max_len`.
     #[serde(default = "d_prompt")]
     pub max_prompt_len: usize,
+    /// `bradley_terry` (TRL) or `rllr` ([`RmLoss`]).
+    #[serde(default)]
+    pub loss_type: RmLoss,
+    /// T of the `rllr` loss, −log σ(Δ_t / T) (RLLR's `bpr_temperature`, default 1).
+    #[serde(default = "one")]
+    pub rllr_temperature: f64,
 }
 
 /// The reward model's keys, after SFT's.
@@ -34,6 +66,16 @@ pub const RM_KEYS: &[Key] = &[
         "max_prompt_len",
         Kind::Int,
         "prompt tokens kept, from its end (default 256)",
+    ),
+    Key::new(
+        "loss_type",
+        Kind::Str,
+        "bradley_terry (TRL) or rllr (per token from the pairs' divergence; default bradley_terry)",
+    ),
+    Key::new(
+        "rllr_temperature",
+        Kind::Float,
+        "rllr loss: T in −log σ(Δ_t / T) (default 1)",
     ),
 ];
 
@@ -59,6 +101,19 @@ impl RmConfig {
             return Err(Error::config(
                 "center_rewards_coefficient",
                 format!("must be a number ≥ 0, got {c}"),
+            ));
+        }
+        let t = self.own.rllr_temperature;
+        if !(t.is_finite() && t > 0.0) {
+            return Err(Error::config(
+                "rllr_temperature",
+                format!("must be a number > 0, got {t}"),
+            ));
+        }
+        if self.own.loss_type == RmLoss::Rllr && self.own.center_rewards_coefficient.is_some() {
+            return Err(Error::config(
+                "center_rewards_coefficient",
+                "only the bradley_terry loss reads it (loss_type is rllr; RLLR has no centring)",
             ));
         }
         let p = self.own.max_prompt_len;
@@ -101,5 +156,22 @@ mod tests {
         .expect("parses");
         let err = bad.validate().expect_err("negative").to_string();
         assert!(err.contains("key `center_rewards_coefficient`"), "{err}");
+        let rllr = RmConfig::from_toml(
+            &format!("{MIN}loss_type = \"rllr\"\nrllr_temperature = 2.0\n"),
+            Path::new("rm.toml"),
+        )
+        .expect("rllr");
+        assert_eq!(
+            (rllr.own.loss_type, rllr.own.rllr_temperature),
+            (RmLoss::Rllr, 2.0)
+        );
+        rllr.validate().expect("valid");
+        let both = RmConfig::from_toml(
+            &format!("{MIN}loss_type = \"rllr\"\ncenter_rewards_coefficient = 0.01\n"),
+            Path::new("rm.toml"),
+        )
+        .expect("parses");
+        let err = both.validate().expect_err("centring with rllr").to_string();
+        assert!(err.contains("only the bradley_terry loss"), "{err}");
     }
 }

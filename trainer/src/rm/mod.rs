@@ -1,9 +1,10 @@
 //! `trainer rm`: reward models trained on preference pairs.
 //!
 //! - [`loss`]: Bradley–Terry with per-pair margins and TRL's centring term, pinned to TRL
-//!   1.16's `RewardTrainer` (`trainer/tests/rm_reference.rs`).
-//! - [`config`]: the settings: `trainer sft`'s keys plus `center_rewards_coefficient` and
-//!   `max_prompt_len`.
+//!   1.16's `RewardTrainer`, and RLLR's divergence-averaged per-token loss, pinned to a
+//!   transcription of RLLR's trainer (both in `trainer/tests/rm_reference.rs`).
+//! - [`config`]: the settings: `trainer sft`'s keys plus `center_rewards_coefficient`,
+//!   `max_prompt_len`, `loss_type` and `rllr_temperature`.
 //! - [`train`](mod@train): the objective (a score head on the backbone, read at each
 //!   response's last token) on SFT's loop; the final directory holds the adapter (or
 //!   model), `score.safetensors` and `reward_model.json`.
@@ -19,7 +20,7 @@ pub mod loss;
 pub mod model;
 pub mod train;
 
-pub use config::{RmConfig, RmOptions};
-pub use loss::{RewardLoss, reward_loss};
+pub use config::{RmConfig, RmLoss, RmOptions};
+pub use loss::{RewardLoss, divergence_loss, divergence_window, reward_loss};
 pub use model::RewardModel;
 pub use train::train;

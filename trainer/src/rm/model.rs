@@ -164,6 +164,9 @@ impl RewardSource for RewardModel {
 pub struct ScoredLine {
     /// The line's `id`, when it has one.
     pub id: Option<serde_json::Value>,
+    /// The line's prompt, so a reader without ids (the evaluator keys items by id, else
+    /// by prompt) can find the item each score belongs to.
+    pub prompt: String,
     /// The reward model's score.
     pub score: f64,
 }
@@ -209,6 +212,6 @@ pub fn score_file(rm: &RewardModel, input: &Path) -> Result<Vec<ScoredLine>> {
     Ok(items
         .into_iter()
         .zip(scores)
-        .map(|((id, _, _), score)| ScoredLine { id, score })
+        .map(|((id, prompt, _), score)| ScoredLine { id, prompt, score })
         .collect())
 }

@@ -9,7 +9,9 @@
 //! the adapter (or model), with `final/reward_model.json` saying how to score.
 //!
 //! A micro-batch of B pairs is one forward pass over 2B rows (chosen rows, then rejected);
-//! the loss is [`super::loss::reward_loss`].
+//! the loss is [`super::loss::reward_loss`] on the last tokens' scores, or with
+//! `loss_type = "rllr"` [`super::loss::divergence_loss`] on the head read at every token
+//! (a model trained either way is scored at the last token).
 
 use std::path::Path;
 
@@ -17,8 +19,8 @@ use candle_core::{DType, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::config::RmConfig;
-use super::loss::reward_loss;
+use super::config::{RmConfig, RmLoss};
+use super::loss::{divergence_loss, divergence_window, reward_loss};
 use crate::error::{Error, Result};
 use crate::load::tokenizer::Tokenizer;
 use crate::models::CausalLm;
@@ -47,6 +49,8 @@ struct RmObjective {
     head: Var,
     pad: u32,
     center: Option<f64>,
+    loss: RmLoss,
+    temperature: f64,
     report: serde_json::Value,
     meta: serde_json::Value,
 }
@@ -64,6 +68,27 @@ impl RmObjective {
             }
             None => (None, None),
         };
+        if cfg.own.loss_type == RmLoss::Rllr {
+            let files = [(&t.train_data, &train)]
+                .into_iter()
+                .chain(t.eval_data.iter().zip(eval.iter()));
+            for (path, rows) in files {
+                let n = rows
+                    .iter()
+                    .filter(|r| r.margin.is_some() || r.label.is_some())
+                    .count();
+                if n > 0 {
+                    return Err(Error::config(
+                        "loss_type",
+                        format!(
+                            "rllr reads plain pairs, but {n} pairs of {} carry a margin or a \
+                             soft label; use loss_type = \"bradley_terry\" for those",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+        }
         let hidden = model.hidden_size();
         // N(0, 0.02²) by Box–Muller (HF's `_init_weights` for a linear layer).
         let mut rng = StdRng::seed_from_u64(t.seed ^ 0x5C0E_4EAD);
@@ -80,6 +105,8 @@ impl RmObjective {
             head,
             pad: tok.pad_id,
             center: cfg.own.center_rewards_coefficient,
+            loss: cfg.own.loss_type,
+            temperature: cfg.own.rllr_temperature,
             report: serde_json::json!({"train": train_report, "eval": eval_report}),
             meta: serde_json::json!({
                 "head": HEAD, "hidden_size": hidden, "score_at": "last token of the response",
@@ -88,25 +115,71 @@ impl RmObjective {
                 "chat": t.chat || train_report["chat_prompts"].as_u64().unwrap_or(0) > 0,
                 "max_len": t.max_len, "max_prompt_len": p,
                 "base_model": t.model, "lora": t.lora_rank > 0, "dtype": t.dtype,
+                "loss_type": cfg.own.loss_type.as_str(),
             }),
         })
     }
 
-    /// Scores of rows `idx` of `rows`: chosen rows then rejected rows, `(2·len(idx),)`.
-    fn scores(
+    /// The loss of pairs `idx` of `rows`: one forward pass over their chosen rows, then
+    /// their rejected rows, read at the last tokens (Bradley–Terry) or at every token (RLLR).
+    fn loss(
         &self,
         model: &CausalLm,
         rows: &[PairRows],
         idx: &[usize],
         grad: bool,
-    ) -> Result<Tensor> {
+    ) -> Result<super::RewardLoss> {
         let batch = pair_batch(rows, idx);
         let (inputs, _, _) = collate(&batch, self.pad, model.device())?;
         let mut hidden = model.forward_hidden(&inputs, None)?;
         if !grad {
             hidden = hidden.detach();
         }
-        last_token_scores(&hidden, &batch, self.head.as_tensor())
+        let b = idx.len();
+        match self.loss {
+            RmLoss::BradleyTerry => {
+                let s = last_token_scores(&hidden, &batch, self.head.as_tensor())?;
+                let margins: Option<Vec<f64>> = idx
+                    .iter()
+                    .any(|&i| rows[i].margin.is_some())
+                    .then(|| idx.iter().map(|&i| rows[i].margin.unwrap_or(0.0)).collect());
+                let labels: Option<Vec<f64>> = idx
+                    .iter()
+                    .any(|&i| rows[i].label.is_some())
+                    .then(|| idx.iter().map(|&i| rows[i].label.unwrap_or(1.0)).collect());
+                reward_loss(
+                    &s.narrow(0, 0, b)?,
+                    &s.narrow(0, b, b)?,
+                    margins.as_deref(),
+                    labels.as_deref(),
+                    self.center,
+                )
+            }
+            RmLoss::Rllr => {
+                let (n, t, d) = hidden.dims3()?;
+                let values = hidden
+                    .reshape((n * t, d))?
+                    .to_dtype(DType::F32)?
+                    .matmul(&self.head.as_tensor().t()?)?
+                    .reshape((n, t))?;
+                let pair = |i: usize| (&rows[i].chosen.ids, &rows[i].rejected.ids);
+                let windows: Vec<(usize, usize)> = idx
+                    .iter()
+                    .map(|&i| divergence_window(pair(i).0, pair(i).1))
+                    .collect();
+                let lens: Vec<(usize, usize)> = idx
+                    .iter()
+                    .map(|&i| (pair(i).0.len(), pair(i).1.len()))
+                    .collect();
+                divergence_loss(
+                    &values.narrow(0, 0, b)?,
+                    &values.narrow(0, b, b)?,
+                    &windows,
+                    &lens,
+                    self.temperature,
+                )
+            }
+        }
     }
 
     fn pairs_loss(
@@ -116,23 +189,8 @@ impl RmObjective {
         idx: &[usize],
         grad: bool,
     ) -> Result<MicroBatch> {
-        let s = self.scores(model, rows, idx, grad)?;
         let b = idx.len();
-        let margins: Option<Vec<f64>> = idx
-            .iter()
-            .any(|&i| rows[i].margin.is_some())
-            .then(|| idx.iter().map(|&i| rows[i].margin.unwrap_or(0.0)).collect());
-        let labels: Option<Vec<f64>> = idx
-            .iter()
-            .any(|&i| rows[i].label.is_some())
-            .then(|| idx.iter().map(|&i| rows[i].label.unwrap_or(1.0)).collect());
-        let out = reward_loss(
-            &s.narrow(0, 0, b)?,
-            &s.narrow(0, b, b)?,
-            margins.as_deref(),
-            labels.as_deref(),
-            self.center,
-        )?;
+        let out = self.loss(model, rows, idx, grad)?;
         let mean_reward: f64 = out.chosen.iter().chain(&out.rejected).sum::<f64>() / 2.0;
         let tokens = idx
             .iter()
