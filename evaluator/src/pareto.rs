@@ -327,6 +327,7 @@ mod tests {
             n: 4,
             nulls: 0,
             direction,
+            learned: None,
         };
         SystemResults {
             system: name.into(),

@@ -2,7 +2,9 @@
 //! rows with `evaluator-stats`: per system and metric the mean and standard
 //! error, per pair of systems the win rates with their interval and the
 //! length-controlled rate, and a comparison's Bradley–Terry leaderboard. The
-//! database layer only reads and stores; everything numeric happens here.
+//! database layer only reads and stores; everything numeric happens here (a
+//! learned reward's summary, computed once when its scores are pushed, in
+//! `db::scores` with the same crate).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -86,14 +88,55 @@ pub async fn dataset_results(
                     n: row.n,
                     nulls: row.nulls,
                     direction,
+                    learned: None,
                 },
             );
         }
     }
+    add_learned(
+        &mut systems,
+        crate::db::scores::summaries(pool, dataset_id).await?,
+    );
     Ok(DatasetResults {
         dataset: dataset.to_string(),
         systems,
     })
+}
+
+/// Adds the learned rewards (`push-scores`) to the modules' results: keyed by
+/// their name, which has no `/` and so never meets a `<module>/<metric>` key;
+/// higher is better (a reward); their mean and standard error were computed
+/// with evaluator-stats' [`Summary`](evaluator_stats::Summary) when pushed.
+fn add_learned(systems: &mut Vec<SystemResults>, learned: Vec<crate::db::scores::LearnedRow>) {
+    let mut added = false;
+    for row in learned {
+        let index = match systems.iter().position(|s| s.system == row.system) {
+            Some(index) => index,
+            None => {
+                added = true;
+                systems.push(SystemResults {
+                    system: row.system.clone(),
+                    metadata: row.metadata.clone(),
+                    metrics: BTreeMap::new(),
+                });
+                systems.len() - 1
+            }
+        };
+        systems[index].metrics.insert(
+            row.metric,
+            MetricSummary {
+                mean: row.mean,
+                stderr: row.stderr,
+                n: row.n,
+                nulls: 0,
+                direction: Direction::HigherIsBetter,
+                learned: Some(row.learned),
+            },
+        );
+    }
+    if added {
+        systems.sort_by(|a, b| a.system.cmp(&b.system));
+    }
 }
 
 /// The per-pair results of a comparison job, by the pair's names.

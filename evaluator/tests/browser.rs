@@ -824,7 +824,8 @@ const CUT_CELLS: &str = "
 
 /// Issue 21's page fixes, each checked where a reviewer would see it: the
 /// results table with nine metric columns at 1280 px (no cut cell, the system
-/// column fixed, the best value per column marked), the win-rate page's legend,
+/// column fixed, the best value per column marked, a learned reward's column
+/// badged and tinted apart with its provenance below), the win-rate page's legend,
 /// printed intervals, default comparison, tied-rank note and the length
 /// judge's missing LC rate, the Pareto page's distinguishable lines, error
 /// bars and stated units, the compare view of a metric comparison (no
@@ -924,6 +925,31 @@ async fn every_page_reads_at_a_glance_at_1280_and_390_px() {
         jobs.push(job["id"].as_i64().unwrap());
     }
     workers.stop().await;
+    // A learned reward (a reward model's scores, `push-scores`) for two
+    // systems: its column must read apart from the modules'.
+    for (system, offset) in [("base", 0.0), ("tuned", 0.5)] {
+        let scores: String = (0..8)
+            .map(|i| {
+                json!({"id": format!("q{i}"), "prompt": format!("Question {i}"), "score": offset + f64::from(i) / 10.0})
+                    .to_string()
+                    + "\n"
+            })
+            .collect();
+        let (status, summary) = post_json(
+            &db,
+            &format!("/api/v1/datasets/river/scores?system={system}&metric=helpful_rm"),
+            &token,
+            json!({
+                "file": format!("scores/{system}.jsonl"),
+                "provenance": {"reward_model": "runs/rm-helpful/final", "sha256": "5ca1ab1e".repeat(8),
+                               "command": format!("trainer score --rm runs/rm-helpful --input gens/{system}.jsonl --output scores/{system}.jsonl"),
+                               "input": format!("gens/{system}.jsonl"), "lines": 8},
+                "scores": scores,
+            }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{summary}");
+    }
     let length_job = jobs[2];
     let (_, results) = common::get(&db, "/api/v1/datasets/river/results", Some(&token)).await;
     let columns = results["systems"]
@@ -965,6 +991,30 @@ async fn every_page_reads_at_a_glance_at_1280_and_390_px() {
                 .unwrap()
                 .contains("± 0.0000"),
             "precision follows the interval"
+        );
+        // The learned reward's column: badged, tinted unlike a module's, its
+        // provenance (model hash, command) in a table below.
+        let tints = browser.script(
+            "const cell = (css) => getComputedStyle(document.querySelector(css)).backgroundColor; \
+             return [cell('#results td.learned'), cell('#results td:not(.learned)')];",
+        );
+        assert_ne!(tints[0], tints[1], "learned cells are tinted: {tints}");
+        assert_eq!(
+            browser.script(
+                "return document.querySelector('#results th.learned .badge.learned').getClientRects().length > 0;"
+            ),
+            true,
+            "the learned badge shows"
+        );
+        let provenance = browser.script(
+            "return [...document.querySelectorAll('#learned tbody tr')].map(r => r.innerText);",
+        );
+        let provenance = provenance.as_array().unwrap();
+        assert_eq!(provenance.len(), 2, "{provenance:?}");
+        assert!(
+            provenance.iter().all(|r| r.as_str().unwrap().contains("5ca1ab1e5ca1")
+                && r.as_str().unwrap().contains("trainer score --rm runs/rm-helpful")),
+            "{provenance:?}"
         );
         browser.screenshot(&dir, "glance-results", 1280);
 

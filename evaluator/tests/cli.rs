@@ -951,3 +951,152 @@ async fn pareto_prints_each_sweeps_front_and_hypervolume_as_json_and_as_a_table(
     server.wait().unwrap();
     db.finish().await;
 }
+
+#[tokio::test]
+async fn push_scores_reads_the_provenance_beside_the_file_through_the_binary() {
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "lab").await.unwrap();
+    let (mut server, url) = serve(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let generations = write(
+        "gens.jsonl",
+        "{\"id\": \"q1\", \"prompt\": \"Is ice cold?\", \"response\": \"Yes.\"}\n{\"prompt\": \"Is fire cold?\", \"response\": \"No.\"}\n",
+    );
+    let (code, _, stderr) = client(
+        &url,
+        &token,
+        &[
+            "push-generations",
+            "--dataset",
+            "qa",
+            "--system",
+            "tuned",
+            &generations,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    // What `trainer score --output scores.jsonl` writes: the scores, and
+    // nothing else yet.
+    let scores = write(
+        "scores.jsonl",
+        "{\"id\":\"q1\",\"prompt\":\"Is ice cold?\",\"score\":1.25}\n{\"prompt\":\"Is fire cold?\",\"score\":-0.5}\n",
+    );
+    let push = |metric: &str, file: &str| {
+        client(
+            &url,
+            &token,
+            &[
+                "push-scores",
+                "--dataset",
+                "qa",
+                "--system",
+                "tuned",
+                "--metric",
+                metric,
+                "--scores",
+                file,
+            ],
+        )
+    };
+    let provenance = format!("{scores}.provenance.json");
+    let form = r#"expected {"reward_model", "sha256", "command", "input", "lines"}"#;
+    let (code, stdout, stderr) = push("helpful", &scores);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {provenance}: cannot read it (No such file or directory"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`trainer score --output FILE` writes beside FILE"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+
+    std::fs::write(
+        &provenance,
+        r#"{"reward_model": "runs/rm/final", "command": "trainer score"}"#,
+    )
+    .unwrap();
+    let (code, _, stderr) = push("helpful", &scores);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: {provenance}: missing field `sha256`; {form}, the provenance `trainer score --output FILE` writes beside FILE"
+        )
+    );
+
+    let sha = "c0ffee".repeat(10) + "c0ff";
+    let command = format!("trainer score --rm runs/rm --input {generations} --output {scores}");
+    std::fs::write(
+        &provenance,
+        serde_json::json!({"reward_model": "runs/rm/final", "sha256": sha, "command": command, "input": generations, "lines": 2})
+            .to_string(),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = push("helpful", &scores);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.trim_end(),
+        "qa/tuned: learned reward `helpful` (reward model sha256 c0ffeec0ffee): 2 scores of 2 generations, mean 0.4 ± 1.7"
+    );
+    let (code, stdout, _) = client(&url, &token, &["results", "--dataset", "qa"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("helpful: a learned reward (push-scores), not a sandboxed module: reward model runs/rm/final, sha256 c0ffeec0ffee"),
+        "{stdout}"
+    );
+
+    // An item the dataset lacks: refused by the service, one line naming
+    // the file, the line and the field.
+    let unknown = write(
+        "unknown.jsonl",
+        "{\"id\":\"q7\",\"prompt\":\"?\",\"score\":1}\n",
+    );
+    std::fs::copy(&provenance, format!("{unknown}.provenance.json")).unwrap();
+    let lines_one = std::fs::read_to_string(&provenance)
+        .unwrap()
+        .replace("\"lines\":2", "\"lines\":1");
+    std::fs::write(format!("{unknown}.provenance.json"), lines_one).unwrap();
+    let (code, _, stderr) = push("helpful", &unknown);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: the service answered 422 invalid_scores: {unknown}: line 1: field `id`: dataset `qa` has no item with id \"q7\" (items are keyed by the canonical `id` when the generations had one, else by the prompt); nothing was stored"
+        )
+    );
+    // A bad line is caught before anything is sent.
+    let bad = write(
+        "bad.jsonl",
+        "{\"id\":\"q1\",\"prompt\":\"Is ice cold?\",\"score\":\"x\"}\n",
+    );
+    std::fs::copy(
+        format!("{unknown}.provenance.json"),
+        format!("{bad}.provenance.json"),
+    )
+    .unwrap();
+    let (code, _, stderr) = push("helpful", &bad);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {bad}: line 1: field `score`: invalid type: string \"x\""
+        )),
+        "{stderr}"
+    );
+    let (code, _, stderr) = push("rm/helpful", &scores);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("error: --metric: metric name \"rm/helpful\" is invalid"),
+        "{stderr}"
+    );
+    server.kill().unwrap();
+    db.finish().await;
+}

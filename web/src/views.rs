@@ -212,6 +212,9 @@ pub struct ResultColumn {
     pub sort_href: String,
     /// `ascending`, `descending` or `none` (for `aria-sort`).
     pub aria_sort: &'static str,
+    /// For a learned reward (scores pushed from outside the sandbox): what
+    /// its badge says on hover, naming the model. `None` for a module's metric.
+    pub learned: Option<String>,
 }
 
 /// One cell of the results table.
@@ -225,6 +228,8 @@ pub struct ResultCell {
     pub mean: String,
     /// n, nulls and the interval.
     pub title: String,
+    /// Whether the column is a learned reward's.
+    pub learned: bool,
 }
 
 /// One system's row.
@@ -268,6 +273,31 @@ pub struct ResultsPage {
     pub judges: Vec<SelectOption>,
     /// Why the last job request was refused.
     pub error: Option<String>,
+    /// The learned rewards' provenance, one row per metric and system.
+    pub learned: Vec<LearnedRewardRow>,
+}
+
+/// Where one system's learned-reward scores came from (`push-scores`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnedRewardRow {
+    /// The metric (its column).
+    pub metric: String,
+    /// The system.
+    pub system: String,
+    /// What scored: `reward model`.
+    pub source: String,
+    /// The model's directory on the machine that scored.
+    pub model: String,
+    /// The first 12 digits of its SHA-256.
+    pub sha: String,
+    /// All 64.
+    pub sha256: String,
+    /// The command line that wrote the scores.
+    pub command: String,
+    /// The generations file it read, and the lines it scored.
+    pub input: String,
+    /// Who pushed them (a token's prefix) and when.
+    pub imported: String,
 }
 
 /// A row of the Bradley–Terry leaderboard.

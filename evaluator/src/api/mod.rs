@@ -8,6 +8,8 @@
 //! - [`data`]: datasets, generation imports, systems, results, the Pareto view;
 //! - [`judgments`]: judgments made elsewhere, the dataset's judges, and the
 //!   leaderboard against a fixed baseline;
+//! - [`scores`]: scores made elsewhere (a learned reward model's) with their
+//!   provenance;
 //! - [`jobs`]: scoring runs, comparisons, status, cancellation, pairwise
 //!   results and leaderboards;
 //! - [`types`]: the wire types; [`error`]: [`ApiError`]; [`extract`]: the
@@ -19,6 +21,7 @@ pub mod extract;
 mod jobs;
 mod judgments;
 mod modules;
+mod scores;
 pub mod types;
 
 use std::sync::LazyLock;
@@ -91,6 +94,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         )
         .routes(
             routes!(judgments::push)
+                .layer::<_, std::convert::Infallible>(axum::middleware::from_fn_with_state(
+                    (MAX_IMPORT_BYTES, generations_limit()),
+                    refuse_declared_length,
+                ))
+                .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+        .routes(
+            routes!(scores::push)
                 .layer::<_, std::convert::Infallible>(axum::middleware::from_fn_with_state(
                     (MAX_IMPORT_BYTES, generations_limit()),
                     refuse_declared_length,

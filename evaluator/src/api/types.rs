@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 pub use crate::db::judgments::{Judge, JudgmentSummary};
+pub use crate::db::scores::ScoreSummary;
 pub use crate::domain::{
     BaselineLeaderboard, BaselineRow, Dataset, DatasetResults, ImportSummary, Job, JobId,
-    Leaderboard, LeaderboardEntry, Metric, MetricSummary, Module, PairResult, System,
-    SystemResults,
+    Leaderboard, LeaderboardEntry, LearnedReward, Metric, MetricSummary, Module, PairResult,
+    System, SystemResults,
 };
 pub use crate::import::Format;
 pub use crate::import::judgments::JudgmentFormat;
@@ -193,4 +194,32 @@ pub struct JudgeList {
     pub dataset: String,
     /// Its judges, by name.
     pub judges: Vec<Judge>,
+}
+
+/// `?system=NAME&metric=NAME`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ScoresQuery {
+    /// The system the scores are of (it must have generations on the dataset).
+    pub system: String,
+    /// The metric's name on the dataset (created if new; bound to the
+    /// model's sha256): letters, digits and `_.:+=-`, no `/`.
+    pub metric: String,
+}
+
+/// `POST /api/v1/datasets/{dataset}/scores`: a scores file and its provenance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoresPush {
+    /// The scores file's name, for messages and the provenance shown
+    /// (default `scores.jsonl`).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// The `.provenance.json` beside the file, as `trainer score` wrote it:
+    /// `{"reward_model", "sha256", "command", "input", "lines"}`.
+    #[schema(value_type = Object)]
+    pub provenance: serde_json::Value,
+    /// The scores file's text: JSON Lines of `{"id"?, "prompt", "score"}`.
+    pub scores: String,
 }

@@ -199,6 +199,28 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Store a learned reward model's scores of a system's generations as a
+    /// metric of the dataset, with their provenance: FILE is what `trainer
+    /// score --output FILE` wrote, and FILE.provenance.json beside it is read
+    /// too. A metric name is one model (by sha256): another model's scores
+    /// under it are refused; the same model's replace the system's.
+    PushScores {
+        /// The dataset: its name, or its id (`evaluator datasets`).
+        #[arg(long)]
+        dataset: String,
+        /// The system whose generations were scored.
+        #[arg(long)]
+        system: String,
+        /// The metric's name on the dataset (created if new), e.g. helpful_rm;
+        /// letters, digits and _.:+=- (no `/`).
+        #[arg(long)]
+        metric: String,
+        /// The scores: JSON Lines of {"id"?, "prompt", "score"}.
+        #[arg(long)]
+        scores: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// A leaderboard: with --baseline, AlpacaEval's columns against that
     /// system from an external judge's judgments (win rate, standard error,
     /// wins, draws, length-controlled win rate, ...); without it, the
@@ -523,6 +545,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 baseline: baseline.as_deref(),
             },
             &file,
+        ),
+        Command::PushScores {
+            dataset,
+            system,
+            metric,
+            scores,
+            remote,
+        } => crate::remote::scores::push_scores(
+            &remote.client()?,
+            remote.json,
+            (&dataset, &system, &metric),
+            &scores,
         ),
         Command::Judges { dataset, remote } => {
             let list: crate::api::types::JudgeList = remote.client()?.get(&format!(

@@ -1,5 +1,6 @@
 //! PostgreSQL: the connection pool, the embedded migrations, and the embedded
-//! default server.
+//! default server; a file per area (`scores`: learned rewards pushed with
+//! their provenance).
 
 pub mod datasets;
 pub mod embedded;
@@ -7,6 +8,7 @@ pub mod judgments;
 pub mod modules;
 pub mod results;
 pub mod review;
+pub mod scores;
 pub mod sessions;
 pub mod teams;
 

@@ -119,6 +119,12 @@ enum TokenSpec<'a> {
 /// The length of a stored prefix: `mrt_` and 8 hex digits.
 const PREFIX_LEN: usize = TOKEN_PREFIX.len() + 8;
 
+/// The part of a token that is stored and shown (`list-tokens`' prefix):
+/// what records who pushed something without keeping the secret.
+pub fn token_prefix(token: &str) -> String {
+    token.chars().take(PREFIX_LEN).collect()
+}
+
 fn parse_token_spec(spec: &str) -> Result<TokenSpec<'_>> {
     let whole_len = TOKEN_PREFIX.len() + 64;
     if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {

@@ -22,7 +22,8 @@ use std::fmt;
 use evaluator_stats::Outcome;
 pub use records::{
     BaselineLeaderboard, BaselineRow, Dataset, DatasetResults, ImportSummary, Job, Leaderboard,
-    LeaderboardEntry, Metric, MetricSummary, Module, PairResult, System, SystemResults, Team,
+    LeaderboardEntry, LearnedReward, Metric, MetricSummary, Module, PairResult, System,
+    SystemResults, Team,
 };
 pub use reward_host::{Direction, Kind as ModuleKind};
 use serde::{Deserialize, Serialize};

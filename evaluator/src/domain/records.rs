@@ -230,6 +230,35 @@ pub struct MetricSummary {
     #[serde(with = "text::direction")]
     #[schema(value_type = DirectionSchema)]
     pub direction: Direction,
+    /// Set for a metric pushed from outside the sandbox (`push-scores`): a
+    /// learned reward, with where its scores came from. Absent for the
+    /// sandboxed modules' metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<LearnedReward>,
+}
+
+/// Where a learned reward's scores for one system came from: the
+/// `.provenance.json` of the push, who pushed it and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LearnedReward {
+    /// What scored: `reward_model`.
+    pub source: String,
+    /// The reward model's directory, as the scoring machine named it.
+    pub model: String,
+    /// The model's SHA-256 (head + adapter); one per metric and dataset.
+    pub sha256: String,
+    /// The command line that wrote the scores.
+    pub command: String,
+    /// The generations file it read.
+    pub input: String,
+    /// Lines it scored.
+    pub lines: i64,
+    /// The scores file, as the push named it.
+    pub file: String,
+    /// The prefix of the token that pushed them.
+    pub imported_by: String,
+    /// When, `YYYY-MM-DD HH:MM` UTC.
+    pub imported_at: String,
 }
 
 /// One system's results.
@@ -240,7 +269,8 @@ pub struct SystemResults {
     /// The system's metadata.
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
-    /// By `"<module>/<metric>"`.
+    /// By `"<module>/<metric>"`, and learned rewards by their name (which
+    /// has no `/`).
     pub metrics: BTreeMap<String, MetricSummary>,
 }
 

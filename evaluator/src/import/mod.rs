@@ -15,7 +15,8 @@
 //!   The system is named on the command line, never by `generator` (upstream's
 //!   null model says `example`).
 //!
-//! Judgments made elsewhere are parsed by [`judgments`].
+//! Judgments made elsewhere are parsed by [`judgments`]; scores made
+//! elsewhere (a learned reward model's) and their provenance by [`scores`].
 //!
 //! Every row gets a key that identifies its dataset item: the canonical `id` when
 //! given (exactly as written), otherwise the prompt normalised by [`prompt_key`]
@@ -26,6 +27,7 @@
 //! the field.
 
 pub mod judgments;
+pub mod scores;
 
 use std::collections::HashMap;
 

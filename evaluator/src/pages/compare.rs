@@ -1,7 +1,8 @@
 //! `/datasets/{dataset}/compare?a=S1&b=S2[&job=ID&filter=a|b|ties|inconsistent&q=TEXT&page=N]`:
 //! the items both systems answered, side by side, with every score of both
-//! generations and the judge's verdicts in both presentation orders (from A's
-//! point of view, whichever order the comparison stored the pair in), 50 a page.
+//! generations (learned rewards' too, marked `(learned)`) and the judge's
+//! verdicts in both presentation orders (from A's point of view, whichever
+//! order the comparison stored the pair in), 50 a page.
 
 use std::collections::HashMap;
 
@@ -224,6 +225,18 @@ pub(super) async fn page(
             .entry(s.generation_id)
             .or_default()
             .push((k, s.value));
+    }
+    // Learned rewards after the modules' metrics, named apart: they are a
+    // reward model's scores, pushed from outside the sandbox.
+    for (generation, metric, value) in crate::db::scores::values_of(&db, &generations).await? {
+        let k = format!("{metric} (learned)");
+        if !metric_order.contains(&k) {
+            metric_order.push(k.clone());
+        }
+        by_generation
+            .entry(generation)
+            .or_default()
+            .push((k, Some(value)));
     }
     let value = |generation: GenerationId, metric: &str| -> String {
         by_generation

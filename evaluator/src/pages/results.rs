@@ -1,6 +1,8 @@
 //! `/datasets/{dataset}`: systems × metrics (mean ± 1.96·stderr), sortable by
 //! any column through the address (`?sort=KEY&order=asc|desc`), its CSV and
 //! JSON exports, and the forms that start a scoring run or a comparison.
+//! Learned rewards (`push-scores`) get columns of their own after the
+//! modules', badged and tinted, and a table of their provenance below.
 
 use std::collections::BTreeMap;
 
@@ -13,11 +15,13 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use web::format::{href, number, plus_minus};
 use web::paths;
-use web::views::{ResultCell, ResultColumn, ResultRow, ResultsPage, SelectOption, dataset_tabs};
+use web::views::{
+    LearnedRewardRow, ResultCell, ResultColumn, ResultRow, ResultsPage, SelectOption, dataset_tabs,
+};
 
 use super::{Dataset, PageError, SignedIn, dataset, html};
 use crate::db::{modules, review};
-use crate::domain::{DatasetResults, Direction, Module, ModuleKind, Team};
+use crate::domain::{DatasetResults, Direction, LearnedReward, Module, ModuleKind, Team};
 use crate::jobs::{self, CompareRequest, JobRefused, ScoreRequest};
 use crate::results::{self, Z95};
 
@@ -52,10 +56,56 @@ async fn build(
     error: Option<String>,
 ) -> Result<ResultsPage, PageError> {
     let mut results = results::dataset_results(db, dataset.id, &dataset.name).await?;
-    let keys = results::metric_keys(&results);
+    let mut keys: Vec<(String, Direction)> = results::metric_keys(&results).into_iter().collect();
+    // A learned reward's provenance, by its key: the newest push's (all of a
+    // metric's pushes share the model's sha256).
+    let mut learned: BTreeMap<String, &LearnedReward> = BTreeMap::new();
+    let mut provenance: Vec<LearnedRewardRow> = Vec::new();
+    for system in &results.systems {
+        for (key, summary) in &system.metrics {
+            let Some(about) = &summary.learned else {
+                continue;
+            };
+            learned
+                .entry(key.clone())
+                .and_modify(|newest| {
+                    if about.imported_at > newest.imported_at {
+                        *newest = about;
+                    }
+                })
+                .or_insert(about);
+            provenance.push(LearnedRewardRow {
+                metric: key.clone(),
+                system: system.system.clone(),
+                source: about.source.replace('_', " "),
+                model: about.model.clone(),
+                sha: about.sha256.chars().take(12).collect(),
+                sha256: about.sha256.clone(),
+                command: about.command.clone(),
+                input: format!("{} ({} lines, {})", about.input, about.lines, about.file),
+                imported: format!("{} UTC by {}", about.imported_at, about.imported_by),
+            });
+        }
+    }
+    provenance.sort_by(|a, b| (&a.metric, &a.system).cmp(&(&b.metric, &b.system)));
+    // The modules' columns first, then the learned rewards', so the two kinds
+    // stand apart.
+    keys.sort_by_key(|(key, _)| learned.contains_key(key));
+    let learned: BTreeMap<String, String> = learned
+        .into_iter()
+        .map(|(key, about)| {
+            let label = format!(
+                "learned reward: {} {}, sha256 {}…, pushed with push-scores (not a sandboxed module)",
+                about.source.replace('_', " "),
+                about.model,
+                about.sha256.chars().take(12).collect::<String>()
+            );
+            (key, label)
+        })
+        .collect();
     let base = paths::dataset(&dataset.name);
     let descending = sort.order == "desc";
-    if let Some(key) = keys.keys().find(|k| **k == sort.sort) {
+    if let Some((key, _)) = keys.iter().find(|(k, _)| *k == sort.sort) {
         // Systems without the metric go last whatever the order.
         results.systems.sort_by(|a, b| {
             let (x, y) = (a.metrics.get(key), b.metrics.get(key));
@@ -99,6 +149,7 @@ async fn build(
                     (true, false) => "ascending",
                     (false, _) => "none",
                 },
+                learned: learned.get(key).cloned(),
             }
         })
         .collect();
@@ -129,8 +180,8 @@ async fn build(
                 other => other.to_string(),
             },
             cells: keys
-                .keys()
-                .map(|key| match system.metrics.get(key) {
+                .iter()
+                .map(|(key, _)| match system.metrics.get(key) {
                     Some(m) => {
                         let half = Z95 * m.stderr;
                         ResultCell {
@@ -138,12 +189,17 @@ async fn build(
                             text: plus_minus(m.mean, half),
                             mean: m.mean.to_string(),
                             title: format!(
-                                "n = {}, nulls = {}, 95% interval {} to {}",
+                                "n = {}, nulls = {}, 95% interval {} to {}{}",
                                 m.n,
                                 m.nulls,
                                 number(m.mean - half),
-                                number(m.mean + half)
+                                number(m.mean + half),
+                                m.learned.as_ref().map_or(String::new(), |about| format!(
+                                    "; learned reward, model sha256 {}…",
+                                    about.sha256.chars().take(12).collect::<String>()
+                                ))
                             ),
+                            learned: m.learned.is_some(),
                         }
                     }
                     None => ResultCell {
@@ -151,6 +207,7 @@ async fn build(
                         text: "—".into(),
                         mean: String::new(),
                         title: "not scored".into(),
+                        learned: learned.contains_key(key),
                     },
                 })
                 .collect(),
@@ -217,6 +274,7 @@ async fn build(
         scorers,
         judges,
         error,
+        learned: provenance,
     })
 }
 

@@ -1,8 +1,10 @@
 //! What the service commands print: progress while waiting, job summaries,
 //! pairwise tables and results tables, or JSON for scripts. Judgments made
-//! elsewhere and the leaderboard against a baseline are in [`judgments`].
+//! elsewhere and the leaderboard against a baseline are in [`judgments`];
+//! learned-reward scores pushed with their provenance in [`scores`].
 
 pub mod judgments;
+pub mod scores;
 
 use std::io::Write;
 use std::path::Path;
@@ -511,7 +513,35 @@ pub fn results(client: &Client, dataset: &str, json: bool) -> Result<()> {
             "dataset {dataset}: no scores yet (run `evaluator run --dataset {dataset} --module ...`)"
         ));
     }
-    out(&results_table(&results, &keys))
+    let mut text = results_table(&results, &keys);
+    text.push_str(&learned_note(&results));
+    out(&text)
+}
+
+/// Under the results table, the learned rewards (`push-scores`) with the
+/// model each is: they are not sandboxed modules, and the table alone would
+/// not say so.
+fn learned_note(results: &DatasetResults) -> String {
+    let mut models: std::collections::BTreeMap<&str, &crate::domain::LearnedReward> =
+        std::collections::BTreeMap::new();
+    for system in &results.systems {
+        for (key, metric) in &system.metrics {
+            if let Some(learned) = &metric.learned {
+                models.entry(key).or_insert(learned);
+            }
+        }
+    }
+    models
+        .into_iter()
+        .map(|(key, learned)| {
+            format!(
+                "\n{key}: a learned reward (push-scores), not a sandboxed module: {} {}, sha256 {}",
+                learned.source.replace('_', " "),
+                learned.model,
+                learned.sha256.chars().take(12).collect::<String>()
+            )
+        })
+        .collect()
 }
 
 /// `pareto`: the API's Pareto view (axes defaulting as on the page), as JSON
