@@ -273,3 +273,51 @@ fn the_rm_command_trains_and_reports_the_held_out_accuracy() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--beta"), "{stderr}");
 }
+
+#[test]
+fn the_rllr_loss_trains_a_head_read_at_the_last_token_and_refuses_margins() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = config(dir.path());
+    // The same pairs without margins: RLLR's loss reads plain pairs.
+    let plain = dir.path().join("plain.jsonl");
+    let text = std::fs::read_to_string(&base.train.train_data).expect("pairs");
+    std::fs::write(&plain, text.replace(r#", "margin": 0.5"#, "")).expect("plain");
+    let mut cfg = base.clone();
+    cfg.train.train_data = plain.clone();
+    cfg.train.eval_data = Some(plain);
+    cfg.own.loss_type = trainer::rm::RmLoss::Rllr;
+    cfg.own.center_rewards_coefficient = None;
+    let s = train(&cfg, &TrainOptions::default()).expect("train with rllr");
+    assert_eq!(s.steps, 20);
+    let m = lines(&cfg.train.output_dir);
+    let evals: Vec<&serde_json::Value> = m.iter().filter(|v| v["eval_loss"].is_number()).collect();
+    let (first, last) = (evals[0], evals[evals.len() - 1]);
+    assert!(
+        last["eval_loss"].as_f64() < first["eval_loss"].as_f64(),
+        "{first} → {last}"
+    );
+    // Accuracy is measured at the last token, where the model is scored.
+    assert_eq!(last["eval_accuracy"].as_f64(), Some(1.0), "{last}");
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.final_dir.expect("final").join("reward_model.json"))
+            .expect("meta"),
+    )
+    .expect("json");
+    assert_eq!(meta["loss_type"], "rllr");
+
+    let mut with_margins = base;
+    with_margins.train.output_dir = dir.path().join("run-margins");
+    with_margins.own.loss_type = trainer::rm::RmLoss::Rllr;
+    with_margins.own.center_rewards_coefficient = None;
+    let err = train(&with_margins, &TrainOptions::default())
+        .expect_err("margins with rllr")
+        .to_string();
+    assert!(
+        err.contains("key `loss_type`") && err.contains("carry a margin"),
+        "{err}"
+    );
+    assert!(
+        !with_margins.train.output_dir.join("metrics.jsonl").exists(),
+        "refused before anything is written"
+    );
+}
