@@ -28,6 +28,20 @@ fn vec1(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+/// The cases of a committed reference file under `reference/data/rm/`.
+fn cases(file: &str) -> Vec<Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("reference/data/rm")
+        .join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} is committed with the tests: {e}", path.display()));
+    let mut data: Value = serde_json::from_str(&text).expect(file);
+    match data["cases"].take() {
+        Value::Array(cases) => cases,
+        other => panic!("{file}: `cases` is not a list: {other}"),
+    }
+}
+
 fn close(what: &str, name: &str, got: f64, want: f64) {
     let err = (got - want).abs() / want.abs().max(1.0);
     assert!(err <= 1e-9, "{name}: {what} {got} vs TRL {want}");
@@ -35,13 +49,9 @@ fn close(what: &str, name: &str, got: f64, want: f64) {
 
 #[test]
 fn the_bradley_terry_loss_matches_trl() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference/data/rm/cases.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{} is committed with the tests: {e}", path.display()));
-    let data: Value = serde_json::from_str(&text).expect("cases.json");
-    let cases = data["cases"].as_array().expect("cases");
+    let cases = cases("cases.json");
     assert_eq!(cases.len(), 9);
-    for c in cases {
+    for c in &cases {
         let name = c["name"].as_str().expect("name");
         let chosen_v = vec1(&c["chosen"]);
         let n = chosen_v.len();
@@ -92,13 +102,9 @@ fn ids(v: &Value) -> Vec<u32> {
 
 #[test]
 fn the_divergence_averaged_loss_matches_a_transcription_of_rllr() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference/data/rm/rllr_cases.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{} is committed with the tests: {e}", path.display()));
-    let data: Value = serde_json::from_str(&text).expect("rllr_cases.json");
-    let cases = data["cases"].as_array().expect("cases");
+    let cases = cases("rllr_cases.json");
     assert_eq!(cases.len(), 6);
-    for c in cases {
+    for c in &cases {
         let name = c["name"].as_str().expect("name");
         let chosen: Vec<Vec<u32>> = c["chosen_ids"]
             .as_array()
