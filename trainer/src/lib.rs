@@ -30,6 +30,11 @@
 //!   pairs, on SFT's loop and run directory.
 //! - [`rm`]: `trainer rm`: reward models (a score head; Bradley–Terry with margins and
 //!   centring, pinned to TRL) on preference pairs, on the same loop.
+//! - [`armo`]: `trainer armo`: ArmoRM (embeddings of a frozen backbone, one ridge probe per
+//!   attribute pinned to scikit-learn, verbosity debiasing, the gating network trained
+//!   Bradley–Terry) and `armo:RUN_DIR` as a reward source.
+//! - [`rllr`]: `trainer rllr`: RLLR's label- and rationale-sensitive pairs
+//!   ([`data::rllr`]) for `trainer rm`.
 //! - [`soup`]: `trainer soup` (Rewarded Soups: adapters or models mixed by weight, each
 //!   mix evaluated and pushed) and `trainer sweep` (the MORL baseline: one RL run per
 //!   weighting of the rewards).
@@ -69,6 +74,11 @@
 //!   keys plus [`dpo::DpoOptions`] / [`rm::RmOptions`]; `train_data` / `eval_data` are
 //!   preference pairs ([`data::pairs`]). The run directory is SFT's; `rm`'s `final/` adds
 //!   `score.safetensors` and `reward_model.json`.
+//! - `trainer armo embed | label | fit-probes | debias | fit-gating | score ...`: the ArmoRM
+//!   pipeline into one run directory ([`armo`], [`armo::cli`]); `armo:RUN_DIR[#ATTRIBUTE]`
+//!   is then a reward source of `trainer rl`.
+//! - `trainer rllr label-pairs | rationale-pairs --input MARIO_FILE --output pairs.jsonl ...`:
+//!   RLLR's reward-model pairs ([`rllr`]).
 //! - `trainer sweep --config run.toml --weights 0:1:0.25 | --terms "0x0.4 1-0x0.6" [--name N]
 //!   [--KEY VALUE ...]`: one `trainer rl` run per weighting, in `output_dir/<label>/`
 //!   ([`soup::sweep`]).
@@ -83,6 +93,7 @@
 //! - MaRio's one-object JSON `{"0": {question, gold_label, predicted_label,
 //!   predicted_rationale}, ..}`: completion `"<rationale> So the answer is <label>."`.
 
+pub mod armo;
 pub mod data;
 pub mod dpo;
 pub mod error;
@@ -97,6 +108,7 @@ pub mod optim;
 pub mod precision;
 pub mod reward;
 pub mod rl;
+pub mod rllr;
 pub mod rm;
 pub mod run;
 pub mod sft;

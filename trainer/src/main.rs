@@ -13,6 +13,9 @@
 //! - `trainer rm --config FILE.toml [--KEY VALUE ...]`: the same with the reward model's keys.
 //! - `trainer score --rm RUN_DIR --input gens.jsonl [--output scores.jsonl]`: one reward
 //!   model score per line.
+//! - `trainer armo embed | label | fit-probes | debias | fit-gating | score ...`: the
+//!   ArmoRM pipeline (`trainer::armo::cli`).
+//! - `trainer rllr label-pairs | rationale-pairs ...`: RLLR's pairs (`trainer::rllr`).
 //! - `trainer generate --model PATH [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N]
 //!   [--temperature T] [--dtype f32|bf16]`
 
@@ -65,6 +68,12 @@ enum Command {
     /// Score generations with a reward model trained by `trainer rm`: one JSON line
     /// `{"id"?, "score"}` per input line, in order.
     Score(ScoreArgs),
+    /// ArmoRM: embed with a frozen backbone, fit one ridge probe per attribute, debias for
+    /// verbosity, train the gating network, score (`trainer armo SUBCOMMAND --help`).
+    Armo(trainer::armo::cli::ArmoArgs),
+    /// RLLR's reward-model pairs from MaRio's files: label-sensitive (same rationale, gold
+    /// vs wrong label) and rationale-sensitive (same label, best vs worst rationale).
+    Rllr(trainer::rllr::RllrArgs),
     /// Generate a continuation of one prompt.
     Generate(GenerateArgs),
 }
@@ -237,30 +246,6 @@ impl RunArgs {
     }
 }
 
-/// The command line that resumes this run: the same one.
-fn resume_command() -> String {
-    let quote = |a: String| {
-        if a.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
-        {
-            a
-        } else {
-            format!("'{}'", a.replace('\'', "'\\''"))
-        }
-    };
-    let mut args = std::env::args();
-    let bin = args.next().unwrap_or_else(|| "trainer".into());
-    let bin = if bin.ends_with("/trainer") {
-        "trainer".to_string()
-    } else {
-        bin
-    };
-    std::iter::once(bin)
-        .chain(args.map(quote))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn run_sft(mut a: RunArgs) -> anyhow::Result<()> {
     let cfg: trainer::sft::SftConfig = a.resolve(trainer::sft::config::KEYS)?;
     let opts = trainer::sft::TrainOptions {
@@ -366,7 +351,7 @@ fn run_score(a: &ScoreArgs) -> anyhow::Result<()> {
         text.push('\n');
     }
     let provenance = serde_json::json!({
-        "reward_model": rm.dir, "sha256": rm.hash, "command": resume_command(),
+        "reward_model": rm.dir, "sha256": rm.hash, "command": trainer::run::command_line(),
         "input": a.input, "lines": scored.len(),
     });
     match &a.output {
@@ -432,7 +417,7 @@ fn run_soup(a: SoupArgs) -> anyhow::Result<()> {
     let mixes =
         grid::parse(&spec, a.adapters.len()).map_err(|e| anyhow::anyhow!("flag --lambdas: {e}"))?;
     let rewards = match &a.rewards {
-        Some(p) => Some(read_reward_tables(p)?),
+        Some(p) => Some(trainer::reward::read_tables("--rewards", p)?),
         None => None,
     };
     // The token comes from the environment, never from a file or a flag.
@@ -476,23 +461,6 @@ fn run_soup(a: SoupArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The `[[reward]]` tables of a TOML file (other keys are ignored, so an RL config works).
-fn read_reward_tables(path: &std::path::Path) -> anyhow::Result<Vec<trainer::reward::RewardSpec>> {
-    #[derive(serde::Deserialize)]
-    struct Tables {
-        #[serde(default)]
-        reward: Vec<trainer::reward::RewardSpec>,
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("flag --rewards: {}", path.display()))?;
-    let t: Tables =
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if t.reward.is_empty() {
-        bail!("{}: no [[reward]] table", path.display());
-    }
-    Ok(t.reward)
 }
 
 fn run_sweep(mut a: RunArgs) -> anyhow::Result<()> {
@@ -624,13 +592,15 @@ fn main() -> ExitCode {
         Command::Soup(a) => run_soup(*a),
         Command::Sweep(a) => run_sweep(*a),
         Command::Score(a) => run_score(&a),
+        Command::Armo(a) => trainer::armo::cli::run(a).map_err(Into::into),
+        Command::Rllr(a) => trainer::rllr::run(a).map_err(Into::into),
         Command::Generate(a) => run_generate(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(trainer::Error::Interrupted { signal, .. }) = e.downcast_ref() {
-                eprintln!("{e}. Resume with: {}", resume_command());
+                eprintln!("{e}. Resume with: {}", trainer::run::command_line());
                 return ExitCode::from(signal.exit_code());
             }
             if verbose {

@@ -321,3 +321,50 @@ fn the_rllr_loss_trains_a_head_read_at_the_last_token_and_refuses_margins() {
         "refused before anything is written"
     );
 }
+
+#[test]
+fn eval_pairs_with_subsets_log_rewardbench_sections() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path());
+    // Two RewardBench subsets from two sections, four pairs each.
+    let mut f = std::fs::File::create(dir.path().join("eval.jsonl")).expect("eval");
+    for i in 0..8 {
+        let k = i % 4;
+        let subset = if k < 2 { "hep-go" } else { "alpacaeval-easy" };
+        writeln!(
+            f,
+            r#"{{"prompt": "q{k}", "chosen": "yes {k}{k}", "rejected": "no {k}{k}", "subset": "{subset}"}}"#
+        )
+        .expect("w");
+    }
+    drop(f);
+    cfg.train.max_steps = 4;
+    cfg.train.eval_every = 4;
+    train(&cfg, &TrainOptions::default()).expect("train");
+    let m = lines(&cfg.train.output_dir);
+    let evals: Vec<&serde_json::Value> = m.iter().filter(|v| v["eval_loss"].is_number()).collect();
+    assert_eq!(evals.len(), 2);
+    for e in evals {
+        let get = |k: &str| e[k].as_f64().unwrap_or_else(|| panic!("{k} in {e}"));
+        let (go, easy) = (
+            get("eval_subset_hep_go"),
+            get("eval_subset_alpacaeval_easy"),
+        );
+        // Each subset alone in its section; equal subset sizes, so the overall accuracy is
+        // their mean, and so is the sections' mean.
+        assert_eq!(get("eval_section_reasoning"), go);
+        assert_eq!(get("eval_section_chat"), easy);
+        assert!(
+            (get("eval_accuracy") - (go + easy) / 2.0).abs() < 1e-9,
+            "{e}"
+        );
+        assert!(
+            (get("eval_sections_mean") - (go + easy) / 2.0).abs() < 1e-12,
+            "{e}"
+        );
+        assert!(
+            e.get("eval_section_safety").is_none(),
+            "absent sections are left out"
+        );
+    }
+}

@@ -14,6 +14,11 @@
 //! per-token values, the windows, the loss, its gradient and the last-token scores to
 //! `trainer/reference/data/rm/rllr_cases.json`, replayed through
 //! [`trainer::rm::divergence_window`] and [`trainer::rm::divergence_loss`] within 1e-9.
+//!
+//! RewardBench's section-weighted scores: `trainer/reference/rewardbench_reference.py` runs
+//! rewardbench 0.1.4's own `calculate_scores_per_section` and tables on seeded per-pair
+//! results (`reference/data/rm/rewardbench_cases.json`), replayed through
+//! [`trainer::rm::rewardbench::scores`] within 1e-12.
 
 use std::path::PathBuf;
 
@@ -192,5 +197,85 @@ fn the_divergence_averaged_loss_matches_a_transcription_of_rllr() {
                 close(key, name, *g, w);
             }
         }
+    }
+}
+
+#[test]
+fn rewardbench_sections_match_upstream() {
+    use trainer::rm::rewardbench::{EXAMPLE_COUNTS, SECTIONS, scores};
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference/data/rm/rewardbench_cases.json");
+    let text = std::fs::read_to_string(&path).expect("rewardbench_cases.json is committed");
+    let data: Value = serde_json::from_str(&text).expect("json");
+    // The tables are upstream's.
+    let counts = data["example_counts"].as_object().expect("counts");
+    assert_eq!(counts.len(), EXAMPLE_COUNTS.len());
+    for (k, n) in EXAMPLE_COUNTS {
+        assert_eq!(counts[k].as_u64(), Some(u64::from(n)), "{k}");
+    }
+    let mapping = data["subset_mapping"].as_object().expect("mapping");
+    assert_eq!(mapping.len(), SECTIONS.len());
+    for (section, members) in SECTIONS {
+        let want: Vec<&str> = mapping[section]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|v| v.as_str().expect("name"))
+            .collect();
+        assert_eq!(want, members, "{section}");
+    }
+    let cases = cases("rewardbench_cases.json");
+    assert_eq!(cases.len(), 6);
+    for c in &cases {
+        let name = c["name"].as_str().expect("name");
+        let results: Vec<(String, bool)> = c["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| {
+                (
+                    r[0].as_str().expect("subset").to_string(),
+                    r[1].as_bool().expect("correct"),
+                )
+            })
+            .collect();
+        let got = scores(results.iter().map(|(s, ok)| (Some(s.as_str()), *ok))).expect(name);
+        let want_subsets = c["subsets"].as_object().expect("subsets");
+        assert_eq!(got.subsets.len(), want_subsets.len(), "{name}");
+        for (k, v) in &got.subsets {
+            let want = want_subsets[k].as_f64().expect("accuracy");
+            assert!(
+                (v - want).abs() <= 1e-12,
+                "{name}: subset {k} {v} vs {want}"
+            );
+        }
+        let want_sections = c["sections"].as_object().expect("sections");
+        for (section, want) in want_sections {
+            let want = want.as_f64().expect("score");
+            match got.sections.iter().find(|(s, _)| s == section) {
+                Some((_, v)) => {
+                    assert!((v - want).abs() <= 1e-12, "{name}: {section} {v} vs {want}");
+                }
+                // Left out here; upstream's placeholder for a section with no subset.
+                None => {
+                    let members = SECTIONS
+                        .iter()
+                        .find(|(s, _)| s == section)
+                        .expect("known")
+                        .1;
+                    assert!(
+                        want == 0.0 && !results.iter().any(|(s, _)| members.contains(&s.as_str())),
+                        "{name}: {section} is missing"
+                    );
+                }
+            }
+        }
+        assert!(
+            got.sections
+                .iter()
+                .all(|(s, _)| want_sections.contains_key(s)),
+            "{name}: {:?}",
+            got.sections
+        );
     }
 }

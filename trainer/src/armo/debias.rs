@@ -156,7 +156,10 @@ mod tests {
         let r_j: Vec<f64> = r_v.iter().zip(&noise).map(|(v, n)| v + n).collect();
         let p = penalty(&r_j, &r_v, THRESHOLD);
         assert!(p.met && p.lambda > 0.0 && p.spearman <= THRESHOLD, "{p:?}");
-        let i = LAMBDAS.iter().position(|&l| l == p.lambda).expect("on the grid");
+        let i = LAMBDAS
+            .iter()
+            .position(|&l| l == p.lambda)
+            .expect("on the grid");
         let prev: Vec<f64> = r_j
             .iter()
             .zip(&r_v)
@@ -167,6 +170,9 @@ mod tests {
         let doubled: Vec<f64> = r_v.iter().map(|v| 2.0 * v).collect();
         let p = penalty(&doubled, &r_v, THRESHOLD);
         assert_eq!((p.lambda, p.met), (1.0, false));
-        assert_eq!(debias_row(&[5.0, 2.0, 1.0], &[0.5, 0.0, 1.0], 1), [4.0, 2.0, -1.0]);
+        assert_eq!(
+            debias_row(&[5.0, 2.0, 1.0], &[0.5, 0.0, 1.0], 1),
+            [4.0, 2.0, -1.0]
+        );
     }
 }

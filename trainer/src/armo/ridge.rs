@@ -348,7 +348,9 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
             })
             .collect()
@@ -394,7 +396,11 @@ mod tests {
         assert_eq!(fit.alpha, 1e-4);
         assert!((fit.weight[0] - 2.0).abs() < 1e-3 && (fit.weight[1] + 1.0).abs() < 1e-3);
         assert!(fit.val_r2 > 0.999_99, "{}", fit.val_r2);
-        assert!(fit.val_mse.windows(2).all(|w| w[0] <= w[1]), "{:?}", fit.val_mse);
+        assert!(
+            fit.val_mse.windows(2).all(|w| w[0] <= w[1]),
+            "{:?}",
+            fit.val_mse
+        );
         let e = super::fit(&x, &vec![f64::NAN; n], 42, "helpfulness").expect_err("no labels");
         assert!(e.to_string().contains("`helpfulness`"), "{e}");
     }

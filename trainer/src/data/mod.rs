@@ -5,9 +5,11 @@
 //! - [`order`]: which examples form batch `k` (seeded, resumable).
 //! - [`prompts`]: RL prompts (the evaluator's sample form, chat messages, MaRio's files).
 //! - [`pairs`]: preference pairs (prompt/chosen/rejected, chat, hh-rlhf transcripts).
+//! - [`rllr`]: RLLR's label- and rationale-sensitive pairs built from MaRio's files.
 //! - SFT examples live in [`crate::sft::data`].
 
 pub mod mario;
 pub mod order;
 pub mod pairs;
 pub mod prompts;
+pub mod rllr;

@@ -2,7 +2,9 @@
 //! response.
 //!
 //! Three JSONL forms, told apart by their content:
-//! - `{"prompt": "...", "chosen": "...", "rejected": "...", "margin"?: number}`: plain text;
+//! - `{"prompt": "...", "chosen": "...", "rejected": "...", "margin"?: number, "subset"?:
+//!   "..."}`: plain text (`subset` names a benchmark subset, RewardBench's column; it may
+//!   be given in the other JSONL forms too);
 //! - conversational, TRL's two forms: `{"prompt": [messages], "chosen": [messages],
 //!   "rejected": [messages]}` (each response one assistant message), or without `prompt`,
 //!   `chosen` and `rejected` being whole conversations that share their history (the
@@ -58,6 +60,9 @@ pub struct Pair {
     /// The probability that `chosen` is preferred, in [½, 1], for soft-labelled pairs
     /// (AlpacaEval's judge); `None` for a plain preference (probability 1).
     pub label: Option<f64>,
+    /// The benchmark subset the pair belongs to (RewardBench's `subset` column), for
+    /// per-subset and section-weighted accuracy ([`crate::rm::rewardbench`]).
+    pub subset: Option<String>,
     /// 1-based line in the file.
     pub line: usize,
 }
@@ -128,6 +133,15 @@ fn parse_line(line: &str, number: usize) -> std::result::Result<Pair, String> {
         Some(Value::Number(n)) => n.as_f64().filter(|m| m.is_finite()),
         Some(other) => return Err(format!("`margin` must be a number, found {other}")),
     };
+    let subset = match obj.get("subset") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(other) => {
+            return Err(format!(
+                "`subset` must be a non-empty string, found {other}"
+            ));
+        }
+    };
     let (prompt, chosen, rejected) = match (obj.get("prompt"), chosen, rejected) {
         (Some(Value::String(p)), Value::String(c), Value::String(r)) => {
             (PairPrompt::Text(p.clone()), c.clone(), r.clone())
@@ -171,6 +185,7 @@ fn parse_line(line: &str, number: usize) -> std::result::Result<Pair, String> {
         rejected,
         margin,
         label: None,
+        subset,
         line: number,
     })
 }
@@ -277,6 +292,7 @@ fn read_alpaca_annotations(path: &Path, text: &str) -> Result<PairFile> {
             rejected,
             margin: None,
             label: Some(label),
+            subset: None,
             line: i + 1,
         });
     }

@@ -30,6 +30,26 @@ pub trait RewardSource: Send + Sync {
     fn score(&self, batch: &[Sample]) -> std::result::Result<Vec<Vec<Option<f64>>>, String>;
 }
 
+/// The `[[reward]]` tables of a TOML file given with `flag` (other keys are ignored, so an
+/// RL config serves too); a file without one is an error naming the file.
+pub fn read_tables(flag: &str, path: &std::path::Path) -> Result<Vec<RewardSpec>> {
+    #[derive(serde::Deserialize)]
+    struct Tables {
+        #[serde(default)]
+        reward: Vec<RewardSpec>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let t: Tables = toml::from_str(&text)
+        .map_err(|e| Error::InvalidArgument(format!("flag {flag}: {}: {e}", path.display())))?;
+    if t.reward.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "flag {flag}: {}: no [[reward]] table",
+            path.display()
+        )));
+    }
+    Ok(t.reward)
+}
+
 /// A WebAssembly scorer module run by the reward host, under per-call limits.
 pub struct ModuleSource {
     module: Arc<RewardModule>,
@@ -59,6 +79,12 @@ impl ModuleSource {
                 return Err(Error::config(
                     "reward.source",
                     format!("rm:{} is a reward model, not a module", dir.display()),
+                ));
+            }
+            Source::Armo { .. } => {
+                return Err(Error::config(
+                    "reward.source",
+                    format!("{source} is an ArmoRM run, not a module"),
                 ));
             }
         };
@@ -144,6 +170,11 @@ impl Rewards {
                     Source::RewardModel(dir) => {
                         Box::new(crate::rm::RewardModel::load(&dir, device)?)
                     }
+                    Source::Armo { dir, attribute } => Box::new(crate::armo::ArmoSource::load(
+                        &dir,
+                        attribute.as_deref(),
+                        device,
+                    )?),
                     _ => Box::new(ModuleSource::load(&host, &spec.source, limits)?),
                 };
                 sources.push((spec.source.clone(), source));

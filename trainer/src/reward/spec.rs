@@ -4,7 +4,10 @@
 //! ```toml
 //! [[reward]]
 //! source = "builtin:accuracy"   # or a path to a .wasm scorer module, or rm:RUN_DIR (a
-//!                               # reward model trained by `trainer rm`; metric `reward`)
+//!                               # reward model trained by `trainer rm`; metric `reward`),
+//!                               # or armo:RUN_DIR (`trainer armo`'s gated score, metric
+//!                               # `score`) / armo:RUN_DIR#ATTRIBUTE (one debiased
+//!                               # attribute reward, metric ATTRIBUTE)
 //! metric = "accuracy"           # one of the module's declared metrics (may be left out
 //!                               # when it declares one)
 //! weight = 1.0
@@ -59,7 +62,8 @@ pub enum DirectionRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RewardSpec {
-    /// `builtin:NAME`, the path of a `.wasm` scorer module, or `rm:RUN_DIR`.
+    /// `builtin:NAME`, the path of a `.wasm` scorer module, `rm:RUN_DIR` or
+    /// `armo:RUN_DIR[#ATTRIBUTE]`.
     pub source: String,
     /// The metric (by its declared name); optional when the module declares exactly one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,11 +106,32 @@ pub enum Source {
     File(PathBuf),
     /// A reward model trained by `trainer rm` (`rm:RUN_DIR`).
     RewardModel(PathBuf),
+    /// An ArmoRM run of `trainer armo` (`armo:RUN_DIR`: the gated score, metric `score`;
+    /// `armo:RUN_DIR#ATTRIBUTE`: that attribute's debiased reward, metric `ATTRIBUTE`).
+    Armo {
+        /// The run directory.
+        dir: PathBuf,
+        /// The attribute after `#`, when one is named.
+        attribute: Option<String>,
+    },
 }
 
 impl Source {
-    /// Parses `builtin:NAME`, `rm:RUN_DIR` or a path.
+    /// Parses `builtin:NAME`, `rm:RUN_DIR`, `armo:RUN_DIR[#ATTRIBUTE]` or a path.
     pub fn parse(s: &str) -> Self {
+        if let Some(rest) = s.strip_prefix("armo:") {
+            // The last `#` starts the attribute, unless what follows it is a path.
+            return match rest.rsplit_once('#') {
+                Some((dir, attr)) if !attr.is_empty() && !attr.contains('/') => Self::Armo {
+                    dir: PathBuf::from(dir),
+                    attribute: Some(attr.to_string()),
+                },
+                _ => Self::Armo {
+                    dir: PathBuf::from(rest),
+                    attribute: None,
+                },
+            };
+        }
         if let Some(dir) = s.strip_prefix("rm:") {
             return Self::RewardModel(PathBuf::from(dir));
         }
@@ -386,6 +411,32 @@ mod tests {
             })
         );
         assert!(parse_term("a-b").is_err());
+    }
+
+    #[test]
+    fn armo_sources_name_a_run_and_optionally_an_attribute() {
+        assert_eq!(
+            Source::parse("armo:runs/a#helpfulness"),
+            Source::Armo {
+                dir: PathBuf::from("runs/a"),
+                attribute: Some("helpfulness".into())
+            }
+        );
+        assert_eq!(
+            Source::parse("armo:runs/a"),
+            Source::Armo {
+                dir: PathBuf::from("runs/a"),
+                attribute: None
+            }
+        );
+        assert_eq!(
+            Source::parse("armo:x#y/run"),
+            Source::Armo {
+                dir: PathBuf::from("x#y/run"),
+                attribute: None
+            },
+            "a `#` inside the path is part of it"
+        );
     }
 
     #[test]

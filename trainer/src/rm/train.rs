@@ -188,7 +188,7 @@ impl RmObjective {
         rows: &[PairRows],
         idx: &[usize],
         grad: bool,
-    ) -> Result<MicroBatch> {
+    ) -> Result<(MicroBatch, super::RewardLoss)> {
         let b = idx.len();
         let out = self.loss(model, rows, idx, grad)?;
         let mean_reward: f64 = out.chosen.iter().chain(&out.rejected).sum::<f64>() / 2.0;
@@ -196,7 +196,7 @@ impl RmObjective {
             .iter()
             .map(|&i| rows[i].chosen.ids.len() + rows[i].rejected.ids.len())
             .sum();
-        Ok(MicroBatch {
+        let micro = MicroBatch {
             sum: out.per_pair.sum_all()?,
             count: b as f32,
             tokens,
@@ -205,7 +205,8 @@ impl RmObjective {
                 ("margin", out.margin() * b as f64),
                 ("mean_reward", mean_reward),
             ],
-        })
+        };
+        Ok((micro, out))
     }
 }
 
@@ -246,7 +247,7 @@ impl Objective for RmObjective {
     }
 
     fn forward(&mut self, model: &mut CausalLm, idx: &[usize]) -> Result<MicroBatch> {
-        self.pairs_loss(model, &self.train, idx, true)
+        Ok(self.pairs_loss(model, &self.train, idx, true)?.0)
     }
 
     fn has_eval(&self) -> bool {
@@ -255,9 +256,21 @@ impl Objective for RmObjective {
 
     fn eval(&mut self, model: &mut CausalLm, batch_size: usize) -> Result<EvalLine> {
         let rows = self.eval.as_deref().unwrap_or_default();
-        eval_in_batches(rows.len(), batch_size, |idx| {
-            self.pairs_loss(model, rows, idx, false)
-        })
+        // Each pair's subset and whether it was ranked right, for RewardBench's scores.
+        let mut results: Vec<(Option<&str>, bool)> = Vec::with_capacity(rows.len());
+        let mut line = eval_in_batches(rows.len(), batch_size, |idx| {
+            let (micro, out) = self.pairs_loss(model, rows, idx, false)?;
+            results.extend(
+                idx.iter()
+                    .zip(out.chosen.iter().zip(&out.rejected))
+                    .map(|(&i, (c, r))| (rows[i].subset.as_deref(), c > r)),
+            );
+            Ok(micro)
+        })?;
+        if let Some(scores) = super::rewardbench::scores(results) {
+            line.named = scores.metrics();
+        }
+        Ok(line)
     }
 
     fn eval_at_start(&self) -> bool {

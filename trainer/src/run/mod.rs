@@ -37,6 +37,32 @@ pub use settings::Change;
 
 use crate::error::{Error, Result};
 
+/// This process's command line as a shell would re-run it (arguments quoted where needed,
+/// an installed `…/trainer` shortened to `trainer`): what a resume message suggests and
+/// what score provenance records.
+pub fn command_line() -> String {
+    let quote = |a: String| {
+        if a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
+        {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        }
+    };
+    let mut args = std::env::args();
+    let bin = args.next().unwrap_or_else(|| "trainer".into());
+    let bin = if bin.ends_with("/trainer") {
+        "trainer".to_string()
+    } else {
+        bin
+    };
+    std::iter::once(bin)
+        .chain(args.map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// What [`open`] found in the output directory.
 #[derive(Debug)]
 pub enum Opening {

@@ -190,6 +190,8 @@ pub struct PairRows {
     pub margin: Option<f64>,
     /// The probability that `chosen` is preferred, for soft-labelled pairs.
     pub label: Option<f64>,
+    /// The pair's benchmark subset, when its file named one.
+    pub subset: Option<String>,
 }
 
 /// The rows of pairs `idx` of `rows` as one batch: the chosen rows, then the rejected.
@@ -284,6 +286,7 @@ pub fn tokenize_pairs(
             len_rejected,
             margin: p.margin,
             label: p.label,
+            subset: p.subset.clone(),
         });
     }
     let report = serde_json::json!({

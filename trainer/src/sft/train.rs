@@ -213,6 +213,7 @@ pub(crate) fn eval_in_batches(
     Ok(EvalLine {
         loss: (loss / count) as f32,
         extra: extra.into_iter().map(|(k, v)| (k, v / count)).collect(),
+        named: Vec::new(),
     })
 }
 
@@ -220,8 +221,34 @@ pub(crate) fn eval_in_batches(
 pub(crate) struct EvalLine {
     /// The mean loss.
     pub(crate) loss: f32,
-    /// Further means, logged with an `eval_` prefix.
+    /// Further means, logged with an `eval_` prefix and shown on the progress line.
     pub(crate) extra: Vec<(&'static str, f64)>,
+    /// Metrics named by the data (RewardBench's subsets and sections), logged with an
+    /// `eval_` prefix but, being many, kept off the progress line.
+    pub(crate) named: Vec<(String, f64)>,
+}
+
+impl EvalLine {
+    /// The `metrics.jsonl` line of this evaluation at `step`.
+    fn metrics_line(&self, step: usize) -> serde_json::Value {
+        let mut line = serde_json::json!({"step": step, "eval_loss": self.loss});
+        for (k, v) in &self.extra {
+            line[format!("eval_{k}")] = (*v).into();
+        }
+        for (k, v) in &self.named {
+            line[format!("eval_{k}")] = (*v).into();
+        }
+        line
+    }
+
+    /// What the progress bar prints for it.
+    fn progress_line(&self, step: usize) -> String {
+        format!(
+            "step {step}: eval loss {:.4}{}",
+            self.loss,
+            shown(&self.extra)
+        )
+    }
 }
 
 /// SFT: the completion-only next-token loss, per target token.
@@ -296,6 +323,7 @@ impl Objective for SftObjective {
         Ok(EvalLine {
             loss: eval_loss(model, set, batch_size, self.pad, &device)?,
             extra: Vec::new(),
+            named: Vec::new(),
         })
     }
 }
@@ -722,16 +750,8 @@ pub(crate) fn run_objective(
     if start == 0 && objective.has_eval() && objective.eval_at_start() {
         model.set_training(false);
         let e = objective.eval(&mut model, cfg.batch_size)?;
-        let mut line = serde_json::json!({"step": 0, "eval_loss": e.loss});
-        for (k, v) in &e.extra {
-            line[format!("eval_{k}")] = (*v).into();
-        }
-        metrics.write(&line)?;
-        progress.println(&format!(
-            "step 0: eval loss {:.4}{}",
-            e.loss,
-            shown(&e.extra)
-        ));
+        metrics.write(&e.metrics_line(0))?;
+        progress.println(&e.progress_line(0));
     }
     model.set_training(true);
     let (mut last_loss, mut last_eval) = (f32::NAN, None);
@@ -834,16 +854,8 @@ pub(crate) fn run_objective(
             };
             model.set_training(true);
             last_eval = Some(e.loss);
-            let mut line = serde_json::json!({"step": step, "eval_loss": e.loss});
-            for (k, v) in &e.extra {
-                line[format!("eval_{k}")] = (*v).into();
-            }
-            metrics.write(&line)?;
-            progress.println(&format!(
-                "step {step}: eval loss {:.4}{}",
-                e.loss,
-                shown(&e.extra)
-            ));
+            metrics.write(&e.metrics_line(step))?;
+            progress.println(&e.progress_line(step));
         }
         if let Err(e) =
             guard::checkpoint_if_due(&mut ckpts, &opt, step, cfg.save_every, cfg.max_steps)
