@@ -16,3 +16,6 @@ $T armo fit-probes --embeddings "$OUT/emb" --attributes diversity,fk_grade,sente
 $T armo debias --run "$OUT/run" --reference "$OUT/emb" --verbosity words
 $T armo fit-gating --run "$OUT/run" --train "$OUT/train_emb" --eval "$OUT/eval_emb" \
   --hidden 256,256 --steps 500 --batch-size 256 --eval-every 100
+# The comparison at the same budget: a plain Bradley–Terry linear head on the same embeddings.
+$T armo fit-baseline --run "$OUT/run" --train "$OUT/train_emb" --eval "$OUT/eval_emb" \
+  --steps 500 --batch-size 256 --eval-every 100

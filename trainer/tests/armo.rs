@@ -586,3 +586,91 @@ fn label_turns_reward_tables_into_attribute_labels() {
     assert_eq!(lines[0].labels["n_sentences"], Some(-2.0));
     assert_eq!(lines[1].labels["words"], Some(0.0));
 }
+
+#[test]
+fn the_baseline_is_a_linear_bradley_terry_head_on_the_same_embeddings() {
+    let pl = pipeline();
+    train_gate(&pl);
+    let p = pl.path();
+    let t = GateTraining {
+        lr: 1e-1,
+        weight_decay: 0.0,
+        steps: 150,
+        batch_size: 32,
+        seed: 3,
+        eval_every: 50,
+    };
+    let mut evals = 0;
+    let meta = trainer::armo::baseline::fit_baseline(
+        &pl.run(),
+        &p.join("train_emb"),
+        Some(&p.join("eval_emb")),
+        &t,
+        &Device::Cpu,
+        |l| evals += usize::from(l.eval_accuracy.is_some()),
+    )
+    .expect("baseline");
+    assert_eq!(evals, 3, "eval at 50, 100, 150");
+    // The preference is linear in the embeddings, so a linear head can order every pair
+    // the true direction orders (pairs whose responses embed identically are ties, which
+    // count as wrong): it must come within 5 points of that.
+    let attainable = {
+        let emb = trainer::armo::embed::Embeddings::read(&p.join("train_emb")).expect("emb");
+        let (c, r) = (
+            rows(emb.get("chosen").expect("c")),
+            rows(emb.get("rejected").expect("r")),
+        );
+        let t = &pl.truth[0];
+        c.iter()
+            .zip(&r)
+            .filter(|(c, r)| dot(c, t) > dot(r, t))
+            .count() as f64
+            / c.len() as f64
+    };
+    assert!(attainable > 0.85, "{attainable}");
+    assert!(
+        meta.train_accuracy >= attainable - 0.05,
+        "{} of {attainable} attainable",
+        meta.train_accuracy
+    );
+    let eval_accuracy = meta.eval_accuracy.expect("eval");
+    assert!(eval_accuracy >= 0.8, "{eval_accuracy}");
+    // The saved head reproduces the held-out accuracy from the embeddings.
+    let head = candle_core::safetensors::load(
+        pl.run().join(trainer::armo::baseline::BASELINE_FILE),
+        &Device::Cpu,
+    )
+    .expect("head");
+    let w = rows(&head["score.weight"]);
+    assert_eq!(w.len(), 1);
+    let emb = trainer::armo::embed::Embeddings::read(&p.join("eval_emb")).expect("emb");
+    let (c, r) = (
+        rows(emb.get("chosen").expect("c")),
+        rows(emb.get("rejected").expect("r")),
+    );
+    let right = c
+        .iter()
+        .zip(&r)
+        .filter(|(c, r)| dot(c, &w[0]) > dot(r, &w[0]))
+        .count() as f64
+        / c.len() as f64;
+    assert!(
+        (right - eval_accuracy).abs() < 1e-9,
+        "{right} vs {eval_accuracy}"
+    );
+    let log = std::fs::read_to_string(pl.run().join(trainer::armo::baseline::BASELINE_METRICS))
+        .expect("log");
+    assert_eq!(log.lines().count(), 150);
+    // Samples are refused with the flag named.
+    let err = trainer::armo::baseline::fit_baseline(
+        &pl.run(),
+        &p.join("emb"),
+        None,
+        &t,
+        &Device::Cpu,
+        |_| {},
+    )
+    .expect_err("samples")
+    .to_string();
+    assert!(err.contains("--train") && err.contains("pairs"), "{err}");
+}

@@ -4,9 +4,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::baseline;
 use super::embed::{self, BackboneSettings, EmbedJob, Kind};
 use super::fit::{self, GatingJob, ProbeJob};
-use super::gate::GateTraining;
+use super::gate::{self, GateTraining};
 use super::model::{self, ArmoModel};
 use crate::error::{Error, Result};
 
@@ -28,6 +29,9 @@ pub enum ArmoCommand {
     /// The gating network (MLP, ReLU, dropout, softmax(z/T)·s) trained with the
     /// Bradley–Terry loss on preference pairs' embeddings.
     FitGating(FitGatingArgs),
+    /// The comparison at the same budget: a plain Bradley–Terry linear head on the same
+    /// frozen embeddings, trained with the gate's loss, optimizer, steps and batches.
+    FitBaseline(FitBaselineArgs),
     /// Per-attribute rewards, gate weights and the final score for each input line.
     Score(ScoreArgs),
 }
@@ -151,6 +155,16 @@ pub struct FitGatingArgs {
     /// Softmax temperature.
     #[arg(long, default_value_t = 10.0)]
     temperature: f64,
+    #[command(flatten)]
+    training: TrainingArgs,
+    /// cpu, or cuda / cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// How a pair model trains (the gate, and the baseline at the same budget).
+#[derive(clap::Args)]
+pub struct TrainingArgs {
     /// Peak learning rate (cosine decay to 0).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -169,6 +183,35 @@ pub struct FitGatingArgs {
     /// Seed of the initialisation, batches and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+impl TrainingArgs {
+    fn training(&self) -> GateTraining {
+        GateTraining {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            steps: self.steps,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            eval_every: self.eval_every,
+        }
+    }
+}
+
+/// `trainer armo fit-baseline`.
+#[derive(clap::Args)]
+pub struct FitBaselineArgs {
+    /// The run directory the baseline's files go into (beside the gate's).
+    #[arg(long)]
+    run: PathBuf,
+    /// Training pairs' embeddings (`embed --pairs`).
+    #[arg(long)]
+    train: PathBuf,
+    /// Held-out pairs' embeddings.
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    #[command(flatten)]
+    training: TrainingArgs,
     /// cpu, or cuda / cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -210,6 +253,7 @@ pub fn run(args: ArmoArgs) -> Result<()> {
         ArmoCommand::FitProbes(a) => run_fit_probes(&a),
         ArmoCommand::Debias(a) => run_debias(&a),
         ArmoCommand::FitGating(a) => run_fit_gating(&a),
+        ArmoCommand::FitBaseline(a) => run_fit_baseline(&a),
         ArmoCommand::Score(a) => run_score(&a),
     }
 }
@@ -360,17 +404,22 @@ fn run_fit_gating(a: &FitGatingArgs) -> Result<()> {
         hidden: a.hidden.clone(),
         dropout: a.dropout,
         temperature: a.temperature,
-        training: GateTraining {
-            lr: a.lr,
-            weight_decay: a.weight_decay,
-            steps: a.steps,
-            batch_size: a.batch_size,
-            seed: a.seed,
-            eval_every: a.eval_every,
-        },
+        training: a.training.training(),
     };
-    let every = (a.steps / 20).max(1);
-    let meta = fit::fit_gating(&job, &crate::device(&a.device)?, |l| {
+    let meta = fit::fit_gating(&job, &crate::device(&a.device)?, progress(a.training.steps))?;
+    eprintln!(
+        "gate written to {}: train accuracy {:.3}, eval accuracy {}",
+        a.run.display(),
+        meta.train_accuracy,
+        meta.eval_accuracy.map_or("-".into(), |e| format!("{e:.3}"))
+    );
+    Ok(())
+}
+
+/// Prints about twenty of the steps' lines, and every one with a held-out evaluation.
+fn progress(steps: usize) -> impl FnMut(&gate::LogLine) {
+    let every = (steps / 20).max(1);
+    move |l| {
         if l.step % every == 0 || l.eval_accuracy.is_some() {
             eprintln!(
                 "step {}: loss {:.4}, accuracy {:.3}{}",
@@ -381,9 +430,20 @@ fn run_fit_gating(a: &FitGatingArgs) -> Result<()> {
                     .map_or(String::new(), |e| format!(", eval accuracy {e:.3}"))
             );
         }
-    })?;
+    }
+}
+
+fn run_fit_baseline(a: &FitBaselineArgs) -> Result<()> {
+    let meta = baseline::fit_baseline(
+        &a.run,
+        &a.train,
+        a.eval.as_deref(),
+        &a.training.training(),
+        &crate::device(&a.device)?,
+        progress(a.training.steps),
+    )?;
     eprintln!(
-        "gate written to {}: train accuracy {:.3}, eval accuracy {}",
+        "baseline written to {}: train accuracy {:.3}, eval accuracy {}",
         a.run.display(),
         meta.train_accuracy,
         meta.eval_accuracy.map_or("-".into(), |e| format!("{e:.3}"))

@@ -239,7 +239,7 @@ impl PairSet {
         self.len() == 0
     }
 
-    fn rows(&self, idx: &[usize]) -> Result<(Tensor, Tensor, Tensor)> {
+    pub(crate) fn rows(&self, idx: &[usize]) -> Result<(Tensor, Tensor, Tensor)> {
         let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
         let ids = Tensor::from_vec(ids, idx.len(), self.prompt.device())?;
         Ok((
@@ -321,21 +321,50 @@ pub fn train(
     t: &GateTraining,
     train: &PairSet,
     eval: Option<&PairSet>,
-    mut log: impl FnMut(&LogLine),
+    log: impl FnMut(&LogLine),
 ) -> Result<Gate> {
-    if train.is_empty() || t.steps == 0 || t.batch_size == 0 {
-        return Err(Error::InvalidArgument(format!(
-            "gate training needs pairs, steps and a batch size (got {} pairs, {} steps, batch \
-             {})",
-            train.len(),
-            t.steps,
-            t.batch_size
-        )));
-    }
     let device = train.prompt.device().clone();
     let gate = Gate::new(config, t.seed, &device)?;
-    let mut opt = AdamW::new(
+    fit_pairs(
         gate.vars(),
+        t,
+        train.len(),
+        |idx, rng| {
+            let (p, c, r) = train.rows(idx)?;
+            let masks = gate.dropout_masks(idx.len(), rng, &device)?;
+            pair_loss(&gate, &p, &c, &r, masks.as_deref())
+        },
+        || eval.map(|e| evaluate(&gate, e, t.batch_size)).transpose(),
+        log,
+    )?;
+    Ok(gate)
+}
+
+/// The loop the pair models here train with (the gate, and the plain Bradley–Terry
+/// baseline of [`super::baseline`]): `n` training pairs streamed as shuffled epochs in
+/// batches of `t.batch_size` (a batch may straddle two epochs), AdamW over `vars` under a
+/// half-cosine decay to 0, `evaluate` (held-out loss and accuracy, `None` without a
+/// held-out set) on eval steps and after the last, one [`LogLine`] per step.
+///
+/// `batch_loss` returns a batch's mean loss and accuracy; it gets the run's generator,
+/// seeded by `t.seed`, for its dropout masks.
+pub(crate) fn fit_pairs(
+    vars: Vec<(String, Var)>,
+    t: &GateTraining,
+    n: usize,
+    mut batch_loss: impl FnMut(&[usize], &mut StdRng) -> Result<(Tensor, f64)>,
+    mut evaluate: impl FnMut() -> Result<Option<(f64, f64)>>,
+    mut log: impl FnMut(&LogLine),
+) -> Result<()> {
+    if n == 0 || t.steps == 0 || t.batch_size == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "training on pairs needs pairs, steps and a batch size (got {n} pairs, {} steps, \
+             batch {})",
+            t.steps, t.batch_size
+        )));
+    }
+    let mut opt = AdamW::new(
+        vars,
         AdamWParams {
             lr: t.lr,
             weight_decay: t.weight_decay,
@@ -343,11 +372,9 @@ pub fn train(
         },
     )?;
     let mut rng = StdRng::seed_from_u64(t.seed ^ 0xA2A0_6A7E);
-    let n = train.len();
     let batch = t.batch_size.min(n);
     let mut order: Vec<usize> = Vec::new();
     for step in 0..t.steps {
-        // A stream of shuffled epochs; a batch may straddle two.
         let mut idx = Vec::with_capacity(batch);
         while idx.len() < batch {
             if order.is_empty() {
@@ -360,9 +387,7 @@ pub fn train(
                 idx.push(i);
             }
         }
-        let (p, c, r) = train.rows(&idx)?;
-        let masks = gate.dropout_masks(idx.len(), &mut rng, &device)?;
-        let (loss, accuracy) = pair_loss(&gate, &p, &c, &r, masks.as_deref())?;
+        let (loss, accuracy) = batch_loss(&idx, &mut rng)?;
         let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !value.is_finite() {
             return Err(Error::NonFiniteLoss {
@@ -377,13 +402,12 @@ pub fn train(
         let g: Vec<Option<Tensor>> = opt.vars().map(|(_, v)| grads.get(v).cloned()).collect();
         opt.step(&g)?;
         let last = step + 1 == t.steps;
-        let (eval_loss, eval_accuracy) = match eval {
-            Some(e) if last || (t.eval_every > 0 && (step + 1) % t.eval_every == 0) => {
-                let (l, a) = evaluate(&gate, e, t.batch_size)?;
-                (Some(l), Some(a))
-            }
-            _ => (None, None),
-        };
+        let (eval_loss, eval_accuracy) =
+            if last || (t.eval_every > 0 && (step + 1) % t.eval_every == 0) {
+                evaluate()?.unzip()
+            } else {
+                (None, None)
+            };
         log(&LogLine {
             step: step + 1,
             loss: value,
@@ -393,7 +417,7 @@ pub fn train(
             eval_accuracy,
         });
     }
-    Ok(gate)
+    Ok(())
 }
 
 #[cfg(test)]

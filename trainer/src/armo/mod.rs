@@ -18,6 +18,9 @@
 //! 5. [`model`] (`score`, and `armo:RUN_DIR[#ATTRIBUTE]` in `[[reward]]` tables): all of it
 //!    as one scorer, one forward pass of the backbone per sample.
 //!
+//! 6. [`baseline`] (`fit-baseline`): what the gated model is compared with, a plain
+//!    Bradley–Terry linear head on the same embeddings at the same budget.
+//!
 //! [`fit`] holds the stages over embeddings and the run directory's files; [`cli`] the
 //! command line. `label` (in [`cli`]) turns `[[reward]]` tables into attribute labels, so
 //! the trainer's own reward modules can serve as the attributes.
@@ -25,6 +28,7 @@
 //! The references are `trainer/reference/armo_reference.py` (scikit-learn, scipy, torch),
 //! whose `trainer/reference/data/armo/cases.json` `trainer/tests/armo_reference.rs` replays.
 
+pub mod baseline;
 pub mod cli;
 pub mod debias;
 pub mod embed;
