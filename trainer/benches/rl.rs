@@ -22,8 +22,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use candle_core::Device;
-use common::{arg, median, smollm2_gguf};
+use common::{arg, median, smollm2_gguf, write_hf};
 use serde_json::Value;
 
 const PROMPTS_PER_STEP: usize = 8;
@@ -34,22 +33,6 @@ const MICRO_BATCH: usize = 8;
 /// The Python with trl, peft and torch.
 fn python() -> String {
     std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-/// Writes the dequantized model with its tokenizer as an HF directory both sides load.
-fn write_hf(gguf: &Path, dir: &Path) {
-    let loaded = trainer::load::load(gguf, true, &Device::Cpu).expect("load SmolLM2");
-    let varmap = loaded.varmap.expect("trainable load has a varmap");
-    let tensors = trainer::load::hf::varmap_tensors(&varmap).expect("tensors");
-    let tok = loaded.tokenizer.expect("the GGUF carries its tokenizer");
-    let json = tok.to_json().expect("tokenizer json");
-    trainer::load::hf::save(dir, &loaded.model.config_json(), &tensors, Some(&json))
-        .expect("save HF copy");
-    std::fs::write(
-        dir.join("tokenizer_config.json"),
-        tok.tokenizer_config_json(),
-    )
-    .expect("tokenizer_config.json");
 }
 
 /// Plain-text prompts of similar length, one per line as `{"prompt": ...}`.

@@ -13,6 +13,8 @@
 //! - [`ops`]: fused CPU kernels with backward passes: projections (with LoRA), layer norm,
 //!   RMSNorm, GELU, SwiGLU, causal attention, the masked attention softmax.
 //! - [`data`]: data order, the RL prompt reader and preference pairs.
+//! - [`merge`]: `trainer merge`: a LoRA adapter folded into its base, written as an HF
+//!   directory.
 //! - [`malloc`]: keeps freed heap memory in the process during training (glibc).
 //! - [`optim`]: AdamW with checkpointable state, gradient accumulation and clipping, LR schedules.
 //! - [`run`]: what every command that owns a run directory shares: the directory and its
@@ -102,6 +104,7 @@ pub mod load;
 pub mod lora;
 pub mod loss;
 pub mod malloc;
+pub mod merge;
 pub mod models;
 pub mod ops;
 pub mod optim;

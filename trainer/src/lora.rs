@@ -336,15 +336,21 @@ pub fn load(model: &mut impl LoraTarget, dir: &Path, varmap: &VarMap) -> Result<
 /// Folds every adapter into its base weight (`W ← W + scale·B·A`) and removes it.
 /// Returns how many were merged.
 pub fn merge(model: &mut impl LoraTarget) -> Result<usize> {
-    let mut n = 0;
-    for (_, lin) in model.linears_mut() {
+    Ok(merge_weights(model)?.len())
+}
+
+/// [`merge`], returning each merged projection's name and new weight (as the projection
+/// holds it), for writing the merged model out.
+pub fn merge_weights(model: &mut impl LoraTarget) -> Result<Vec<(String, Tensor)>> {
+    let mut out = Vec::new();
+    for (name, lin) in model.linears_mut() {
         if let Some(ad) = lin.adapter.take() {
             let delta = (ad.b.matmul(&ad.a)? * ad.scale)?;
             lin.weight = (&lin.weight + delta.to_dtype(lin.weight.dtype())?)?;
-            n += 1;
+            out.push((name, lin.weight.clone()));
         }
     }
-    Ok(n)
+    Ok(out)
 }
 
 /// θ = Σ λ_k θ_k over checkpoints that hold the same tensor names and shapes.

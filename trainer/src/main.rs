@@ -16,6 +16,8 @@
 //! - `trainer armo embed | label | fit-probes | debias | fit-gating | score ...`: the
 //!   ArmoRM pipeline (`trainer::armo::cli`).
 //! - `trainer rllr label-pairs | rationale-pairs ...`: RLLR's pairs (`trainer::rllr`).
+//! - `trainer merge --adapter RUN_OR_ADAPTER [--model BASE] --output DIR`: an adapter folded
+//!   into its base, as an HF directory (`trainer::merge`).
 //! - `trainer generate --model PATH [--adapter DIR] --prompt TEXT [--chat] [--max-new-tokens N]
 //!   [--temperature T] [--dtype f32|bf16]`
 
@@ -74,6 +76,9 @@ enum Command {
     /// RLLR's reward-model pairs from MaRio's files: label-sensitive (same rationale, gold
     /// vs wrong label) and rationale-sensitive (same label, best vs worst rationale).
     Rllr(trainer::rllr::RllrArgs),
+    /// Fold a LoRA adapter into its base model and write an HF directory (PEFT's
+    /// merge_and_unload): the start of a later run, or a model for tools without adapters.
+    Merge(MergeArgs),
     /// Generate a continuation of one prompt.
     Generate(GenerateArgs),
 }
@@ -138,6 +143,20 @@ struct SoupArgs {
     /// cpu, or cuda / cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// A run directory (its final/ adapter; the base from its config.toml) or an adapter
+    /// directory (adapter_config.json + adapter_model.safetensors).
+    #[arg(long)]
+    adapter: PathBuf,
+    /// The base model (HF directory or .gguf), when the run does not record it.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The HF directory to write (must not exist).
+    #[arg(long)]
+    output: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -535,6 +554,18 @@ fn run_sweep(mut a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_merge(a: &MergeArgs) -> anyhow::Result<()> {
+    let m = trainer::merge::merge(&a.adapter, a.model.as_deref(), &a.output)?;
+    eprintln!(
+        "merged {} projections of {} into {}: {}",
+        m.projections,
+        m.adapter.display(),
+        m.base.display(),
+        a.output.display()
+    );
+    Ok(())
+}
+
 fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
     let dtype = match a.dtype.as_str() {
         "bf16" => candle_core::DType::BF16,
@@ -594,6 +625,7 @@ fn main() -> ExitCode {
         Command::Score(a) => run_score(&a),
         Command::Armo(a) => trainer::armo::cli::run(a).map_err(Into::into),
         Command::Rllr(a) => trainer::rllr::run(a).map_err(Into::into),
+        Command::Merge(a) => run_merge(&a),
         Command::Generate(a) => run_generate(a),
     };
     match result {

@@ -301,3 +301,46 @@ fn a_frozen_copy_of_trainable_weights_gets_no_gradient() {
         assert!(grads.get(var).is_some(), "adapter {name} got no gradient");
     }
 }
+
+#[test]
+fn merge_writes_a_model_that_generates_as_base_plus_adapter() {
+    for (name, json, targets) in [
+        ("llama", common::tiny_llama_json(), vec!["q_proj", "v_proj"]),
+        ("gpt2", common::tiny_gpt2_json(), vec!["c_attn", "c_fc"]),
+    ] {
+        let (dir, model, vm, c) = trained_adapter(&json, &targets);
+        let out = tempfile::tempdir().expect("tmp");
+        let adapter = out.path().join("adapter");
+        lora::save(&adapter, &c, &vm).expect("save");
+        let merged_dir = out.path().join("merged");
+        let m = trainer::merge::merge(&adapter, Some(dir.path()), &merged_dir).expect(name);
+        assert_eq!(m.projections, 2 * targets.len(), "{name}");
+        // The written model, loaded with no adapter, gives the adapted model's logits.
+        let merged = load(&merged_dir, false, &Device::Cpu).expect("load merged");
+        assert!(
+            merged.tokenizer.is_some(),
+            "{name}: the tokenizer is written too"
+        );
+        let (x, _) = batch();
+        let want = model.forward(&x, None).expect("fwd");
+        let d = max_abs_diff(&want, &merged.model.forward(&x, None).expect("fwd"));
+        assert!(d < 1e-5, "{name}: merged logits differ by {d}");
+        let base = load(dir.path(), false, &Device::Cpu).expect("base").model;
+        let moved = max_abs_diff(&want, &base.forward(&x, None).expect("fwd"));
+        assert!(
+            moved > 1e-4,
+            "{name}: the adapter changed the logits ({moved})"
+        );
+        // An existing target is refused, and nothing is left half-written.
+        let e = trainer::merge::merge(&adapter, Some(dir.path()), &merged_dir)
+            .expect_err("exists")
+            .to_string();
+        assert!(e.contains("--output") && e.contains("exists"), "{e}");
+        // An adapter without a recorded base needs --model.
+        let e = trainer::merge::merge(&adapter, None, &out.path().join("m2"))
+            .expect_err("no base")
+            .to_string();
+        assert!(e.contains("--model"), "{e}");
+        assert!(!out.path().join("m2").exists() && !out.path().join(".m2.partial").exists());
+    }
+}

@@ -1,7 +1,10 @@
-//! What the benches share: their `--name N` options, medians, and the real SmolLM2 file.
+//! What the benches share: their `--name N` options, medians, the real SmolLM2 file and
+//! its HF copy for the Python side.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use candle_core::Device;
 
 /// The value after `name` on the command line, or `default`.
 pub(crate) fn arg(name: &str, default: usize) -> usize {
@@ -31,4 +34,21 @@ pub(crate) fn smollm2_gguf() -> Option<PathBuf> {
     let pkg = String::from_utf8(out.stdout).ok()?.trim().to_string();
     let gguf = Path::new(&pkg).join("SmolLM2-135M-Instruct.Q4_1.gguf");
     (!pkg.is_empty() && gguf.exists()).then_some(gguf)
+}
+
+/// Writes the dequantized model with its tokenizer as an HF directory both sides load.
+#[allow(dead_code, reason = "the throughput bench builds its models in memory")]
+pub(crate) fn write_hf(gguf: &Path, dir: &Path) {
+    let loaded = trainer::load::load(gguf, true, &Device::Cpu).expect("load SmolLM2");
+    let varmap = loaded.varmap.expect("trainable load has a varmap");
+    let tensors = trainer::load::hf::varmap_tensors(&varmap).expect("tensors");
+    let tok = loaded.tokenizer.expect("the GGUF carries its tokenizer");
+    let json = tok.to_json().expect("tokenizer json");
+    trainer::load::hf::save(dir, &loaded.model.config_json(), &tensors, Some(&json))
+        .expect("save HF copy");
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        tok.tokenizer_config_json(),
+    )
+    .expect("tokenizer_config.json");
 }
