@@ -3,6 +3,8 @@
 //! - `label-pairs`: label-sensitive pairs from a MaRio file ([`crate::data::rllr`]).
 //! - `rationale-pairs`: rationale-sensitive pairs, the rationales of a question ranked by the
 //!   weighted sum of `[[reward]]` tables (built-in modules, `.wasm` scorers, `rm:`, `armo:`).
+//! - `tau`: the cap τ of RLLR's mixed reward, chosen on held-out label pairs
+//!   ([`crate::data::rllr::youden_threshold`]).
 //!
 //! Both write `trainer rm`'s plain pair form `{"id", "prompt", "chosen", "rejected",
 //! "margin"?}` atomically and say on stderr what they kept and why the rest was left out.
@@ -22,6 +24,10 @@ pub enum RllrCommand {
     /// Rationale-sensitive pairs: per question, its best correct rationale (chosen) against
     /// its worst (rejected), ranked by `--rewards`.
     RationalePairs(RationalePairsArgs),
+    /// The cap τ of r = min(r_label, τ) + r_rationale: the label model's threshold that best
+    /// separates correct from wrong labels on held-out label pairs (Youden's J). Prints τ
+    /// on stdout.
+    Tau(TauArgs),
 }
 
 /// `trainer rllr`.
@@ -70,12 +76,87 @@ pub struct RationalePairsArgs {
     batch_size: usize,
 }
 
+/// `trainer rllr tau`.
+#[derive(clap::Args)]
+pub struct TauArgs {
+    /// The label-sensitive reward model (a `trainer rm` run directory).
+    #[arg(long)]
+    rm: PathBuf,
+    /// Held-out label pairs (`label-pairs` of a dev split): chosen correct, rejected wrong.
+    #[arg(long)]
+    pairs: PathBuf,
+    /// Rows per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Also write `{"tau", "tpr", "fpr", "pairwise_accuracy", "pairs", "rm", "sha256"}` here.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// cpu, or cuda / cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
 /// Runs one subcommand.
 pub fn run(args: RllrArgs) -> Result<()> {
     match args.command {
         RllrCommand::LabelPairs(a) => label_pairs(&a),
         RllrCommand::RationalePairs(a) => rationale_pairs(&a),
+        RllrCommand::Tau(a) => tau(&a),
     }
+}
+
+fn tau(a: &TauArgs) -> Result<()> {
+    let rm = crate::rm::RewardModel::load(&a.rm, &crate::device(&a.device)?)?;
+    let file = crate::data::pairs::read(&a.pairs)?;
+    let mut chosen = Vec::new();
+    let mut rejected = Vec::new();
+    for p in &file.pairs {
+        let crate::data::pairs::PairPrompt::Text(prompt) = &p.prompt else {
+            return Err(Error::Data {
+                path: a.pairs.clone(),
+                line: p.line,
+                message: "a chat prompt; label pairs are plain text {\"prompt\", \"chosen\", \
+                          \"rejected\"} (`trainer rllr label-pairs`)"
+                    .into(),
+            });
+        };
+        chosen.push((prompt.as_str(), p.chosen.as_str()));
+        rejected.push((prompt.as_str(), p.rejected.as_str()));
+    }
+    let score = |items: &[(&str, &str)]| -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(items.len());
+        for chunk in items.chunks(a.batch_size.max(1)) {
+            out.extend(rm.score_texts(chunk)?);
+        }
+        Ok(out)
+    };
+    let (c, r) = (score(&chosen)?, score(&rejected)?);
+    let t = rllr::youden_threshold(&c, &r).ok_or_else(|| Error::Data {
+        path: a.pairs.clone(),
+        line: 0,
+        message: "a non-finite reward-model score: no threshold".into(),
+    })?;
+    let pairwise = c.iter().zip(&r).filter(|(c, r)| c > r).count() as f64 / c.len() as f64;
+    eprintln!(
+        "τ = {} on {} pairs of {}: {:.1}% of correct and {:.1}% of wrong labels score ≥ τ \
+         (pairwise accuracy {:.3})",
+        t.tau,
+        c.len(),
+        a.pairs.display(),
+        100.0 * t.tpr,
+        100.0 * t.fpr,
+        pairwise
+    );
+    if let Some(path) = &a.output {
+        let v = serde_json::json!({
+            "tau": if t.tau.is_finite() { serde_json::json!(t.tau) } else { serde_json::json!("inf") },
+            "tpr": t.tpr, "fpr": t.fpr, "pairwise_accuracy": pairwise, "pairs": c.len(),
+            "rm": a.rm, "sha256": rm.hash,
+        });
+        crate::run::dir::write_atomic(path, v.to_string().as_bytes())?;
+    }
+    println!("{}", t.tau);
+    Ok(())
 }
 
 fn label_pairs(a: &LabelPairsArgs) -> Result<()> {

@@ -1,6 +1,9 @@
 //! `trainer rllr`: RLLR's pair builders from the command line, on a small MaRio-form file
 //! and (when `../shared/data` is present) on MaRio's StrategyQA GPT-3 responses; the pairs
-//! they write are read back by the reward model's pair reader.
+//! they write are read back by the reward model's pair reader; `tau` on a tiny reward
+//! model.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -185,4 +188,74 @@ fn strategyqa_gives_label_and_rationale_pairs() {
         .filter(|p| p.chosen.ends_with("yes.") == p.rejected.ends_with("no."))
         .count();
     assert_eq!(flips, label.len(), "every pair swaps yes and no");
+}
+
+#[test]
+fn tau_is_the_label_models_best_threshold_on_the_given_pairs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path();
+    common::write_tiny(&p.join("model"), &common::tiny_llama_json(), 4);
+    // Label pairs in the form `label-pairs` writes: the same rationale, "yes" right.
+    let pairs: String = (0..8)
+        .map(|k| {
+            let v = serde_json::json!({"prompt": format!("q{k}"),
+                "chosen": format!("r{k} So the answer is yes."),
+                "rejected": format!("r{k} So the answer is no.")});
+            format!("{v}\n")
+        })
+        .collect();
+    std::fs::write(p.join("pairs.jsonl"), &pairs).expect("pairs");
+    let cfg = format!(
+        "model = {:?}\ntrain_data = {:?}\noutput_dir = {:?}\nbatch_size = 4\nmax_steps = 12\n\
+         lr = 2e-2\nsave_every = 12\nseed = 2\nmax_len = 32\nmax_prompt_len = 8\nlora_rank = 4\n\
+         lora_alpha = 8\n",
+        p.join("model"),
+        p.join("pairs.jsonl"),
+        p.join("rm"),
+    );
+    let cfg = trainer::rm::RmConfig::from_toml(&cfg, Path::new("t.toml")).expect("config");
+    trainer::rm::train(&cfg, &trainer::sft::TrainOptions::default()).expect("rm");
+    let out = trainer()
+        .args(["rllr", "tau", "--rm"])
+        .arg(p.join("rm"))
+        .arg("--pairs")
+        .arg(p.join("pairs.jsonl"))
+        .arg("--output")
+        .arg(p.join("tau.json"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tau: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("τ on stdout");
+    // The same threshold from the model's own scores.
+    let rm = trainer::rm::RewardModel::load(&p.join("rm"), &candle_core::Device::Cpu).expect("rm");
+    let texts = |label: &str| -> Vec<(String, String)> {
+        (0..8)
+            .map(|k| (format!("q{k}"), format!("r{k} So the answer is {label}.")))
+            .collect()
+    };
+    let score = |v: Vec<(String, String)>| {
+        let refs: Vec<(&str, &str)> = v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        rm.score_texts(&refs).expect("score")
+    };
+    let (c, r) = (score(texts("yes")), score(texts("no")));
+    let want = trainer::data::rllr::youden_threshold(&c, &r).expect("τ");
+    assert!(
+        (tau - want.tau).abs() <= 1e-9 * want.tau.abs().max(1.0),
+        "{tau} vs {}",
+        want.tau
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.join("tau.json")).expect("json"))
+            .expect("json");
+    assert_eq!(saved["pairs"], 8);
+    assert_eq!(saved["sha256"].as_str(), Some(rm.hash.as_str()));
+    // The model learned the preference, so the threshold separates.
+    assert!(want.tpr > want.fpr, "{want:?}");
 }

@@ -19,6 +19,11 @@
 //! rewardbench 0.1.4's own `calculate_scores_per_section` and tables on seeded per-pair
 //! results (`reference/data/rm/rewardbench_cases.json`), replayed through
 //! [`trainer::rm::rewardbench::scores`] within 1e-12.
+//!
+//! RLLR's cap τ: `trainer/reference/rllr_tau_reference.py` takes scikit-learn's
+//! `roc_curve` threshold with the largest Youden's J on six score sets
+//! (`reference/data/rm/rllr_tau_cases.json`); [`trainer::data::rllr::youden_threshold`]
+//! gives the same τ exactly.
 
 use std::path::PathBuf;
 
@@ -276,6 +281,34 @@ fn rewardbench_sections_match_upstream() {
                 .all(|(s, _)| want_sections.contains_key(s)),
             "{name}: {:?}",
             got.sections
+        );
+    }
+}
+
+#[test]
+fn rllrs_cap_is_scikit_learns_youden_threshold() {
+    let cases = cases("rllr_tau_cases.json");
+    assert_eq!(cases.len(), 6);
+    for c in &cases {
+        let name = c["name"].as_str().expect("name");
+        let got = trainer::data::rllr::youden_threshold(&vec1(&c["correct"]), &vec1(&c["wrong"]))
+            .expect(name);
+        let want = match &c["tau"] {
+            Value::String(s) if s == "inf" => f64::INFINITY,
+            v => v.as_f64().expect("tau"),
+        };
+        assert_eq!(got.tau, want, "{name}: τ");
+        let tpr = c["tpr"].as_f64().expect("tpr");
+        let fpr = c["fpr"].as_f64().expect("fpr");
+        assert!(
+            (got.tpr - tpr).abs() <= 1e-12,
+            "{name}: tpr {} vs {tpr}",
+            got.tpr
+        );
+        assert!(
+            (got.fpr - fpr).abs() <= 1e-12,
+            "{name}: fpr {} vs {fpr}",
+            got.fpr
         );
     }
 }

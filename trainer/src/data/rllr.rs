@@ -251,6 +251,54 @@ pub fn rationale_pair(
     })
 }
 
+/// RLLR's cap τ on the label reward (r = min(r_label, τ) + r_rationale), chosen on held-out
+/// label pairs: the label model's decision threshold, the score at and above which a
+/// response counts as correctly labelled. It maximises Youden's J = TPR − FPR over the
+/// chosen (correct) and rejected (wrong-label) responses' scores, scikit-learn's
+/// `roc_curve` thresholds (`drop_intermediate=False`), the first maximum in their
+/// decreasing order (numpy's `argmax`). Above τ a response gains nothing more from its
+/// label, so the rationale reward decides among the correct ones; below it the label
+/// reward still pulls towards the right answer.
+///
+/// RLLR's paper gives τ per model (3.9 for Llama-2 7B) without the rule; this is the
+/// rule written down here (README, "RLLR's pairs").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// τ (+∞ when no threshold beats labelling nothing correct: the model does not
+    /// separate the two).
+    pub tau: f64,
+    /// Share of correct responses scoring ≥ τ.
+    pub tpr: f64,
+    /// Share of wrong-label responses scoring ≥ τ.
+    pub fpr: f64,
+}
+
+/// [`Threshold`] of the scores of correct and wrong responses; `None` without both, or
+/// with a non-finite score.
+pub fn youden_threshold(correct: &[f64], wrong: &[f64]) -> Option<Threshold> {
+    if correct.is_empty() || wrong.is_empty() || !correct.iter().chain(wrong).all(|s| s.is_finite())
+    {
+        return None;
+    }
+    let mut thresholds: Vec<f64> = correct.iter().chain(wrong).copied().collect();
+    thresholds.sort_by(|a, b| b.total_cmp(a));
+    thresholds.dedup();
+    let rate = |v: &[f64], t: f64| v.iter().filter(|&&s| s >= t).count() as f64 / v.len() as f64;
+    // roc_curve's first point is +∞ (nothing predicted correct): J = 0.
+    let mut best = Threshold {
+        tau: f64::INFINITY,
+        tpr: 0.0,
+        fpr: 0.0,
+    };
+    for t in thresholds {
+        let (tpr, fpr) = (rate(correct, t), rate(wrong, t));
+        if tpr - fpr > best.tpr - best.fpr {
+            best = Threshold { tau: t, tpr, fpr };
+        }
+    }
+    Some(best)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,5 +416,17 @@ mod tests {
         assert!(rationale_pair(&gs[0], &[Some(1.0), Some(1.0)], 0.0, false).is_none());
         assert!(rationale_pair(&gs[0], &[None, Some(1.0)], 0.0, false).is_none());
         assert!(rationale_pair(&gs[0], &[Some(f64::NAN), Some(1.0)], 0.0, false).is_none());
+    }
+
+    #[test]
+    fn the_cap_is_the_threshold_that_best_separates_right_from_wrong_labels() {
+        // Correct ones score high but one; at τ = 2, 3 of 4 correct and 0 of 3 wrong.
+        let t = youden_threshold(&[3.0, 2.5, 2.0, -1.0], &[1.0, 0.5, -2.0]).expect("τ");
+        assert_eq!((t.tau, t.tpr, t.fpr), (2.0, 0.75, 0.0));
+        // A model that ranks the wrong ones higher never beats J = 0: no cap.
+        let t = youden_threshold(&[0.0, 1.0], &[2.0, 3.0]).expect("τ");
+        assert_eq!(t.tau, f64::INFINITY);
+        assert!(youden_threshold(&[], &[1.0]).is_none());
+        assert!(youden_threshold(&[f64::NAN], &[1.0]).is_none());
     }
 }
