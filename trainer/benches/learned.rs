@@ -28,11 +28,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use candle_core::Device;
-use common::{arg, median, smollm2_gguf, write_hf};
+use common::{arg, median, python_json, smollm2_gguf, write_hf};
 use serde_json::Value;
 
 const BATCH: usize = 4;
@@ -40,10 +39,6 @@ const EMBED_ROWS: usize = 64;
 const EMBED_BATCH: usize = 8;
 const RIDGE_ROWS: usize = 2000;
 const RIDGE_COLS: usize = 576;
-
-fn python() -> String {
-    std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into())
-}
 
 /// Deterministic text of `n` words.
 fn words(seed: usize, n: usize) -> String {
@@ -100,38 +95,6 @@ fn config_text(model: &Path, pairs: &Path, run: &Path, steps: usize, extra: &str
     )
 }
 
-fn python_json(args: &[&str]) -> Result<Value, String> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/reference/bench_trl_learned.py"
-    );
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let out = Command::new(python())
-        .arg(script)
-        .args(args)
-        .args(["--threads", &threads.to_string()])
-        .env("OMP_WAIT_POLICY", "PASSIVE")
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .map_err(|e| format!("could not run {}: {e}", python()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        return Err(format!("{} failed: {last}", python()));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .ok_or("no JSON line")?;
-    serde_json::from_str(line).map_err(|e| e.to_string())
-}
-
 fn secs_list(v: &Value, key: &str) -> Vec<f64> {
     v[key]
         .as_array()
@@ -167,7 +130,8 @@ fn main() {
         if no_python {
             Err("--no-python".into())
         } else {
-            python_json(args)
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            python_json("bench_trl_learned.py", &args)
         }
     };
     let steps_s = steps.to_string();

@@ -20,20 +20,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{arg, median, smollm2_gguf, write_hf};
+use common::{arg, median, python_json, smollm2_gguf, write_hf};
 use serde_json::Value;
 
 const PROMPTS_PER_STEP: usize = 8;
 const GENERATIONS: usize = 4;
 const NEW_TOKENS: usize = 64;
 const MICRO_BATCH: usize = 8;
-
-/// The Python with trl, peft and torch.
-fn python() -> String {
-    std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into())
-}
 
 /// Plain-text prompts of similar length, one per line as `{"prompt": ...}`.
 fn write_prompts(path: &Path, n: usize) {
@@ -117,38 +111,22 @@ fn run_trainer(
 }
 
 fn run_trl(model: &Path, prompts: &Path, warmup: usize, steps: usize) -> Result<Value, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/reference/bench_trl_grpo.py");
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let out = Command::new(python())
-        .arg(script)
-        .arg(model)
-        .arg(prompts)
-        .arg(steps.to_string())
-        .args(["--warmup", &warmup.to_string()])
-        .args(["--prompts-per-step", &PROMPTS_PER_STEP.to_string()])
-        .args(["--num-generations", &GENERATIONS.to_string()])
-        .args(["--micro-batch", &MICRO_BATCH.to_string()])
-        .args(["--new-tokens", &NEW_TOKENS.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .env("OMP_WAIT_POLICY", "PASSIVE")
-        .output()
-        .map_err(|e| format!("could not run {}: {e}", python()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        return Err(format!("{} failed: {last}", python()));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .ok_or("no JSON line")?;
-    serde_json::from_str(line).map_err(|e| e.to_string())
+    let args = [
+        model.display().to_string(),
+        prompts.display().to_string(),
+        steps.to_string(),
+        "--warmup".into(),
+        warmup.to_string(),
+        "--prompts-per-step".into(),
+        PROMPTS_PER_STEP.to_string(),
+        "--num-generations".into(),
+        GENERATIONS.to_string(),
+        "--micro-batch".into(),
+        MICRO_BATCH.to_string(),
+        "--new-tokens".into(),
+        NEW_TOKENS.to_string(),
+    ];
+    python_json("bench_trl_grpo.py", &args)
 }
 
 fn main() {

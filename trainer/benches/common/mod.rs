@@ -1,5 +1,5 @@
-//! What the benches share: their `--name N` options, medians, the real SmolLM2 file and
-//! its HF copy for the Python side.
+//! What the benches share: their `--name N` options, medians, the real SmolLM2 file, its
+//! HF copy for the Python side, and running that side.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,4 +51,51 @@ pub(crate) fn write_hf(gguf: &Path, dir: &Path) {
         tok.tokenizer_config_json(),
     )
     .expect("tokenizer_config.json");
+}
+
+/// The Python the reference sides run on (`BENCH_PYTHON`, default `python3`).
+#[allow(
+    dead_code,
+    reason = "the throughput bench calls its script through its own runner"
+)]
+pub(crate) fn python() -> String {
+    std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Runs `trainer/reference/<script>` with `args` and this machine's thread count
+/// (`--threads N`) on [`python`], offline, and returns the last JSON line it printed; an
+/// error says which Python failed and its last line of stderr.
+#[allow(
+    dead_code,
+    reason = "the throughput bench calls its script through its own runner"
+)]
+pub(crate) fn python_json(script: &str, args: &[String]) -> Result<serde_json::Value, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("reference")
+        .join(script);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let out = Command::new(python())
+        .arg(path)
+        .args(args)
+        .args(["--threads", &threads.to_string()])
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .map_err(|e| format!("could not run {}: {e}", python()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(format!("{} failed: {last}", python()));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or("no JSON line")?;
+    serde_json::from_str(line).map_err(|e| e.to_string())
 }
