@@ -244,3 +244,34 @@ fn the_example_preference_configs_are_valid() {
     rl.validate().expect("valid");
     assert_eq!(rl.reward[0].source, "rm:/tmp/hh-rm");
 }
+
+#[test]
+fn precomputed_reference_log_probs_train_as_computed_ones() {
+    // LoRA (the reference is the base, adapters off) and full fine-tuning (a frozen copy,
+    // dropped once precomputed): the same losses as computing each pair's when drawn.
+    for (what, extra, lr) in [("lora", LORA, 2e-2), ("full", "", 5e-3)] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut plain = config(dir.path(), extra);
+        plain.train.lr = lr;
+        let mut pre = plain.clone();
+        pre.own.precompute_ref_log_probs = true;
+        pre.train.output_dir = dir.path().join("run-pre");
+        train(&plain, &TrainOptions::default()).expect("train");
+        train(&pre, &TrainOptions::default()).expect("train precomputed");
+        let (a, b) = (
+            metrics(&plain.train.output_dir),
+            metrics(&pre.train.output_dir),
+        );
+        check_learned(&b, what);
+        let losses = |m: &[serde_json::Value], key: &str| -> Vec<f64> {
+            m.iter().filter_map(|v| v[key].as_f64()).collect()
+        };
+        for key in ["loss", "eval_loss", "rewards/margins"] {
+            let (x, y) = (losses(&a, key), losses(&b, key));
+            assert_eq!(x.len(), y.len(), "{what}: {key}");
+            for (p, q) in x.iter().zip(&y) {
+                assert!((p - q).abs() < 1e-4, "{what}: {key} {p} vs {q}");
+            }
+        }
+    }
+}

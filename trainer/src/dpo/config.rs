@@ -33,6 +33,11 @@ pub struct DpoOptions {
     /// fit `max_len`.
     #[serde(default = "d_prompt")]
     pub max_prompt_len: usize,
+    /// Compute every pair's reference log-probs in one pass before the first step (TRL's
+    /// `precompute_ref_log_probs`); a full fine-tune's frozen copy is then dropped, which
+    /// frees its memory. Off: each pair's are computed the first time it is drawn.
+    #[serde(default)]
+    pub precompute_ref_log_probs: bool,
 }
 
 /// DPO's keys, after SFT's.
@@ -56,6 +61,11 @@ pub const DPO_KEYS: &[Key] = &[
         "max_prompt_len",
         Kind::Int,
         "prompt tokens kept, from its end (default 256)",
+    ),
+    Key::new(
+        "precompute_ref_log_probs",
+        Kind::Bool,
+        "reference log-probs of every pair in one pass before training (default false)",
     ),
 ];
 

@@ -5,9 +5,11 @@
 //! response tokens. The reference's log-probs are the same sums under the frozen model:
 //! the base with its adapters switched off (LoRA; no second copy of the weights), or a
 //! frozen copy loaded beside the trained one (full fine-tuning). They never change, so each
-//! pair's are computed once, the first time the pair is drawn, and kept in memory (TRL's
-//! `precompute_ref_log_probs`, without the separate pass before training; a resumed run
-//! computes them again, in other batches, so equal up to float rounding).
+//! pair's are computed once, the first time the pair is drawn, and kept in memory; a
+//! resumed run computes them again, in other batches, so equal up to float rounding. With
+//! `precompute_ref_log_probs` (TRL's option) every pair's, training and held-out, are
+//! computed in one pass before the first step or evaluation, in micro-batches, and a full
+//! fine-tune's frozen copy is then dropped.
 //!
 //! Truncation: a prompt keeps its last `max_prompt_len` tokens (the turn being answered is
 //! at its end), then each response is cut at the end so the row fits `max_len`; `data.json`
@@ -52,6 +54,8 @@ struct DpoObjective {
     beta: f64,
     kind: super::DpoLoss,
     label_smoothing: f64,
+    /// Precompute every pair's reference log-probs before the first step; cleared once done.
+    precompute: bool,
     report: serde_json::Value,
 }
 
@@ -113,6 +117,7 @@ impl DpoObjective {
             beta: cfg.own.beta,
             kind: cfg.own.loss_type,
             label_smoothing: cfg.own.label_smoothing,
+            precompute: cfg.own.precompute_ref_log_probs,
             report: serde_json::json!({"train": train_report, "eval": eval_report}),
         })
     }
@@ -152,6 +157,24 @@ impl DpoObjective {
             .map(|&i| set.reference[i].unwrap_or((f64::NAN, f64::NAN)))
             .collect();
         Ok(known.into_iter().unzip())
+    }
+
+    /// With `precompute_ref_log_probs`, the reference log-probs of every pair, in chunks of
+    /// `batch`, the first time it is called; then the frozen copy is no longer needed.
+    fn precompute_once(&mut self, model: &mut CausalLm, batch: usize) -> Result<()> {
+        if !self.precompute {
+            return Ok(());
+        }
+        for set in std::iter::once(&mut self.train).chain(self.eval.as_mut()) {
+            let all: Vec<usize> = (0..set.rows.len()).collect();
+            for chunk in all.chunks(batch.max(1)) {
+                Self::reference_of(self.reference.as_ref(), model, set, chunk, self.pad)?;
+            }
+        }
+        // Every pair's are known, so `reference_of` never runs a model again.
+        self.reference = None;
+        self.precompute = false;
+        Ok(())
     }
 
     /// The loss over pairs `idx` of the training set (`eval`: of the held-out set, without
@@ -251,6 +274,7 @@ impl Objective for DpoObjective {
     }
 
     fn forward(&mut self, model: &mut CausalLm, idx: &[usize]) -> Result<MicroBatch> {
+        self.precompute_once(model, idx.len())?;
         self.pairs_loss(model, idx, false)
     }
 
@@ -259,6 +283,7 @@ impl Objective for DpoObjective {
     }
 
     fn eval(&mut self, model: &mut CausalLm, batch_size: usize) -> Result<EvalLine> {
+        self.precompute_once(model, batch_size)?;
         let n = self.eval.as_ref().map_or(0, |s| s.rows.len());
         eval_in_batches(n, batch_size, |idx| self.pairs_loss(model, idx, true))
     }
