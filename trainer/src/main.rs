@@ -369,17 +369,16 @@ fn run_score(a: &ScoreArgs) -> anyhow::Result<()> {
         text += &v.to_string();
         text.push('\n');
     }
-    let provenance = serde_json::json!({
-        "reward_model": rm.dir, "sha256": rm.hash, "command": trainer::run::command_line(),
-        "input": a.input, "lines": scored.len(),
-    });
     match &a.output {
         Some(path) => {
-            trainer::run::dir::write_atomic(path, text.as_bytes())?;
-            let mut side = path.clone().into_os_string();
-            side.push(".provenance.json");
-            let side = PathBuf::from(side);
-            trainer::run::dir::write_atomic(&side, provenance.to_string().as_bytes())?;
+            trainer::run::dir::write_scores(
+                path,
+                &text,
+                scored.len(),
+                &rm.dir,
+                &rm.hash,
+                &a.input,
+            )?;
             eprintln!(
                 "scored {} lines with {} (sha256 {}): {}",
                 scored.len(),

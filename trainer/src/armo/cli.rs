@@ -462,16 +462,9 @@ fn run_score(a: &ScoreArgs) -> Result<()> {
     }
     match &a.output {
         Some(path) => {
-            crate::run::dir::write_atomic(path, text.as_bytes())?;
-            // The same provenance `trainer score` writes, so `evaluator push-scores` takes
-            // an ArmoRM's scores as it takes a reward model's.
-            let provenance = serde_json::json!({
-                "reward_model": m.dir, "sha256": m.hash, "command": crate::run::command_line(),
-                "input": a.input, "lines": lines.len(),
-            });
-            let mut side = path.clone().into_os_string();
-            side.push(".provenance.json");
-            crate::run::dir::write_atomic(Path::new(&side), provenance.to_string().as_bytes())?;
+            // The same files `trainer score` writes, so `evaluator push-scores` takes an
+            // ArmoRM's scores as it takes a reward model's.
+            crate::run::dir::write_scores(path, &text, lines.len(), &m.dir, &m.hash, &a.input)?;
             eprintln!(
                 "scored {} lines with {} (sha256 {}): {}",
                 lines.len(),

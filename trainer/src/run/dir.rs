@@ -134,6 +134,28 @@ fn lock(dir: &Path) -> Result<File> {
     }
 }
 
+/// Writes a learned reward's score lines to `path` and, beside it, the
+/// `<path>.provenance.json` that `evaluator push-scores` requires: the scoring model's
+/// directory and SHA-256, this command line, the input and the line count. `trainer score`
+/// and `trainer armo score` both write through here, so the two files always agree.
+pub fn write_scores(
+    path: &Path,
+    text: &str,
+    lines: usize,
+    model_dir: &Path,
+    sha256: &str,
+    input: &Path,
+) -> Result<()> {
+    write_atomic(path, text.as_bytes())?;
+    let provenance = serde_json::json!({
+        "reward_model": model_dir, "sha256": sha256, "command": super::command_line(),
+        "input": input, "lines": lines,
+    });
+    let mut side = path.as_os_str().to_os_string();
+    side.push(".provenance.json");
+    write_atomic(Path::new(&side), provenance.to_string().as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
