@@ -26,6 +26,8 @@ const MODULES: &[(&str, &str, bool)] = &[
     ("rouge", "rouge", true),
     ("qa", "qa", true),
     ("label-judge", "label-judge", true),
+    ("grounding", "grounding", true),
+    ("sentence-readability", "sentence-readability", true),
     ("template", "template", false),
     ("hostile", "hostile", false),
     ("hostile-import-core", "hostile-import-core", false),

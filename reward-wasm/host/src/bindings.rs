@@ -1,4 +1,5 @@
-//! Host bindings generated from the single contract, `reward-wasm/wit/reward.wit`.
+//! Host bindings generated from the single contract, `reward-wasm/wit/reward.wit`:
+//! one module per world, all sharing the `types` interface of `scorer`.
 
 #[allow(missing_docs, reason = "generated from the documented WIT")]
 pub(crate) mod scorer {
@@ -19,6 +20,15 @@ pub(crate) mod scorer_packed {
 }
 
 #[allow(missing_docs, reason = "generated from the documented WIT")]
+pub(crate) mod scorer_spans {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "scorer-spans",
+        with: { "reward:wasm/types": super::scorer::reward::wasm::types },
+    });
+}
+
+#[allow(missing_docs, reason = "generated from the documented WIT")]
 pub(crate) mod judge {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -27,4 +37,4 @@ pub(crate) mod judge {
     });
 }
 
-pub use scorer::reward::wasm::types::{Direction, Info, Metric, Sample, Verdict};
+pub use scorer::reward::wasm::types::{Direction, Info, Metric, Sample, Span, Verdict};

@@ -118,6 +118,42 @@ pub enum Error {
         /// Which rule was broken.
         reason: String,
     },
+    /// One span of `score-spans` breaks the contract (the whole call is refused).
+    #[error(
+        "invalid span: sample {sample}, span {index} (end {}, metric {}, value {}): {rule}",
+        span.end, span.metric, span.value
+    )]
+    InvalidSpan {
+        /// Index of the sample in the batch.
+        sample: usize,
+        /// Index of the span in that sample's list.
+        index: usize,
+        /// The span as the guest returned it.
+        span: crate::Span,
+        /// Which rule it breaks.
+        rule: SpanRule,
+    },
+    /// A sample got more spans than the contract allows: (response bytes + 1) ×
+    /// metrics, enough for a value of every metric at every byte offset.
+    #[error(
+        "too many spans: sample {sample} has {count}, more than the limit of {limit} ((response bytes + 1) × metrics)"
+    )]
+    TooManySpans {
+        /// Index of the sample in the batch.
+        sample: usize,
+        /// How many spans the guest returned for it.
+        count: usize,
+        /// The bound that applied.
+        limit: usize,
+    },
+    /// `score-spans` was called on a module that does not export it.
+    #[error(
+        "module `{module}` exports no spans (it does not export `score-spans`, world scorer-spans)"
+    )]
+    NoSpans {
+        /// The module's declared name.
+        module: String,
+    },
 
     // === Host ===
     /// A setting of the host or of a call is unusable.
@@ -136,6 +172,30 @@ pub enum Error {
     /// wasmtime failed for a reason that is not the guest's (e.g. all pool slots busy).
     #[error("wasm runtime error: {0:#}")]
     Runtime(#[source] Box<wasmtime::Error>),
+}
+
+/// The rule of the span contract (`reward.wit`, world `scorer-spans`) that a span
+/// breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SpanRule {
+    /// `end` is past the end of the sample's response.
+    #[error("end is past the response's {response_bytes} bytes")]
+    PastEnd {
+        /// Length of the response in bytes.
+        response_bytes: usize,
+    },
+    /// `end` falls inside a multi-byte UTF-8 character of the response.
+    #[error("end is inside a multi-byte character of the response (not a char boundary)")]
+    NotCharBoundary,
+    /// `metric` is not an index of a declared metric.
+    #[error("metric index is not below the {metrics} declared metrics")]
+    UndeclaredMetric {
+        /// How many metrics the module declared.
+        metrics: usize,
+    },
+    /// The value is NaN or infinite.
+    #[error("value is not finite")]
+    NotFinite,
 }
 
 /// `Result` with this crate's [`Error`].
@@ -160,6 +220,9 @@ impl Error {
             Error::GuestTrap { .. } => "guest_trap",
             Error::Guest { .. } => "guest_error",
             Error::InvalidOutput { .. } => "invalid_output",
+            Error::InvalidSpan { .. } => "invalid_span",
+            Error::TooManySpans { .. } => "too_many_spans",
+            Error::NoSpans { .. } => "no_spans",
             Error::Config { .. } => "config",
             Error::Compiler { .. } => "compiler",
             Error::Runtime(_) => "runtime",
@@ -174,6 +237,7 @@ impl Error {
                 | Error::Compiler { .. }
                 | Error::Runtime(_)
                 | Error::WrongKind { .. }
+                | Error::NoSpans { .. }
         )
     }
 }

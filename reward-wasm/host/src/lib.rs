@@ -27,7 +27,9 @@
 //!   off, and the worlds import nothing (no clock, no randomness). A module that
 //!   imports anything is refused at load.
 //! - Outputs are checked: one row per sample, one column per declared metric, every
-//!   value finite or null.
+//!   value finite or null; for span scorers ([`RewardModule::score_spans_with`]),
+//!   one list of [`Span`]s per sample, each within its response, on a character
+//!   boundary, of a declared metric and finite, and at most [`max_spans`] of them.
 //! - Each failure is a typed [`Error`] naming its cause; guest behaviour never
 //!   panics or aborts the host.
 //!
@@ -39,7 +41,7 @@
 //!   ([`compiler::serve`] is the child's side); `cache`: compiled code on disk.
 //! - [`module`]: [`RewardModule`] — load-time validation, calls, output checks.
 //! - [`error`]: [`Error`] and the trap classification.
-//! - `bindings`: the `bindgen!` output for the two worlds; its types are re-exported.
+//! - `bindings`: the `bindgen!` output for the worlds; its types are re-exported.
 
 mod bindings;
 mod cache;
@@ -50,11 +52,11 @@ pub mod host;
 pub mod module;
 pub mod precheck;
 
-pub use bindings::{Direction, Info, Metric, Sample, Verdict};
+pub use bindings::{Direction, Info, Metric, Sample, Span, Verdict};
 pub use config::{CompileConfig, HostConfig, Isolation, Limits};
-pub use error::{Error, Result};
+pub use error::{Error, Result, SpanRule};
 pub use host::{CompileStats, Host};
-pub use module::{Kind, PairOutcome, RewardModule, Row};
+pub use module::{Kind, PairOutcome, RewardModule, Row, max_spans};
 pub use precheck::{CompileLimits, Shape};
 // The packed-batch encoder, for the codec's fuzz target (not API).
 #[doc(hidden)]

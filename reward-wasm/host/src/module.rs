@@ -3,9 +3,11 @@
 //! Load-time checks (in order): the shape limits, wasm magic and version,
 //! componentization of core modules, wasmtime validation and compilation (all in
 //! [`crate::compiler`]); no imports at all; exports that
-//! type-check against `scorer` or `judge`; a well-formed [`Info`]. Each call then
-//! instantiates from the pre-linked `InstancePre` into a fresh store, so no state
-//! survives from one call to the next.
+//! type-check against `scorer` (or `scorer-packed`, or `scorer-spans`) or `judge`;
+//! a well-formed [`Info`]. Each call then instantiates from the pre-linked
+//! `InstancePre` into a fresh store, so no state survives from one call to the
+//! next. Every output is checked against the contract before it is returned:
+//! rows in `check_rows`, spans in `check_spans`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,9 +19,10 @@ use wasmtime::{ResourceLimiter, Store, Trap, WasmBacktrace};
 use crate::bindings::judge::JudgePre;
 use crate::bindings::scorer::ScorerPre;
 use crate::bindings::scorer_packed::ScorerPackedPre;
-use crate::bindings::{Info, Sample, Verdict};
+use crate::bindings::scorer_spans::ScorerSpansPre;
+use crate::bindings::{Info, Sample, Span, Verdict};
 use crate::config::Limits;
-use crate::error::{Error, Result, truncate_message};
+use crate::error::{Error, Result, SpanRule, truncate_message};
 use crate::host::{Inner, validate_limits};
 
 /// One row of a scorer's output: the value of each declared metric, in order, or
@@ -81,6 +84,8 @@ enum Pre {
     Scorer(ScorerPre<StoreState>),
     /// A scorer that also exports `score-packed`.
     ScorerPacked(ScorerPackedPre<StoreState>),
+    /// A scorer that also exports `score-packed` and `score-spans`.
+    ScorerSpans(ScorerSpansPre<StoreState>),
     Judge(JudgePre<StoreState>),
 }
 
@@ -127,7 +132,11 @@ impl RewardModule {
         let mismatch = |world: &str, e: wasmtime::Error| Error::InvalidModule {
             reason: format!("exports do not match reward:wasm/{world}: {e:#}"),
         };
-        let pre = if exports.iter().any(|e| e == "score-packed") {
+        let pre = if exports.iter().any(|e| e == "score-spans") {
+            Pre::ScorerSpans(
+                ScorerSpansPre::new(instance_pre).map_err(|e| mismatch("scorer-spans", e))?,
+            )
+        } else if exports.iter().any(|e| e == "score-packed") {
             Pre::ScorerPacked(
                 ScorerPackedPre::new(instance_pre).map_err(|e| mismatch("scorer-packed", e))?,
             )
@@ -157,6 +166,7 @@ impl RewardModule {
         module.info = module.run(&limits, |store, pre| match pre {
             Pre::Scorer(pre) => pre.instantiate(&mut *store)?.call_info(&mut *store),
             Pre::ScorerPacked(pre) => pre.instantiate(&mut *store)?.call_info(&mut *store),
+            Pre::ScorerSpans(pre) => pre.instantiate(&mut *store)?.call_info(&mut *store),
             Pre::Judge(pre) => pre.instantiate(&mut *store)?.call_info(&mut *store),
         })?;
         validate_info(module.kind(), &module.info)?;
@@ -171,9 +181,15 @@ impl RewardModule {
     /// Scorer or judge.
     pub fn kind(&self) -> Kind {
         match self.pre {
-            Pre::Scorer(_) | Pre::ScorerPacked(_) => Kind::Scorer,
+            Pre::Scorer(_) | Pre::ScorerPacked(_) | Pre::ScorerSpans(_) => Kind::Scorer,
             Pre::Judge(_) => Kind::Judge,
         }
+    }
+
+    /// Whether the module exports `score-spans` (world `scorer-spans`), so that
+    /// [`RewardModule::score_spans_with`] can be called on it.
+    pub fn has_spans(&self) -> bool {
+        matches!(self.pre, Pre::ScorerSpans(_))
     }
 
     /// SHA-256 of the bytes the module was loaded from.
@@ -205,7 +221,13 @@ impl RewardModule {
                 pre.instantiate(&mut *store)?
                     .call_score_packed(&mut *store, &text, &spans)
             }
+            Pre::ScorerSpans(pre) if packed => {
+                let (text, spans) = pack(batch);
+                pre.instantiate(&mut *store)?
+                    .call_score_packed(&mut *store, &text, &spans)
+            }
             Pre::ScorerPacked(pre) => pre.instantiate(&mut *store)?.call_score(&mut *store, batch),
+            Pre::ScorerSpans(pre) => pre.instantiate(&mut *store)?.call_score(&mut *store, batch),
             Pre::Scorer(pre) => pre.instantiate(&mut *store)?.call_score(&mut *store, batch),
             Pre::Judge(_) => unreachable!("kind checked above"),
         })?;
@@ -214,6 +236,47 @@ impl RewardModule {
         })?;
         check_rows(&rows, batch.len(), self.info.metrics.len())?;
         Ok(rows)
+    }
+
+    /// The spans of a batch under the host's default limits; see
+    /// [`RewardModule::score_spans_with`].
+    pub fn score_spans(&self, batch: &[Sample]) -> Result<Vec<Vec<Span>>> {
+        self.score_spans_with(batch, &self.host.config.default_limits)
+    }
+
+    /// The spans of a batch (world `scorer-spans`) under the given limits, in the
+    /// same sandbox as [`RewardModule::score_with`]: one list per sample, in
+    /// order, each span checked: `end` at most the response's
+    /// byte length and on a character boundary, `metric` a declared metric, the
+    /// value finite, and at most (response bytes + 1) × metrics spans per sample.
+    ///
+    /// A module without the export is [`Error::NoSpans`] (see
+    /// [`RewardModule::has_spans`]); a judge is [`Error::WrongKind`].
+    pub fn score_spans_with(&self, batch: &[Sample], limits: &Limits) -> Result<Vec<Vec<Span>>> {
+        self.expect_kind(Kind::Scorer)?;
+        if !self.has_spans() {
+            return Err(Error::NoSpans {
+                module: self.info.name.clone(),
+            });
+        }
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The guest's whole answer lives in its capped linear memory before it is
+        // lifted (and lifting is charged fuel per element), so a module answering
+        // a million spans costs the host about what it cost the guest, bounded by
+        // `limits.memory_bytes`; the count bound below then refuses it.
+        let result = self.run(limits, |store, pre| match pre {
+            Pre::ScorerSpans(pre) => pre
+                .instantiate(&mut *store)?
+                .call_score_spans(&mut *store, batch),
+            _ => unreachable!("has_spans checked above"),
+        })?;
+        let spans = result.map_err(|message| Error::Guest {
+            message: truncate_message(&message),
+        })?;
+        check_spans(&spans, batch, self.info.metrics.len())?;
+        Ok(spans)
     }
 
     /// Asks a judge about one ordered pair under the default limits.
@@ -264,7 +327,9 @@ impl RewardModule {
                 }
                 Ok(out)
             }
-            Pre::Scorer(_) | Pre::ScorerPacked(_) => unreachable!("kind checked above"),
+            Pre::Scorer(_) | Pre::ScorerPacked(_) | Pre::ScorerSpans(_) => {
+                unreachable!("kind checked above")
+            }
         })?;
         results
             .into_iter()
@@ -571,9 +636,134 @@ fn check_rows(rows: &[Row], samples: usize, metrics: usize) -> Result<()> {
     Ok(())
 }
 
+/// The most spans a sample may carry: a value of every metric at every byte
+/// offset of its response (0 to `response_bytes` inclusive). Linear in the input,
+/// so no module can make the host hold more spans than the batch has bytes times
+/// metrics.
+pub fn max_spans(response_bytes: usize, metrics: usize) -> usize {
+    response_bytes.saturating_add(1).saturating_mul(metrics)
+}
+
+/// Checks `score-spans` output against the contract: one list per sample, at most
+/// [`max_spans`] spans in each, and every span within its sample's response, on a
+/// character boundary, of a declared metric, with a finite value. The first
+/// violation (samples and spans in order) is the error.
+pub(crate) fn check_spans(spans: &[Vec<Span>], batch: &[Sample], metrics: usize) -> Result<()> {
+    if spans.len() != batch.len() {
+        return Err(Error::InvalidOutput {
+            reason: format!(
+                "score-spans returned {} span lists for {} samples",
+                spans.len(),
+                batch.len()
+            ),
+        });
+    }
+    for (i, (list, sample)) in spans.iter().zip(batch).enumerate() {
+        let response = sample.response.as_str();
+        let limit = max_spans(response.len(), metrics);
+        if list.len() > limit {
+            return Err(Error::TooManySpans {
+                sample: i,
+                count: list.len(),
+                limit,
+            });
+        }
+        for (index, span) in list.iter().enumerate() {
+            let end = span.end as usize;
+            let rule = if end > response.len() {
+                Some(SpanRule::PastEnd {
+                    response_bytes: response.len(),
+                })
+            } else if !response.is_char_boundary(end) {
+                Some(SpanRule::NotCharBoundary)
+            } else if span.metric as usize >= metrics {
+                Some(SpanRule::UndeclaredMetric { metrics })
+            } else if !span.value.is_finite() {
+                Some(SpanRule::NotFinite)
+            } else {
+                None
+            };
+            if let Some(rule) = rule {
+                return Err(Error::InvalidSpan {
+                    sample: i,
+                    index,
+                    span: *span,
+                    rule,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn span(end: u32, metric: u32, value: f64) -> Span {
+        Span { end, metric, value }
+    }
+
+    #[test]
+    fn spans_within_the_contract_pass() {
+        let batch = [Sample::new("q", "Ça va."), Sample::new("q", "")];
+        // "Ça va." is 7 bytes (Ç is 2): ends 0, 2 and 7 are char boundaries.
+        let spans = vec![
+            vec![span(7, 0, 1.0), span(2, 1, -3.5), span(0, 0, 0.0)],
+            vec![span(0, 1, 2.0)],
+        ];
+        check_spans(&spans, &batch, 2).unwrap();
+        check_spans(&[vec![], vec![]], &batch, 2).unwrap();
+    }
+
+    #[test]
+    fn each_broken_span_rule_is_named_with_its_sample_and_span() {
+        let batch = [Sample::new("q", "ok"), Sample::new("q", "Ça va.")];
+        let cases = [
+            (span(8, 0, 1.0), SpanRule::PastEnd { response_bytes: 7 }),
+            (span(1, 0, 1.0), SpanRule::NotCharBoundary),
+            (span(7, 2, 1.0), SpanRule::UndeclaredMetric { metrics: 2 }),
+            (span(7, 0, f64::NAN), SpanRule::NotFinite),
+            (span(7, 0, f64::INFINITY), SpanRule::NotFinite),
+        ];
+        for (bad, expected) in cases {
+            let spans = vec![vec![], vec![span(7, 0, 1.0), bad]];
+            match check_spans(&spans, &batch, 2).unwrap_err() {
+                Error::InvalidSpan {
+                    sample: 1,
+                    index: 1,
+                    rule,
+                    ..
+                } => assert_eq!(rule, expected),
+                other => panic!("{bad:?}: {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn span_lists_must_match_the_samples_and_stay_under_the_cap() {
+        let batch = [Sample::new("q", "ab")];
+        let err = check_spans(&[vec![], vec![]], &batch, 1).unwrap_err();
+        assert!(
+            err.to_string().contains("2 span lists for 1 samples"),
+            "{err}"
+        );
+        // "ab" with 2 metrics: offsets 0, 1, 2 × 2 metrics = 6 spans at most.
+        assert_eq!(max_spans(2, 2), 6);
+        let full: Vec<Span> = (0..3)
+            .flat_map(|e| [span(e, 0, 1.0), span(e, 1, 1.0)])
+            .collect();
+        check_spans(std::slice::from_ref(&full), &batch, 2).unwrap();
+        let over = [full, vec![span(0, 0, 1.0)]].concat();
+        assert!(matches!(
+            check_spans(&[over], &batch, 2),
+            Err(Error::TooManySpans {
+                sample: 0,
+                count: 7,
+                limit: 6
+            })
+        ));
+    }
 
     #[test]
     fn both_orders_must_agree_for_a_verdict_to_count() {

@@ -9,8 +9,8 @@ mod mario;
 
 use mario::{mario_dir, mario_test_samples};
 use reward_builtins::{builtin, builtins};
-use reward_host::{Direction, Host, HostConfig, Sample, Verdict};
-use reward_metrics::{accuracy, diversity, length, qa, readability, rouge};
+use reward_host::{Direction, Host, HostConfig, Sample, Span, Verdict};
+use reward_metrics::{accuracy, diversity, grounding, length, qa, readability, rouge};
 
 /// The built-in scorers (every built-in but the judge).
 const SCORERS: [&str; 6] = [
@@ -37,6 +37,8 @@ fn every_builtin_loads_and_declares_its_metrics() {
         ("rouge", &["rouge1", "rouge2", "rougeL"]),
         ("qa", &["exact_match", "f1"]),
         ("label-judge", &[]),
+        ("grounding", &["grounding"]),
+        ("sentence-readability", &["fk_grade"]),
     ];
     let names: Vec<_> = builtins().map(|m| m.name).collect();
     assert_eq!(names, expected.iter().map(|(n, _)| *n).collect::<Vec<_>>());
@@ -56,6 +58,18 @@ fn every_builtin_loads_and_declares_its_metrics() {
         readability.info().metrics[0].direction,
         Direction::LowerIsBetter
     );
+    for (name, direction) in [
+        ("grounding", Direction::HigherIsBetter),
+        ("sentence-readability", Direction::LowerIsBetter),
+    ] {
+        let module = host.load(builtin(name).unwrap().wasm).unwrap();
+        assert!(module.has_spans(), "{name}");
+        assert_eq!(module.info().metrics[0].direction, direction, "{name}");
+    }
+    for name in SCORERS {
+        let module = host.load(builtin(name).unwrap().wasm).unwrap();
+        assert!(!module.has_spans(), "{name}");
+    }
 }
 
 #[test]
@@ -295,5 +309,199 @@ fn scores_are_bit_identical_across_calls_and_hosts() {
             assert_eq!(bits(&first, name), expected, "{name}");
             assert_eq!(bits(&second, name), expected, "{name}");
         }
+    }
+}
+
+// === Span built-ins ===
+
+/// The built-ins that report spans.
+const SPAN_SCORERS: [&str; 2] = ["grounding", "sentence-readability"];
+
+/// The native computation of a span built-in's spans: each sentence's value at
+/// the sentence's end, as the modules report them.
+fn native_spans(name: &str, sample: &Sample) -> Vec<Span> {
+    let values = match name {
+        "grounding" => {
+            let source = sample
+                .fields
+                .iter()
+                .find(|(k, _)| k == "passages")
+                .map_or(sample.prompt.as_str(), |(_, v)| v.as_str());
+            grounding::grounding(&sample.response, source)
+        }
+        "sentence-readability" => readability::sentence_grades(&sample.response),
+        other => panic!("no native form for {other}"),
+    };
+    values
+        .into_iter()
+        .map(|(sentence, value)| Span {
+            end: u32::try_from(sentence.end).unwrap(),
+            metric: 0,
+            value,
+        })
+        .collect()
+}
+
+/// Samples that exercise the sentence rule and the passages fallback.
+fn span_samples() -> Vec<Sample> {
+    vec![
+        Sample::new(
+            "Where is the Eiffel Tower?",
+            "The Eiffel Tower is in Paris. It was built by aliens! Really?",
+        )
+        .with_field("passages", "The Eiffel Tower is a tower in Paris, France."),
+        // No passages field: grounded against the prompt.
+        Sample::new(
+            "Dr. Smith measured 3.5 litres of water.",
+            "Dr. Smith measured 3.5 litres. Water, e.g. rain, is wet.\nNo terminator here",
+        ),
+        Sample::new("Ça va?", "Ça va. Très bien! « Oui. » Fin"),
+        Sample::new("q", ""),
+        Sample::new("q", "... !!! 42."),
+        Sample::new("q", "the of and. It is."),
+    ]
+}
+
+/// The spans equal the native functions', and `score` reports their mean (the
+/// evaluator calls `score`, a trainer `score-spans`; they must agree).
+#[track_caller]
+fn assert_spans_match_native_and_score_is_their_mean(host: &Host, name: &str, batch: &[Sample]) {
+    let module = host.load(builtin(name).unwrap().wasm).unwrap();
+    let spans = module.score_spans(batch).unwrap();
+    let rows = module.score(batch).unwrap();
+    assert_eq!(spans.len(), batch.len());
+    for ((sample, spans), row) in batch.iter().zip(&spans).zip(&rows) {
+        let native = native_spans(name, sample);
+        let bits = |s: &[Span]| -> Vec<(u32, u32, u64)> {
+            s.iter()
+                .map(|s| (s.end, s.metric, s.value.to_bits()))
+                .collect()
+        };
+        assert_eq!(
+            bits(spans),
+            bits(&native),
+            "{name} on {:?}",
+            sample.response
+        );
+        // Summed in order and divided by the count, as the SDK does.
+        let mean = (!spans.is_empty())
+            .then(|| spans.iter().map(|s| s.value).sum::<f64>() / spans.len() as f64);
+        assert_eq!(
+            row[0].map(f64::to_bits),
+            mean.map(f64::to_bits),
+            "{name} on {:?}: score {row:?}, spans {spans:?}",
+            sample.response
+        );
+    }
+}
+
+#[test]
+fn span_builtins_give_the_native_spans_and_score_their_mean() {
+    let host = host();
+    let batch = span_samples();
+    for name in SPAN_SCORERS {
+        assert_spans_match_native_and_score_is_their_mean(&host, name, &batch);
+    }
+}
+
+#[test]
+fn span_builtins_report_known_values() {
+    let host = host();
+    let grounding = host.load(builtin("grounding").unwrap().wasm).unwrap();
+    let batch = span_samples();
+    let spans = grounding.score_spans(&batch[..1]).unwrap();
+    // Passages words: the eiffel tower is a tower in paris france.
+    // "The Eiffel Tower is in Paris." → eiffel, tower, paris: 3/3, ends at 29.
+    // "It was built by aliens!" → built, aliens: 0/2, ends at 53.
+    // "Really?" → really: 0/1, ends at 61.
+    let expected = [(29, 1.0), (53, 0.0), (61, 0.0)].map(|(end, value)| Span {
+        end,
+        metric: 0,
+        value,
+    });
+    assert_eq!(spans, vec![expected.to_vec()]);
+    assert_eq!(
+        grounding.score(&batch[..1]).unwrap(),
+        vec![vec![Some(1.0 / 3.0)]]
+    );
+    // Without a content word anywhere there is no span, and the score is null.
+    let empty = [Sample::new("q", ""), Sample::new("q", "It is what it is.")];
+    assert_eq!(grounding.score_spans(&empty).unwrap(), vec![vec![], vec![]]);
+    assert_eq!(
+        grounding.score(&empty).unwrap(),
+        vec![vec![None], vec![None]]
+    );
+
+    let readability = host
+        .load(builtin("sentence-readability").unwrap().wasm)
+        .unwrap();
+    let text = Sample::new("q", "The cat sat. Water is beautiful.");
+    let spans = readability
+        .score_spans(std::slice::from_ref(&text))
+        .unwrap();
+    // "The cat sat." W = 3, Y = 3 → 0.39·3 + 11.8·1 − 15.59, ends at 12;
+    // "Water is beautiful." W = 3, Y = 6 → 0.39·3 + 11.8·2 − 15.59, ends at 32.
+    let first = 0.39 * 3.0 + 11.8 * 1.0 - 15.59;
+    let second = 0.39 * 3.0 + 11.8 * 2.0 - 15.59;
+    assert_eq!(spans[0].iter().map(|s| s.end).collect::<Vec<_>>(), [12, 32]);
+    assert!((spans[0][0].value - first).abs() < 1e-12);
+    assert!((spans[0][1].value - second).abs() < 1e-12);
+    let row = readability.score(&[text]).unwrap();
+    assert!((row[0][0].unwrap() - (first + second) / 2.0).abs() < 1e-12);
+}
+
+#[test]
+fn span_builtins_equal_native_spans_on_mario_test_data() {
+    if !mario_dir().is_dir() {
+        eprintln!(
+            "SKIPPED: MaRio data folder {} is absent",
+            mario_dir().display()
+        );
+        return;
+    }
+    let host = host();
+    let mut compared = 0;
+    for dataset in ["strategyqa", "obqa", "quarel"] {
+        // The prompts stand in for passages (no `passages` field).
+        let samples = mario_test_samples(dataset);
+        for name in SPAN_SCORERS {
+            for batch in samples.chunks(256) {
+                assert_spans_match_native_and_score_is_their_mean(&host, name, batch);
+                compared += batch.len();
+            }
+        }
+    }
+    eprintln!("compared {compared} (module, sample) span lists");
+}
+
+/// Components built before the span world existed (the fuzz corpus keeps the
+/// built-ins as they were then) still load, report no spans, and score exactly
+/// as today's builds of the same modules.
+#[test]
+fn modules_built_before_the_span_world_load_and_score_as_before() {
+    let host = host();
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/host_load");
+    let batch = vec![
+        Sample::new("Is it?", "Yes it is. So the answer is yes.").with_reference("yes"),
+        Sample::new("Ünïcödé", "日本語のテキスト。 So the answer is (b).").with_reference("(B)"),
+    ];
+    for name in [
+        "accuracy",
+        "length",
+        "readability",
+        "rouge",
+        "qa",
+        "diversity",
+    ] {
+        let old = std::fs::read(corpus.join(format!("{name}.component.wasm"))).unwrap();
+        let old = host.load(&old).unwrap();
+        assert!(!old.has_spans(), "{name}");
+        let new = host.load(builtin(name).unwrap().wasm).unwrap();
+        assert_eq!(
+            old.score(&batch).unwrap(),
+            new.score(&batch).unwrap(),
+            "{name}"
+        );
     }
 }

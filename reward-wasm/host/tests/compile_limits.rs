@@ -219,8 +219,8 @@ fn the_subprocess_compiles_what_this_engine_runs() {
     assert_eq!(scores(&isolated, template), scores(&local, template));
     assert_eq!(
         isolated.compile_stats().compiled,
-        7,
-        "six scorers and the template"
+        9,
+        "eight scorers (two of them span scorers) and the template"
     );
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reward_builtins::test_module;
-use reward_host::{Error, Host, HostConfig, Limits, RewardModule, Sample};
+use reward_host::{Error, Host, HostConfig, Limits, RewardModule, Sample, Span, SpanRule};
 
 fn host() -> Host {
     Host::new(HostConfig::default()).expect("engine")
@@ -284,4 +284,252 @@ fn loading_the_same_bytes_twice_reuses_the_compiled_module() {
     let b = hostile(&host);
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(a.sha256_hex().len(), 64);
+}
+
+// === Span scorers (world scorer-spans) ===
+
+/// A batch for `score-spans` whose first prompt names the misdeed; the first
+/// response has multi-byte characters ("Ça va." is 7 bytes, Ç taking 2).
+fn span_batch(misdeed: &str) -> Vec<Sample> {
+    vec![Sample::new(misdeed, "Ça va."), Sample::new("-", "response")]
+}
+
+#[track_caller]
+fn assert_spans_recover(module: &RewardModule) {
+    let spans = module
+        .score_spans_with(&span_batch("behave"), &tight())
+        .expect("benign span call after a failure");
+    assert_eq!(
+        spans,
+        vec![
+            vec![Span {
+                end: 7,
+                metric: 0,
+                value: 1.0
+            }],
+            vec![Span {
+                end: 8,
+                metric: 0,
+                value: 1.0
+            }],
+        ]
+    );
+}
+
+#[track_caller]
+fn span_error(module: &RewardModule, misdeed: &str) -> Error {
+    let err = module
+        .score_spans_with(&span_batch(misdeed), &tight())
+        .unwrap_err();
+    // Every span error names the sample, the span and the rule.
+    let message = err.to_string();
+    assert!(message.contains("sample 0"), "{misdeed}: {message}");
+    err
+}
+
+#[test]
+fn the_hostile_module_reports_spans_and_behaves_by_default() {
+    let host = host();
+    let module = hostile(&host);
+    assert!(module.has_spans());
+    assert_spans_recover(&module);
+    // Its `score` is still the misbehaving one the tests above use.
+    assert_recovers(&module);
+}
+
+#[test]
+fn a_span_past_the_response_end_is_refused() {
+    let host = host();
+    let module = hostile(&host);
+    let err = span_error(&module, "span-past-end");
+    assert!(
+        matches!(
+            err,
+            Error::InvalidSpan {
+                sample: 0,
+                index: 0,
+                span: Span { end: 8, .. },
+                rule: SpanRule::PastEnd { response_bytes: 7 },
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("past the response's 7 bytes"),
+        "{err}"
+    );
+    assert_spans_recover(&module);
+}
+
+#[test]
+fn a_span_inside_a_multi_byte_character_is_refused() {
+    let host = host();
+    let module = hostile(&host);
+    let err = span_error(&module, "span-mid-char");
+    assert!(
+        matches!(
+            err,
+            Error::InvalidSpan {
+                sample: 0,
+                span: Span { end: 1, .. },
+                rule: SpanRule::NotCharBoundary,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("char boundary"), "{err}");
+    assert_spans_recover(&module);
+}
+
+#[test]
+fn a_span_of_an_undeclared_metric_is_refused() {
+    let host = host();
+    let module = hostile(&host);
+    let err = span_error(&module, "span-metric");
+    assert!(
+        matches!(
+            err,
+            Error::InvalidSpan {
+                sample: 0,
+                span: Span { metric: 1, .. },
+                rule: SpanRule::UndeclaredMetric { metrics: 1 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_spans_recover(&module);
+}
+
+#[test]
+fn nan_and_infinite_span_values_are_refused() {
+    let host = host();
+    let module = hostile(&host);
+    for misdeed in ["span-nan", "span-infinity"] {
+        let err = span_error(&module, misdeed);
+        // The valid span comes first, the bad one second.
+        assert!(
+            matches!(
+                err,
+                Error::InvalidSpan {
+                    sample: 0,
+                    index: 1,
+                    rule: SpanRule::NotFinite,
+                    ..
+                }
+            ),
+            "{misdeed}: {err}"
+        );
+        assert!(err.to_string().contains("not finite"), "{err}");
+    }
+    assert_spans_recover(&module);
+}
+
+#[test]
+fn a_million_spans_fail_fast_with_bounded_memory() {
+    let host = host();
+    let module = hostile(&host);
+    let before = rss_bytes();
+    let start = Instant::now();
+    for _ in 0..5 {
+        let err = span_error(&module, "span-million");
+        // "Ça va." (7 bytes) allows (7 + 1) × 1 metric = 8 spans.
+        assert!(
+            matches!(
+                err,
+                Error::TooManySpans {
+                    sample: 0,
+                    count: 1_000_000,
+                    limit: 8
+                }
+            ),
+            "{err}"
+        );
+    }
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    // A million spans are 16 MB in the guest and about as much lifted; five calls
+    // must not keep them.
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(grown < 200 << 20, "RSS grew by {} MiB", grown >> 20);
+    assert_spans_recover(&module);
+}
+
+#[test]
+fn the_wrong_number_of_span_lists_is_refused() {
+    let host = host();
+    let module = hostile(&host);
+    let err = module
+        .score_spans_with(&span_batch("span-rows"), &tight())
+        .unwrap_err();
+    match &err {
+        Error::InvalidOutput { reason } => {
+            assert!(reason.contains("3 span lists for 2 samples"), "{reason}")
+        }
+        other => panic!("expected InvalidOutput, got {other}"),
+    }
+    assert_spans_recover(&module);
+}
+
+#[test]
+fn span_guest_errors_and_traps_are_typed_as_for_score() {
+    let host = host();
+    let module = hostile(&host);
+    let err = module
+        .score_spans_with(&span_batch("span-error"), &tight())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Guest { message } if message == "the span scorer refused this batch"),
+        "{err}"
+    );
+    // The sandbox is the same: fuel runs out, and the deadline passes, in
+    // score-spans as in score.
+    let limits = Limits {
+        fuel: 50_000_000,
+        timeout: Duration::from_secs(60),
+        ..tight()
+    };
+    let err = module
+        .score_spans_with(&span_batch("span-loop"), &limits)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OutOfFuel { budget: 50_000_000 }),
+        "{err}"
+    );
+    let limits = Limits {
+        fuel: u64::MAX,
+        timeout: Duration::from_millis(300),
+        ..tight()
+    };
+    let err = module
+        .score_spans_with(&span_batch("span-loop"), &limits)
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_spans_recover(&module);
+}
+
+#[test]
+fn modules_without_spans_say_so_by_name() {
+    let host = host();
+    let length = host
+        .load(reward_builtins::builtin("length").unwrap().wasm)
+        .unwrap();
+    assert!(!length.has_spans());
+    let err = length.score_spans(&[Sample::new("q", "a")]).unwrap_err();
+    assert!(
+        matches!(&err, Error::NoSpans { module } if module == "length"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("`length` exports no spans"),
+        "{err}"
+    );
+    assert!(!err.is_module_fault());
+    let judge = host
+        .load(reward_builtins::builtin("label-judge").unwrap().wasm)
+        .unwrap();
+    assert!(!judge.has_spans());
+    let err = judge.score_spans(&[Sample::new("q", "a")]).unwrap_err();
+    assert!(matches!(err, Error::WrongKind { .. }), "{err}");
 }

@@ -17,7 +17,9 @@
 //! | [`accuracy`]     | [`extract_answer`], [`reference_label`], [`accuracy()`]      |
 //! | [`diversity`]    | [`rationale`], [`diversity()`]                               |
 //! | [`length`]       | [`LengthStats`], [`length()`], [`sentence_count`]            |
-//! | [`readability`]  | [`syllables`], [`flesch_kincaid_grade`]                      |
+//! | [`readability`]  | [`syllables`], [`flesch_kincaid_grade`], [`sentence_grades`] |
+//! | [`sentences`]    | [`split`] (sentence byte ranges, for span rewards)           |
+//! | [`grounding`]    | [`grounding()`], [`words`], [`STOP_WORDS`]                   |
 //! | [`rouge`]        | [`RougeScores`], [`tokenize`], [`rouge()`]                   |
 //! | [`qa`]           | [`normalize_answer`], [`exact_match`], [`token_f1`]          |
 //!
@@ -31,6 +33,11 @@
 //! [`sentence_count`]: length::sentence_count
 //! [`syllables`]: readability::syllables
 //! [`flesch_kincaid_grade`]: readability::flesch_kincaid_grade
+//! [`sentence_grades`]: readability::sentence_grades
+//! [`split`]: sentences::split
+//! [`grounding()`]: grounding::grounding
+//! [`words`]: grounding::words
+//! [`STOP_WORDS`]: grounding::STOP_WORDS
 //! [`RougeScores`]: rouge::RougeScores
 //! [`tokenize`]: rouge::tokenize
 //! [`rouge()`]: rouge::rouge
@@ -113,6 +120,28 @@
 //!   sum of `syllables` over the words:
 //!   `0.39 * (W / S) + 11.8 * (Y / W) - 15.59`.
 //!
+//! ## Sentences ([`sentences`])
+//!
+//! * `split(text)`: byte ranges of sentences, for span rewards (a finer rule than
+//!   `sentence_count`'s, which stays as it is for `length` and `readability`).
+//!   A sentence ends after a maximal run of `.`, `!`, `?` plus any closing
+//!   quotes or brackets, when whitespace or the end of the text follows, except
+//!   a single `.` after an abbreviation (`Mr.`, `Dr.`, `e.g.`, an initial `J.`;
+//!   the list is `sentences::ABBREVIATIONS`); a line feed always ends one; text
+//!   after the last terminator is a last sentence; pieces with no alphanumeric
+//!   character are dropped. Ranges exclude surrounding whitespace. (ALaRM uses
+//!   spaCy's segmenter; this is a cheaper, model-free rule.)
+//! * `sentence_grades(text)`: per sentence of `split`, Flesch–Kincaid with one
+//!   sentence: `0.39 * W + 11.8 * (Y / W) - 15.59`; sentences without a word
+//!   are left out.
+//!
+//! ## Grounding ([`grounding`])
+//!
+//! * `words(text)`: maximal runs of alphanumeric characters, each lowercased.
+//! * `grounding(response, source)`: per sentence of `split(response)` with at
+//!   least one content word (a word not in `STOP_WORDS`), the share of its
+//!   content words, counted with repetition, that are among `words(source)`.
+//!
 //! ## ROUGE ([`rouge`])
 //!
 //! * `tokenize(text)`: the default tokenizer of Google's `rouge-score` without
@@ -145,10 +174,12 @@
 
 pub mod accuracy;
 pub mod diversity;
+pub mod grounding;
 pub mod length;
 pub mod qa;
 pub mod readability;
 pub mod rouge;
+pub mod sentences;
 
 /// `2PR / (P + R)`, or `0.0` when `P + R` is not positive.
 ///

@@ -2,7 +2,10 @@
 //!
 //! Words are whitespace tokens containing at least one alphabetic character;
 //! sentences follow [`crate::length::sentence_count`] (at least 1 when there
-//! is a word); syllables follow [`syllables`].
+//! is a word); syllables follow [`syllables`]. [`sentence_grades`] grades each
+//! sentence of [`crate::sentences::split`] on its own, for span rewards.
+
+use std::ops::Range;
 
 use crate::length::sentence_count;
 
@@ -46,6 +49,27 @@ pub fn syllables(word: &str) -> usize {
 /// `sentences = max(1, sentence_count(text))` and syllables is the sum of
 /// [`syllables`] over the words. `None` when the text has no word.
 pub fn flesch_kincaid_grade(text: &str) -> Option<f64> {
+    let (words, total_syllables) = word_stats(text)?;
+    Some(grade(words, sentence_count(text).max(1), total_syllables))
+}
+
+/// Per sentence of `text` ([`crate::sentences::split`]), the Flesch–Kincaid grade
+/// of that sentence alone: [`flesch_kincaid_grade`]'s formula with one sentence,
+/// so `0.39 * words + 11.8 * (syllables / words) - 15.59`. Sentences without a
+/// word are left out; the rest come in order with their byte ranges.
+pub fn sentence_grades(text: &str) -> Vec<(Range<usize>, f64)> {
+    crate::sentences::split(text)
+        .into_iter()
+        .filter_map(|range| {
+            let (words, total_syllables) = word_stats(&text[range.clone()])?;
+            Some((range, grade(words, 1, total_syllables)))
+        })
+        .collect()
+}
+
+/// Words (whitespace tokens with an alphabetic character) and their syllables;
+/// `None` when there is no word.
+fn word_stats(text: &str) -> Option<(usize, usize)> {
     let mut words = 0usize;
     let mut total_syllables = 0usize;
     for token in text.split_whitespace() {
@@ -54,12 +78,13 @@ pub fn flesch_kincaid_grade(text: &str) -> Option<f64> {
             total_syllables += syllables(token);
         }
     }
-    if words == 0 {
-        return None;
-    }
-    let sentences = sentence_count(text).max(1);
+    (words > 0).then_some((words, total_syllables))
+}
+
+/// The formula, evaluated in one fixed order so every caller's floats agree.
+fn grade(words: usize, sentences: usize, total_syllables: usize) -> f64 {
     let words = words as f64;
-    Some(0.39 * (words / sentences as f64) + 11.8 * (total_syllables as f64 / words) - 15.59)
+    0.39 * (words / sentences as f64) + 11.8 * (total_syllables as f64 / words) - 15.59
 }
 
 #[cfg(test)]
@@ -148,6 +173,27 @@ mod tests {
         // 0.39 * 2.5 + 11.8 * 1.6 - 15.59
         let g = flesch_kincaid_grade("Water is beautiful. I agree.").unwrap();
         assert!(close(g, 0.39 * 2.5 + 11.8 * (8.0 / 5.0) - 15.59));
+    }
+
+    #[test]
+    fn each_sentence_is_graded_alone() {
+        let text = "Water is beautiful. I agree. ... Mr. Smith sat.";
+        let grades = sentence_grades(text);
+        let ranges: Vec<&str> = grades.iter().map(|(r, _)| &text[r.clone()]).collect();
+        // "..." has no word and is no sentence; "Mr." does not end one.
+        assert_eq!(
+            ranges,
+            ["Water is beautiful.", "I agree.", "Mr. Smith sat."]
+        );
+        // Water(2) is(1) beautiful(3): W = 3, Y = 6 → 0.39 * 3 + 11.8 * 2 - 15.59
+        assert!(close(grades[0].1, 0.39 * 3.0 + 11.8 * 2.0 - 15.59));
+        // I(1) agree(1): W = 2, Y = 2 → 0.39 * 2 + 11.8 * 1 - 15.59
+        assert!(close(grades[1].1, 0.39 * 2.0 + 11.8 - 15.59));
+        // Mr.(letters "mr": no vowel → 1) Smith(1) sat(1): one sentence although
+        // sentence_count would see two → 0.39 * 3 + 11.8 - 15.59
+        assert!(close(grades[2].1, 0.39 * 3.0 + 11.8 - 15.59));
+        assert!(sentence_grades("").is_empty());
+        assert!(sentence_grades("42. 7!").is_empty());
     }
 
     #[test]

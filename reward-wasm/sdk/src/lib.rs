@@ -27,15 +27,53 @@
 //! export_scorer!(Shouting);
 //! ```
 //!
+//! # Span (token-level) scorers
+//!
+//! A scorer that can say *where* in the response its values come from implements
+//! [`SpanScorer`] instead and invokes [`export_span_scorer!`]: each [`Span`] ties a
+//! value of a declared metric to the text ending at a byte offset of the response,
+//! so a trainer can credit the tokens that earned it. The module also gets the
+//! ordinary `score`: per sample and metric, the mean of that metric's span values
+//! ([`span_means`]), so an evaluation reports what training optimizes.
+//!
+//! ```ignore
+//! use reward_sdk::{Info, Metric, Sample, Span, SpanScorer, export_span_scorer};
+//!
+//! struct Commas;
+//!
+//! impl SpanScorer for Commas {
+//!     fn info() -> Info {
+//!         Info::new("commas", env!("CARGO_PKG_VERSION"), "Commas per clause.")
+//!             .metric(Metric::lower_is_better("comma", "1 at each comma, 0 at each word end."))
+//!     }
+//!
+//!     fn score_spans(sample: &Sample) -> Result<Vec<Span>, String> {
+//!         // One span per comma, ending right after it (byte offsets, exclusive).
+//!         Ok(sample
+//!             .response
+//!             .match_indices(',')
+//!             .map(|(at, comma)| Span::new(at + comma.len(), 0, 1.0))
+//!             .collect())
+//!     }
+//! }
+//!
+//! export_span_scorer!(Commas);
+//! ```
+//!
+//! The host rejects a whole call when a span breaks the contract: `end` past the
+//! response or inside a multi-byte character, `metric` not declared, a value that
+//! is not finite, or more than (response bytes + 1) × metrics spans for a sample.
+//!
 //! Build it as a `cdylib` for `wasm32-unknown-unknown` with `panic = "abort"`; the
 //! host accepts the resulting core module directly (it carries the world in a custom
 //! section) and turns it into a component on load. `reward-wasm/modules/template` is a
 //! complete crate to copy.
 //!
 //! # Layout
-//! - [`Scorer`], [`Judge`]: the traits an author implements.
-//! - [`Sample`], [`Info`], [`Metric`], [`Direction`], [`Verdict`]: the WIT types, with
-//!   small constructors.
+//! - [`Scorer`], [`SpanScorer`], [`Judge`]: the traits an author implements.
+//! - [`Sample`], [`Info`], [`Metric`], [`Direction`], [`Verdict`], [`Span`]: the WIT
+//!   types, with small constructors.
+//! - [`span_means`]: how a span scorer's `score` is derived from its spans.
 //! - `__bindings`: the generated glue, public only for the export macros.
 
 // wit-bindgen's generated export glue is `unsafe extern "C"` code; it is the only
@@ -74,6 +112,18 @@ pub mod __bindings {
             runtime_path: "::reward_sdk::__wit_bindgen::rt",
         });
     }
+    /// Bindings of the `scorer-spans` world, which [`export_span_scorer!`] exports.
+    pub mod scorer_spans {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "scorer-spans",
+            with: { "reward:wasm/types@0.1.0": crate::__bindings::scorer::reward::wasm::types },
+            pub_export_macro: true,
+            export_macro_name: "export_scorer_spans_world",
+            default_bindings_module: "::reward_sdk::__bindings::scorer_spans",
+            runtime_path: "::reward_sdk::__wit_bindgen::rt",
+        });
+    }
     /// Bindings of the `judge` world; its types are the scorer's, so authors see one
     /// `Sample` type.
     pub mod judge {
@@ -89,7 +139,7 @@ pub mod __bindings {
     }
 }
 
-pub use __bindings::scorer::reward::wasm::types::{Direction, Info, Metric, Sample, Verdict};
+pub use __bindings::scorer::reward::wasm::types::{Direction, Info, Metric, Sample, Span, Verdict};
 
 /// One row of scores: metric j of the module's [`Info::metrics`] at index j, `None`
 /// where the metric does not apply to the sample.
@@ -114,6 +164,56 @@ pub trait Scorer {
     fn score(batch: Vec<Sample>) -> Result<Vec<Row>, String> {
         batch.iter().map(Self::score_sample).collect()
     }
+}
+
+/// A scorer whose values belong to pieces of the response (sentences, tokens).
+///
+/// Implement [`SpanScorer::score_spans`] per sample, or override
+/// [`SpanScorer::score_spans_batch`] when the batch as a whole matters. Export it
+/// with [`export_span_scorer!`], which also exports the ordinary `score` as
+/// [`SpanScorer::score`].
+pub trait SpanScorer {
+    /// The module's name, version, description and metrics; a [`Span::metric`] is
+    /// an index into these metrics.
+    fn info() -> Info;
+
+    /// The spans of one sample, in any order. Offsets are UTF-8 byte offsets into
+    /// `sample.response`: a span's value is about the text that ends at `end`.
+    fn score_spans(sample: &Sample) -> Result<Vec<Span>, String>;
+
+    /// The spans of a batch: one list per sample, in order.
+    fn score_spans_batch(batch: &[Sample]) -> Result<Vec<Vec<Span>>, String> {
+        batch.iter().map(Self::score_spans).collect()
+    }
+
+    /// The sequence-level rows the module's `score` returns: per sample and
+    /// metric, the mean of that metric's span values ([`span_means`]).
+    ///
+    /// Keep the default: the contract (and the evaluator, which calls `score`)
+    /// relies on these rows being the span means, and the host cannot check it.
+    /// Only `reward-wasm/modules/hostile` overrides it, to misbehave.
+    fn score(batch: Vec<Sample>) -> Result<Vec<Row>, String> {
+        let metrics = Self::info().metrics.len();
+        let spans = Self::score_spans_batch(&batch)?;
+        Ok(spans.iter().map(|s| span_means(s, metrics)).collect())
+    }
+}
+
+/// One row of a span scorer's `score`: for each of `metrics` metrics, the mean of
+/// the values of its spans, summed in the order given and divided by their count;
+/// `None` when no span has that metric. Spans naming an undeclared metric are
+/// ignored here (the host rejects them in `score-spans`).
+pub fn span_means(spans: &[Span], metrics: usize) -> Row {
+    let mut sums = vec![(0.0f64, 0usize); metrics];
+    for span in spans {
+        if let Some((sum, count)) = sums.get_mut(span.metric as usize) {
+            *sum += span.value;
+            *count += 1;
+        }
+    }
+    sums.into_iter()
+        .map(|(sum, count)| (count > 0).then(|| sum / count as f64))
+        .collect()
 }
 
 /// A pairwise judge: which of two responses to the same prompt is better.
@@ -162,6 +262,19 @@ impl Metric {
             name: name.to_string(),
             description: description.to_string(),
             direction,
+        }
+    }
+}
+
+impl Span {
+    /// The value of metric `metric` (an index into [`Info::metrics`]) for the text
+    /// of the response that ends at byte offset `end` (exclusive). An offset past
+    /// `u32::MAX` is kept as `u32::MAX`, which the host rejects as past the end.
+    pub fn new(end: usize, metric: u32, value: f64) -> Self {
+        Span {
+            end: u32::try_from(end).unwrap_or(u32::MAX),
+            metric,
+            value,
         }
     }
 }
@@ -277,6 +390,49 @@ pub fn __unpack(text: &str, spans: &[u32]) -> Result<Vec<Sample>, String> {
     Ok(samples)
 }
 
+/// Exports a [`SpanScorer`] implementation as this module's `scorer-spans` world:
+/// `score-spans` from [`SpanScorer::score_spans_batch`], and `score` and
+/// `score-packed` from [`SpanScorer::score`] (the span means).
+///
+/// Invoke it once per crate, with a type implementing [`SpanScorer`].
+#[macro_export]
+macro_rules! export_span_scorer {
+    ($ty:ty) => {
+        const _: () = {
+            struct __RewardSdkSpanScorerExport;
+            impl $crate::__bindings::scorer_spans::Guest for __RewardSdkSpanScorerExport {
+                fn info() -> $crate::Info {
+                    <$ty as $crate::SpanScorer>::info()
+                }
+                fn score(
+                    batch: ::std::vec::Vec<$crate::Sample>,
+                ) -> ::std::result::Result<::std::vec::Vec<$crate::Row>, ::std::string::String>
+                {
+                    <$ty as $crate::SpanScorer>::score(batch)
+                }
+                fn score_packed(
+                    text: ::std::string::String,
+                    spans: ::std::vec::Vec<u32>,
+                ) -> ::std::result::Result<::std::vec::Vec<$crate::Row>, ::std::string::String>
+                {
+                    <$ty as $crate::SpanScorer>::score($crate::__unpack(&text, &spans)?)
+                }
+                fn score_spans(
+                    batch: ::std::vec::Vec<$crate::Sample>,
+                ) -> ::std::result::Result<
+                    ::std::vec::Vec<::std::vec::Vec<$crate::Span>>,
+                    ::std::string::String,
+                > {
+                    <$ty as $crate::SpanScorer>::score_spans_batch(&batch)
+                }
+            }
+            $crate::__bindings::scorer_spans::export_scorer_spans_world!(
+                __RewardSdkSpanScorerExport with_types_in $crate::__bindings::scorer_spans
+            );
+        };
+    };
+}
+
 /// Exports a [`Judge`] implementation as this module's `judge` world.
 ///
 /// Invoke it once per crate, with a type implementing [`Judge`].
@@ -333,6 +489,27 @@ mod tests {
             let err = __unpack("", &[0, 0, NO_REFERENCE, fields, 0, 0]).unwrap_err();
             assert!(err.contains("spans end mid-sample"), "{fields}: {err}");
         }
+    }
+
+    #[test]
+    fn span_means_average_each_metric_and_leave_absent_ones_null() {
+        let spans = [
+            Span::new(3, 0, 1.0),
+            Span::new(7, 1, 0.25),
+            Span::new(9, 0, 0.5),
+            // Undeclared with two metrics: ignored.
+            Span::new(9, 2, 100.0),
+        ];
+        assert_eq!(span_means(&spans, 2), vec![Some(0.75), Some(0.25)]);
+        assert_eq!(span_means(&spans, 3)[2], Some(100.0));
+        assert_eq!(span_means(&[], 2), vec![None, None]);
+        assert_eq!(span_means(&spans[..1], 2), vec![Some(1.0), None]);
+    }
+
+    #[test]
+    fn a_span_offset_beyond_u32_is_kept_out_of_range() {
+        assert_eq!(Span::new(usize::MAX, 0, 0.0).end, u32::MAX);
+        assert_eq!(Span::new(12, 1, 0.5).end, 12);
     }
 
     #[test]

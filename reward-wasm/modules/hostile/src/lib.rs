@@ -1,10 +1,15 @@
 //! A deliberately misbehaving scorer for the host's hostile-module tests. It is
 //! never embedded in the evaluator. The first sample's prompt picks the misdeed, so
 //! one module covers every case and any other prompt scores normally.
+//!
+//! It is a span scorer (world `scorer-spans`): `score` misbehaves as the prompts
+//! below `score` say, `score-spans` as those in `score_spans_batch` (all named
+//! `span-…`); behaving, every sample gets one span of value 1.0 at its end, whose
+//! mean is the 1.0 that `score` reports.
 
 use std::hint::black_box;
 
-use reward_sdk::{Info, Metric, Row, Sample, Scorer, export_scorer};
+use reward_sdk::{Info, Metric, Row, Sample, Span, SpanScorer, export_span_scorer};
 
 struct Hostile;
 
@@ -17,7 +22,7 @@ fn recurse(depth: u64) -> u64 {
     black_box(recurse(black_box(depth + 1))) + 1
 }
 
-impl Scorer for Hostile {
+impl SpanScorer for Hostile {
     fn info() -> Info {
         Info::new(
             "hostile",
@@ -25,6 +30,51 @@ impl Scorer for Hostile {
             "Misbehaves on request, for sandbox tests.",
         )
         .metric(Metric::higher_is_better("value", "1.0 when behaving."))
+    }
+
+    fn score_spans(sample: &Sample) -> Result<Vec<Span>, String> {
+        Ok(vec![Span::new(sample.response.len(), 0, 1.0)])
+    }
+
+    fn score_spans_batch(batch: &[Sample]) -> Result<Vec<Vec<Span>>, String> {
+        let good = || {
+            batch
+                .iter()
+                .map(Self::score_spans)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let Some(first) = batch.first() else {
+            return good();
+        };
+        // Misdeeds break the first sample's spans; the others stay valid.
+        let mut spans = good()?;
+        let response = first.response.as_str();
+        match first.prompt.as_str() {
+            "span-past-end" => spans[0] = vec![Span::new(response.len() + 1, 0, 1.0)],
+            "span-mid-char" => {
+                // One byte into the first multi-byte character (or byte 1).
+                let inside = response
+                    .char_indices()
+                    .find(|(_, c)| c.len_utf8() > 1)
+                    .map_or(1, |(at, _)| at + 1);
+                spans[0] = vec![Span::new(inside, 0, 1.0)];
+            }
+            "span-metric" => spans[0] = vec![Span::new(0, 1, 1.0)],
+            "span-nan" => spans[0].push(Span::new(0, 0, f64::NAN)),
+            "span-infinity" => spans[0].push(Span::new(0, 0, f64::NEG_INFINITY)),
+            // Each span valid, far too many of them: 16 MB of guest memory.
+            "span-million" => spans[0] = vec![Span::new(0, 0, 1.0); 1_000_000],
+            "span-rows" => spans.push(Vec::new()),
+            "span-error" => return Err("the span scorer refused this batch".to_string()),
+            "span-loop" => {
+                let mut counter = 0u64;
+                loop {
+                    counter = black_box(counter.wrapping_add(1));
+                }
+            }
+            _ => {}
+        }
+        Ok(spans)
     }
 
     fn score(batch: Vec<Sample>) -> Result<Vec<Row>, String> {
@@ -74,4 +124,4 @@ impl Scorer for Hostile {
     }
 }
 
-export_scorer!(Hostile);
+export_span_scorer!(Hostile);
