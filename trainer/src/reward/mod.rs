@@ -14,8 +14,8 @@ pub mod spec;
 
 use std::sync::Arc;
 
-pub use reward_host::Sample;
 use reward_host::{Direction, Host, HostConfig, Limits, RewardModule};
+pub use reward_host::{Sample, Span};
 pub use spec::RewardSpec;
 use spec::{Source, Transform};
 
@@ -28,6 +28,35 @@ pub trait RewardSource: Send + Sync {
     fn metrics(&self) -> Vec<(String, bool)>;
     /// One row per sample, one value per declared metric.
     fn score(&self, batch: &[Sample]) -> std::result::Result<Vec<Vec<Option<f64>>>, String>;
+    /// Whether [`Self::score_spans`] answers (a module exporting `score-spans`).
+    fn has_spans(&self) -> bool {
+        false
+    }
+    /// Per sample, the spans `(end byte in the response, metric index, value)`.
+    fn score_spans(&self, batch: &[Sample]) -> std::result::Result<Vec<Vec<Span>>, String> {
+        let _ = batch;
+        Err("this source reports no spans".into())
+    }
+}
+
+/// The per-metric mean of each sample's spans (`None` where a metric has none): the value
+/// the SDK's `score` of a span scorer returns, so logs and evaluations agree with training.
+pub fn span_means(spans: &[Vec<Span>], metrics: usize) -> Vec<Vec<Option<f64>>> {
+    spans
+        .iter()
+        .map(|row| {
+            let mut sum = vec![(0.0, 0usize); metrics];
+            for s in row {
+                if let Some(e) = sum.get_mut(s.metric as usize) {
+                    e.0 += s.value;
+                    e.1 += 1;
+                }
+            }
+            sum.into_iter()
+                .map(|(s, n)| (n > 0).then(|| s / n as f64))
+                .collect()
+        })
+        .collect()
 }
 
 /// The `[[reward]]` tables of a TOML file given with `flag` (other keys are ignored, so an
@@ -116,6 +145,16 @@ impl RewardSource for ModuleSource {
             .score_with(batch, &self.limits)
             .map_err(|e| e.to_string())
     }
+
+    fn has_spans(&self) -> bool {
+        self.module.has_spans()
+    }
+
+    fn score_spans(&self, batch: &[Sample]) -> std::result::Result<Vec<Vec<Span>>, String> {
+        self.module
+            .score_spans_with(batch, &self.limits)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// One `[[reward]]` of a run, resolved against its source.
@@ -125,15 +164,31 @@ struct Entry {
     transform: Transform,
     raw: Transform,
     weight: f64,
+    level: spec::Level,
+    holistic: bool,
 }
 
 /// The values of a batch: per sample, per reward.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Scored {
     /// The module's value (a Soups combination before any transform).
     pub raw: Vec<Vec<Option<f64>>>,
     /// After the reward's transform.
     pub value: Vec<Vec<Option<f64>>>,
+    /// Per sample, per reward: a token-level reward's spans as `(end byte, value after the
+    /// transform)`, in the module's order; empty for sequence-level rewards.
+    pub spans: Vec<Vec<Vec<(usize, f64)>>>,
+}
+
+impl Scored {
+    /// `n` samples with no value for any of `rewards` rewards.
+    pub fn none(n: usize, rewards: usize) -> Self {
+        Self {
+            raw: vec![vec![None; rewards]; n],
+            value: vec![vec![None; rewards]; n],
+            spans: vec![vec![Vec::new(); rewards]; n],
+        }
+    }
 }
 
 /// A run's rewards.
@@ -221,12 +276,32 @@ impl Rewards {
                     format!("two rewards are called `{name}`: give one a `name`"),
                 ));
             }
+            if spec.level == spec::Level::Token {
+                if !sources[source].1.has_spans() {
+                    return Err(Error::config(
+                        format!("{key}.level"),
+                        format!(
+                            "`{}` reports no spans (it does not export score-spans): use \
+                             level = \"sequence\", or a span scorer such as builtin:grounding",
+                            spec.source
+                        ),
+                    ));
+                }
+                if transform.terms.len() != 1 || transform.terms[0].minus.is_some() {
+                    return Err(Error::config(
+                        format!("{key}.terms"),
+                        "a token-level reward reads one metric: use `metric`",
+                    ));
+                }
+            }
             entries.push(Entry {
                 name,
                 source,
                 transform,
                 raw,
                 weight: spec.weight,
+                level: spec.level,
+                holistic: spec.holistic,
             });
         }
         Ok(Self { sources, entries })
@@ -242,12 +317,27 @@ impl Rewards {
         self.entries.iter().map(|e| e.weight).collect()
     }
 
+    /// Per reward, whether it is token-level.
+    pub fn token_level(&self) -> Vec<bool> {
+        self.entries
+            .iter()
+            .map(|e| e.level == spec::Level::Token)
+            .collect()
+    }
+
+    /// The index of the holistic reward, if one is marked.
+    pub fn holistic(&self) -> Option<usize> {
+        self.entries.iter().position(|e| e.holistic)
+    }
+
     /// Scores `batch` with every source once; a source's fault is [`Error::Reward`] naming
-    /// the source and the rewards that read it.
+    /// the source and the rewards that read it. A source read by a token-level reward is
+    /// asked for its spans, and its row is their per-metric mean ([`span_means`]).
     pub fn score(&self, batch: &[Sample]) -> Result<Scored> {
         let mut rows = Vec::with_capacity(self.sources.len());
+        let mut source_spans: Vec<Option<Vec<Vec<Span>>>> = Vec::with_capacity(self.sources.len());
         for (i, (name, source)) in self.sources.iter().enumerate() {
-            let r = source.score(batch).map_err(|message| Error::Reward {
+            let fault = |message| Error::Reward {
                 source_name: name.clone(),
                 rewards: self
                     .entries
@@ -256,9 +346,43 @@ impl Rewards {
                     .map(|e| e.name.clone())
                     .collect(),
                 message,
-            })?;
-            rows.push(r);
+            };
+            let wants_spans = self
+                .entries
+                .iter()
+                .any(|e| e.source == i && e.level == spec::Level::Token);
+            if wants_spans {
+                let spans = source.score_spans(batch).map_err(fault)?;
+                rows.push(span_means(&spans, source.metrics().len()));
+                source_spans.push(Some(spans));
+            } else {
+                rows.push(source.score(batch).map_err(fault)?);
+                source_spans.push(None);
+            }
         }
+        let spans = (0..batch.len())
+            .map(|s| {
+                self.entries
+                    .iter()
+                    .map(|e| match (&source_spans[e.source], e.level) {
+                        (Some(all), spec::Level::Token) => {
+                            let metric = e.transform.terms[0].plus;
+                            let width = self.sources[e.source].1.metrics().len();
+                            all[s]
+                                .iter()
+                                .filter(|sp| sp.metric as usize == metric)
+                                .filter_map(|sp| {
+                                    let mut row = vec![None; width];
+                                    row[metric] = Some(sp.value);
+                                    e.transform.apply(&row).map(|v| (sp.end as usize, v))
+                                })
+                                .collect()
+                        }
+                        _ => Vec::new(),
+                    })
+                    .collect()
+            })
+            .collect();
         let per_sample = |f: fn(&Transform, &[Option<f64>]) -> Option<f64>, raw: bool| {
             (0..batch.len())
                 .map(|s| {
@@ -272,6 +396,7 @@ impl Rewards {
         Ok(Scored {
             raw: per_sample(Transform::apply, true),
             value: per_sample(Transform::apply, false),
+            spans,
         })
     }
 }

@@ -33,6 +33,12 @@
 //!    rewards, the first with `clip_max = τ`);
 //! 6. `sigmoid = true`: 1 / (1 + e^−v) (ALaRM's shaping).
 //!
+//! With `algorithm = "ppo"` a reward may be `level = "token"`: its source's spans (values
+//! about the text ending at a byte of the response, from a module exporting
+//! `score-spans`) are each transformed as above and placed on the token covering that byte
+//! ([`crate::rl::placement`]); `holistic = true` marks the reward ALaRM's combinations
+//! (`combine` in the RL settings) gate the others with.
+//!
 //! The `weight` is applied where rewards are combined (the RL loop's aggregation): there the
 //! weighted values are summed, as TRL sums `reward_weights · rewards` (no division by the
 //! sum of weights; only a Soups `terms` list inside one reward divides, as its seed does).
@@ -56,6 +62,18 @@ pub enum DirectionRule {
     Declared,
     /// Use the raw value whatever the declaration.
     AsIs,
+}
+
+/// Where a reward lands in PPO's per-token rewards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// One value per sequence, on its last token.
+    #[default]
+    Sequence,
+    /// The source's spans (a scorer exporting `score-spans`), each on the token that
+    /// covers its end byte; the sequence value (logs, eval) is the spans' mean.
+    Token,
 }
 
 /// One `[[reward]]` table.
@@ -95,6 +113,16 @@ pub struct RewardSpec {
     /// Apply the logistic function last.
     #[serde(default)]
     pub sigmoid: bool,
+    /// `sequence` (default) or `token` (the source's spans; PPO only).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub level: Level,
+    /// The holistic reward of `combine = "hierarchical"` (and the other ALaRM modes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holistic: bool,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// Where a reward's values come from.

@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::advantage::{MultiObjectiveAggregation, ScaleRewards};
 use super::policy_loss::LossType;
+use super::ppo::KlPenalty;
 use crate::error::{Error, Result};
 use crate::optim::Decay;
 use crate::precision::Precision;
 use crate::reward::RewardSpec;
+use crate::reward::spec::Level;
 use crate::run::config::{Key, Kind, Sources};
 
 /// The policy-gradient algorithm: one advantage estimator and one policy loss.
@@ -31,6 +33,10 @@ pub enum Algorithm {
     /// REINFORCE++ with a group-mean baseline and batch whitening (OpenRLHF's
     /// `reinforce_baseline`), per-token k1 KL in the reward.
     ReinforceBaseline,
+    /// PPO with a learned value (legacy TRL's `PPOTrainer`): per-token rewards (task
+    /// rewards on their tokens − β·KL), GAE, clipped policy and value losses, several epochs
+    /// over shuffled minibatches.
+    Ppo,
 }
 
 impl Algorithm {
@@ -40,6 +46,50 @@ impl Algorithm {
             Self::Grpo => "grpo",
             Self::Rloo => "rloo",
             Self::ReinforceBaseline => "reinforce_baseline",
+            Self::Ppo => "ppo",
+        }
+    }
+}
+
+/// PPO's value model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueModel {
+    /// A value head on the policy's last hidden states: one backbone, the LoRA shared
+    /// (TRL's `AutoModelForCausalLMWithValueHead`).
+    #[default]
+    Head,
+    /// A separate critic: the same base with its own LoRA and head (optionally started
+    /// from a `trainer rm` run, `critic_init`, as RLLR does).
+    Critic,
+}
+
+/// How the rewards of a sample become its per-token task reward (ALaRM's `reward_type`).
+/// Every mode places token-level rewards (`level = "token"`) on their tokens and
+/// sequence-level ones on the last token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Combine {
+    /// Every reward, weighted, summed (ALaRM's `weighted_sum`).
+    #[default]
+    Sum,
+    /// The holistic reward h (`holistic = true`) gates the rest: below
+    /// `holistic_threshold` only `W_h·h` counts, otherwise the weighted sum of all.
+    Hierarchical,
+    /// Only `W_h·h`.
+    HolisticOnly,
+    /// Every reward but the holistic one.
+    AspectOnly,
+}
+
+impl Combine {
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sum => "sum",
+            Self::Hierarchical => "hierarchical",
+            Self::HolisticOnly => "holistic_only",
+            Self::AspectOnly => "aspect_only",
         }
     }
 }
@@ -120,6 +170,24 @@ fn d_adam_eps() -> f64 {
 }
 fn d_clip() -> f64 {
     1.0
+}
+fn d_lam() -> f64 {
+    0.95
+}
+fn d_vf() -> f64 {
+    0.1
+}
+fn d_vclip() -> f64 {
+    0.2
+}
+fn d_ppo_epochs() -> usize {
+    4
+}
+fn d_horizon() -> f64 {
+    10_000.0
+}
+fn d_ratio_threshold() -> f64 {
+    10.0
 }
 
 /// Every option of `trainer rl`.
@@ -284,6 +352,57 @@ pub struct RlConfig {
     /// The pushed systems' prefix, `<run_name>:step-N` (default: the output_dir's name).
     #[serde(default)]
     pub run_name: Option<String>,
+    /// PPO: `head` (on the policy) or `critic` (a separate model).
+    #[serde(default)]
+    pub value_model: ValueModel,
+    /// PPO critic: start it from this `trainer rm` run (its adapter and score head).
+    #[serde(default)]
+    pub critic_init: Option<PathBuf>,
+    /// PPO: discount γ.
+    #[serde(default = "d_clip")]
+    pub gamma: f64,
+    /// PPO: GAE's λ.
+    #[serde(default = "d_lam")]
+    pub lam: f64,
+    /// PPO: weight of the value loss.
+    #[serde(default = "d_vf")]
+    pub vf_coef: f64,
+    /// PPO: value clip around the rollout's values.
+    #[serde(default = "d_vclip")]
+    pub cliprange_value: f64,
+    /// PPO: epochs over each batch.
+    #[serde(default = "d_ppo_epochs")]
+    pub ppo_epochs: usize,
+    /// PPO: sequences per optimizer step within an epoch (default: the whole batch).
+    #[serde(default)]
+    pub ppo_mini_batch: Option<usize>,
+    /// PPO: the per-token KL penalty, `kl`, `abs` or `mse`.
+    #[serde(default)]
+    pub kl_penalty: KlPenalty,
+    /// PPO: adapt β (from `beta`) towards this mean per-sequence KL; unset keeps β fixed.
+    #[serde(default)]
+    pub kl_target: Option<f64>,
+    /// PPO: the adaptive controller's horizon, in sequences.
+    #[serde(default = "d_horizon")]
+    pub kl_horizon: f64,
+    /// PPO: stop a step's epochs once a minibatch's policy KL passes this.
+    #[serde(default)]
+    pub early_stop_kl: Option<f64>,
+    /// PPO: whiten the per-token rewards (mean kept) before GAE.
+    #[serde(default)]
+    pub whiten_rewards: bool,
+    /// PPO: a micro-batch whose mean ratio passes this gets no gradient.
+    #[serde(default = "d_ratio_threshold")]
+    pub ratio_threshold: f64,
+    /// PPO: how the rewards combine (`sum`, `hierarchical`, `holistic_only`, `aspect_only`).
+    #[serde(default)]
+    pub combine: Combine,
+    /// PPO `hierarchical`: the holistic value below which only it counts (ALaRM's θ).
+    #[serde(default)]
+    pub holistic_threshold: f64,
+    /// PPO: a response of at most 2 tokens gets −10·W_h and nothing else (ALaRM's rule).
+    #[serde(default)]
+    pub short_response_penalty: bool,
     /// The rewards.
     #[serde(default)]
     pub reward: Vec<RewardSpec>,
@@ -316,7 +435,7 @@ pub const KEYS: &[Key] = &[
     Key::new(
         "algorithm",
         Kind::Str,
-        "grpo, rloo or reinforce_baseline (default grpo)",
+        "grpo, rloo, reinforce_baseline or ppo (default grpo)",
     ),
     Key::new(
         "num_generations",
@@ -463,6 +582,75 @@ pub const KEYS: &[Key] = &[
         Kind::Str,
         "pushed systems are RUN_NAME:step-N (default: dir name)",
     ),
+    Key::new(
+        "value_model",
+        Kind::Str,
+        "ppo: head (on the policy) or critic (default head)",
+    ),
+    Key::new(
+        "critic_init",
+        Kind::Path,
+        "ppo critic: start from this trainer rm run",
+    ),
+    Key::new("gamma", Kind::Float, "ppo: discount (default 1)"),
+    Key::new("lam", Kind::Float, "ppo: GAE lambda (default 0.95)"),
+    Key::new(
+        "vf_coef",
+        Kind::Float,
+        "ppo: value-loss weight (default 0.1)",
+    ),
+    Key::new(
+        "cliprange_value",
+        Kind::Float,
+        "ppo: value clip (default 0.2)",
+    ),
+    Key::new("ppo_epochs", Kind::Int, "ppo: epochs per batch (default 4)"),
+    Key::new(
+        "ppo_mini_batch",
+        Kind::Int,
+        "ppo: sequences per optimizer step (default: the batch)",
+    ),
+    Key::new("kl_penalty", Kind::Str, "ppo: kl, abs or mse (default kl)"),
+    Key::new(
+        "kl_target",
+        Kind::Float,
+        "ppo: adaptive beta towards this per-sequence KL",
+    ),
+    Key::new(
+        "kl_horizon",
+        Kind::Float,
+        "ppo: adaptive KL horizon (default 10000)",
+    ),
+    Key::new(
+        "early_stop_kl",
+        Kind::Float,
+        "ppo: stop the epochs past this policy KL",
+    ),
+    Key::new(
+        "whiten_rewards",
+        Kind::Bool,
+        "ppo: whiten rewards before GAE",
+    ),
+    Key::new(
+        "ratio_threshold",
+        Kind::Float,
+        "ppo: skip micro-batches whose mean ratio passes this (default 10)",
+    ),
+    Key::new(
+        "combine",
+        Kind::Str,
+        "ppo: sum, hierarchical, holistic_only or aspect_only",
+    ),
+    Key::new(
+        "holistic_threshold",
+        Kind::Float,
+        "ppo hierarchical: theta (default 0)",
+    ),
+    Key::new(
+        "short_response_penalty",
+        Kind::Bool,
+        "ppo: responses of <= 2 tokens get -10 W_h",
+    ),
 ];
 
 /// The keys a resumed RL run may change (see [`crate::run::settings`]).
@@ -558,7 +746,12 @@ impl RlConfig {
                 return Err(Error::config(k, "must be at least 1"));
             }
         }
-        if self.num_generations < 2 && self.algorithm != Algorithm::ReinforceBaseline {
+        if self.num_generations < 2
+            && !matches!(
+                self.algorithm,
+                Algorithm::ReinforceBaseline | Algorithm::Ppo
+            )
+        {
             return Err(Error::config(
                 "num_generations",
                 "must be at least 2: the baseline is the other completions of the prompt",
@@ -593,6 +786,7 @@ impl RlConfig {
         if !(0.0..1.0).contains(&self.epsilon) || self.epsilon_high() < 0.0 {
             return Err(Error::config("epsilon", "must be in [0, 1)"));
         }
+        self.validate_ppo()?;
         if self.memory_limit_mib == Some(0) {
             return Err(Error::config("memory_limit_mib", "must be at least 1"));
         }
@@ -634,6 +828,100 @@ impl RlConfig {
     }
 }
 
+impl RlConfig {
+    /// PPO's keys, and the reward features only PPO places on tokens.
+    fn validate_ppo(&self) -> Result<()> {
+        let ppo = self.algorithm == Algorithm::Ppo;
+        if !ppo {
+            if self.combine != Combine::Sum {
+                return Err(Error::config(
+                    "combine",
+                    format!(
+                        "`{}` shapes per-token rewards: it needs algorithm = \"ppo\"",
+                        self.combine.as_str()
+                    ),
+                ));
+            }
+            if let Some(i) = self.reward.iter().position(|r| r.level == Level::Token) {
+                return Err(Error::config(
+                    format!("reward[{i}].level"),
+                    "token-level rewards need algorithm = \"ppo\" (the other algorithms \
+                     score whole sequences)",
+                ));
+            }
+            return Ok(());
+        }
+        if self.num_iterations != 1 {
+            return Err(Error::config(
+                "num_iterations",
+                "is GRPO's mu; PPO's passes over a batch are ppo_epochs",
+            ));
+        }
+        for (k, v) in [
+            ("gamma", self.gamma),
+            ("lam", self.lam),
+            ("vf_coef", self.vf_coef),
+            ("cliprange_value", self.cliprange_value),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::config(k, format!("must be ≥ 0, got {v}")));
+            }
+        }
+        if self.ppo_epochs == 0 || self.ppo_mini_batch == Some(0) {
+            return Err(Error::config(
+                if self.ppo_epochs == 0 {
+                    "ppo_epochs"
+                } else {
+                    "ppo_mini_batch"
+                },
+                "must be at least 1",
+            ));
+        }
+        if let Some(t) = self.kl_target
+            && !(t.is_finite() && t > 0.0 && self.kl_horizon > 0.0)
+        {
+            return Err(Error::config(
+                "kl_target",
+                "must be > 0, with kl_horizon > 0",
+            ));
+        }
+        if self.critic_init.is_some() && self.value_model != ValueModel::Critic {
+            return Err(Error::config(
+                "critic_init",
+                "starts a separate critic: set value_model = \"critic\"",
+            ));
+        }
+        let holistic: Vec<usize> = (0..self.reward.len())
+            .filter(|&i| self.reward[i].holistic)
+            .collect();
+        let needs = self.combine != Combine::Sum || self.short_response_penalty;
+        if needs && holistic.len() != 1 {
+            return Err(Error::config(
+                "combine",
+                format!(
+                    "`{}`{} needs exactly one [[reward]] with holistic = true, found {}",
+                    self.combine.as_str(),
+                    if self.short_response_penalty {
+                        " (or short_response_penalty)"
+                    } else {
+                        ""
+                    },
+                    holistic.len()
+                ),
+            ));
+        }
+        if let Some(&h) = holistic.first()
+            && self.reward[h].level == Level::Token
+        {
+            return Err(Error::config(
+                format!("reward[{h}].level"),
+                "the holistic reward is one value per sequence: level = \"sequence\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,6 +943,10 @@ mod tests {
         cfg.push_to = Some("http://127.0.0.1:1".into());
         cfg.push_dataset = Some("d".into());
         cfg.run_name = Some("r".into());
+        cfg.critic_init = Some("rm".into());
+        cfg.ppo_mini_batch = Some(4);
+        cfg.kl_target = Some(6.0);
+        cfg.early_stop_kl = Some(0.15);
         let mut fields: std::collections::BTreeSet<String> =
             cfg.to_table().keys().cloned().collect();
         assert!(fields.remove("reward"));

@@ -8,6 +8,7 @@
 //! | GRPO, Dr. GRPO, DAPO | [`advantage::grpo_advantages`] | [`policy_loss::grpo_loss`] | TRL 1.16.0 `GRPOTrainer` |
 //! | RLOO | [`advantage::rloo_advantages`] | [`policy_loss::rloo_loss`] | TRL 1.16.0 `RLOOTrainer` |
 //! | REINFORCE++-baseline | [`advantage::reinforce_baseline_advantages`] | [`policy_loss::reinforce_loss`] | OpenRLHF 0.11.2 `reinforce_baseline` + `PolicyLoss` |
+//! | PPO | [`ppo::gae`] over per-token rewards ([`ppo::token_rewards`]) and a learned value | [`ppo::ppo_loss`] | legacy TRL 0.11 `PPOTrainer` |
 //!
 //! # Layout
 //! - [`config`]: the `trainer rl` settings ([`RlConfig`]) and their flags.
@@ -56,13 +57,17 @@
 pub mod advantage;
 pub mod config;
 pub mod eval;
+pub mod placement;
 pub mod policy;
 pub mod policy_loss;
+pub mod ppo;
+mod ppo_step;
 pub mod push;
 pub mod rollout;
 pub mod score;
 pub mod train;
 pub mod update;
+pub mod value;
 
 pub use config::RlConfig;
 pub use train::{RlOptions, RlSummary, train};

@@ -4,8 +4,9 @@
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
-use super::config::RlConfig;
+use super::config::{Algorithm, RlConfig};
 use super::rollout::{self, Batch};
+use super::value::Value;
 use crate::error::{Error, Result};
 use crate::load::{self, tokenizer::Tokenizer};
 use crate::lora::{self, LoraConfig};
@@ -20,6 +21,8 @@ pub(super) struct Policy {
     pub(super) lora: Option<(LoraConfig, VarMap)>,
     /// A frozen copy for full fine-tuning with β > 0 (with LoRA the base is the reference).
     pub(super) reference: Option<CausalLm>,
+    /// PPO's value model (its variables are in `opt` too).
+    pub(super) value: Option<Value>,
 }
 
 impl Policy {
@@ -35,10 +38,18 @@ impl Policy {
         let load::Trainable {
             model,
             tokenizer,
-            vars,
+            mut vars,
             lora,
             ..
         } = load::trainable(&cfg.model, lora, cfg.dtype.dtype(), device)?;
+        let value = match cfg.algorithm {
+            Algorithm::Ppo => {
+                let (value, value_vars) = Value::load(cfg, model.hidden_size(), device)?;
+                vars.extend(value_vars);
+                Some(value)
+            }
+            _ => None,
+        };
         let params = AdamWParams {
             lr: cfg.lr,
             beta1: cfg.beta1,
@@ -55,7 +66,23 @@ impl Policy {
             opt: AdamW::new(vars, params)?,
             lora,
             reference,
+            value,
         })
+    }
+
+    /// The value model (PPO runs only).
+    pub(super) fn value(&self) -> Result<&Value> {
+        self.value
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("this run has no value model".into()))
+    }
+
+    /// Training mode (dropout) for the policy and a separate critic.
+    pub(super) fn set_training(&mut self, training: bool) {
+        self.model.set_training(training);
+        if let Some(v) = &mut self.value {
+            v.set_training(training);
+        }
     }
 
     /// Per-token log-probs of the reference: the base with adapters off, or the frozen copy.
@@ -77,7 +104,9 @@ impl Policy {
                 .data()
                 .lock()
                 .map_err(|_| Error::InvalidArgument("poisoned VarMap".into()))?;
-            for (name, var) in self.opt.vars() {
+            // The value model is saved apart (`value_head.safetensors`, `critic/`).
+            let own = |n: &str| !(n.starts_with("critic.") || n.starts_with("v_head."));
+            for (name, var) in self.opt.vars().filter(|(n, _)| own(n)) {
                 data.insert(name.to_string(), var.clone());
             }
         }

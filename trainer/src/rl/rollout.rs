@@ -171,20 +171,33 @@ pub fn token_logprobs(
     temperature: f64,
     with_grad: bool,
 ) -> Result<Tensor> {
+    Ok(token_logprobs_and_hidden(model, batch, temperature, with_grad)?.0)
+}
+
+/// [`token_logprobs`] and the final hidden states `(B, T, d)` they came from (untempered:
+/// PPO's value head reads them).
+pub fn token_logprobs_and_hidden(
+    model: &CausalLm,
+    batch: &Batch,
+    temperature: f64,
+    with_grad: bool,
+) -> Result<(Tensor, Tensor)> {
     let inputs = Inputs::with_mask(batch.ids.clone(), &batch.key_mask)?;
     let mut hidden = model.forward_hidden(&inputs, None)?;
     if !with_grad {
         hidden = hidden.detach();
     }
-    if temperature != 1.0 {
-        hidden = (hidden / temperature)?;
-    }
+    let tempered = if temperature != 1.0 {
+        (&hidden / temperature)?
+    } else {
+        hidden.clone()
+    };
     let logp = crate::loss::token_logprobs_from_hidden(
-        &hidden,
+        &tempered,
         model.lm_head_weight(),
         &batch.ids,
         &batch.targets,
         with_grad,
     )?;
-    Ok(logp.to_dtype(DType::F32)?)
+    Ok((logp.to_dtype(DType::F32)?, hidden))
 }

@@ -84,6 +84,7 @@ fn score_as_they_come(
     let mut scored = Scored {
         raw: vec![Vec::new(); n],
         value: vec![Vec::new(); n],
+        spans: vec![Vec::new(); n],
     };
     let (mut busy, mut calls, mut fault) = (0.0, 0, None);
     while let Ok(first) = rx.recv() {
@@ -95,9 +96,11 @@ fn score_as_they_come(
         let t = Instant::now();
         match rewards.score(&batch) {
             Ok(part) => {
-                for ((i, raw), value) in index.into_iter().zip(part.raw).zip(part.value) {
+                let rows = part.raw.into_iter().zip(part.value).zip(part.spans);
+                for (i, ((raw, value), spans)) in index.into_iter().zip(rows) {
                     scored.raw[i] = raw;
                     scored.value[i] = value;
+                    scored.spans[i] = spans;
                 }
             }
             Err(e) => fault = Some(e),

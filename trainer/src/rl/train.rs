@@ -19,9 +19,12 @@
 
 use std::time::Instant;
 
-use super::config::{MAY_CHANGE_ON_RESUME, OnRewardError, RlConfig};
+use super::config::{Algorithm, MAY_CHANGE_ON_RESUME, OnRewardError, RlConfig};
 use super::eval::{Evaluator, RolloutLog};
+use super::placement::Combination;
 use super::policy::Policy;
+use super::ppo::KlController;
+use super::ppo_step::PpoStep;
 use super::rollout;
 use super::update::Update;
 use crate::data::prompts;
@@ -120,6 +123,27 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
         Some((_, p)) => ckpts.resume_from(p, &mut policy.opt, &device)?,
         None => 0,
     };
+    // PPO's β: fixed, or adapted, in which case its value lives in the checkpoints.
+    let mut kl_ctl = match cfg.kl_target {
+        Some(target) => KlController::adaptive(cfg.beta, target, cfg.kl_horizon),
+        None => KlController::fixed(cfg.beta),
+    };
+    if let Some(v) = ckpts
+        .extra
+        .as_ref()
+        .and_then(|e| e.get("kl_coef"))
+        .and_then(|v| v.as_f64())
+    {
+        kl_ctl.value = v;
+    }
+    let combination = Combination {
+        combine: cfg.combine,
+        weights: rewards.weights(),
+        token_level: rewards.token_level(),
+        holistic: rewards.holistic(),
+        threshold: cfg.holistic_threshold,
+        short_response_penalty: cfg.short_response_penalty,
+    };
     let mut metrics = start_run.begin(&cfg.to_toml(), start)?;
     let mut log = RolloutLog::open(start_run.dir.path(), start, &rewards.names())?;
     let evaluator = eval_prompts.map(|p| Evaluator::new(start_run.dir.path(), p, cfg));
@@ -155,7 +179,7 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
         }
         let t_step = Instant::now();
         // 1. Sample ...
-        policy.model.set_training(false);
+        policy.set_training(false);
         let idx = crate::data::order::batch(step, cfg.prompts_per_step, encoded.len(), cfg.seed);
         let batch_prompts: Vec<(usize, Vec<u32>)> =
             idx.iter().map(|&i| (i, encoded[i].clone())).collect();
@@ -188,11 +212,7 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
                     "step {}: skipped the batch's rewards: {e}",
                     step + 1
                 ));
-                let none = vec![vec![None; names.len()]; rollouts.len()];
-                Scored {
-                    raw: none.clone(),
-                    value: none,
-                }
+                Scored::none(rollouts.len(), names.len())
             }
             Err(e) => {
                 progress.abandon();
@@ -215,10 +235,30 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
         );
         policy.opt.params.lr = lr;
         let t_ref = Instant::now();
-        let update = Update::prepare(cfg, &mut policy, &rollouts, &device)?;
-        let ref_s = t_ref.elapsed().as_secs_f64();
-        let t_update = Instant::now();
-        let (advantages, stats) = match update.run(cfg, &mut policy, &scored, &weights) {
+        let (result, ref_s, update_s) = if cfg.algorithm == Algorithm::Ppo {
+            let prepared = PpoStep::prepare(cfg, &mut policy, &rollouts, &device)?;
+            let ref_s = t_ref.elapsed().as_secs_f64();
+            let t_update = Instant::now();
+            let out = prepared.run(
+                cfg,
+                &mut policy,
+                &rollouts,
+                &scored,
+                &combination,
+                &mut kl_ctl,
+                step,
+                &device,
+            );
+            ckpts.extra = Some(serde_json::json!({ "kl_coef": kl_ctl.value }));
+            (out, ref_s, t_update.elapsed().as_secs_f64())
+        } else {
+            let update = Update::prepare(cfg, &mut policy, &rollouts, &device)?;
+            let ref_s = t_ref.elapsed().as_secs_f64();
+            let t_update = Instant::now();
+            let out = update.run(cfg, &mut policy, &scored, &weights);
+            (out, ref_s, t_update.elapsed().as_secs_f64())
+        };
+        let (advantages, stats) = match result {
             Err(Error::NonFiniteLoss { loss, .. }) => {
                 progress.abandon();
                 return Err(Error::NonFiniteLoss {
@@ -229,7 +269,6 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
             }
             other => other?,
         };
-        let update_s = t_update.elapsed().as_secs_f64();
         step += 1;
         let step_s = t_step.elapsed().as_secs_f64();
         tokens_seen += stats.completion_tokens;
@@ -247,7 +286,7 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
             .zip(raw_means.iter().map(|m| (*m).into()))
             .collect();
         let secs = t0.elapsed().as_secs_f64();
-        metrics.write(&serde_json::json!({
+        let mut line = serde_json::json!({
             "step": step, "reward": stats.reward_mean, "rewards": per_reward,
             "rewards_raw": per_reward_raw, "kl": stats.kl, "loss": stats.loss,
             "clip_fraction": stats.clip_fraction, "grad_norm": stats.grad_norm, "lr": lr,
@@ -259,7 +298,11 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
             "reward_calls": sampled.reward_calls,
             "skipped_reward_batches": skipped_batches,
             "peak_rss_mib": memory::resident().map(|r| r.peak_mib),
-        }))?;
+        });
+        if let Some(obj) = line.as_object_mut() {
+            obj.extend(stats.extra.clone());
+        }
+        metrics.write(&line)?;
         log.write(
             step,
             &rollouts,
@@ -325,6 +368,9 @@ pub fn train(cfg: &RlConfig, opts: &RlOptions) -> Result<RlSummary> {
     }
     progress.finish();
     let final_dir = start_run.dir.path().join("final");
+    if let Some(v) = &policy.value {
+        v.save(&final_dir)?;
+    }
     match &policy.lora {
         Some((lc, vm)) => lora::save(&final_dir, lc, vm)?,
         None => {

@@ -28,6 +28,13 @@ pub(super) struct StepStats {
     pub(super) grad_norm: f64,
     pub(super) completion_tokens: usize,
     pub(super) truncated: usize,
+    /// The algorithm's own metrics (PPO's value loss, entropy, β...), logged as they are.
+    pub(super) extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// PPO's step is [`super::ppo_step`]; reaching this is a bug in the loop.
+fn ppo_elsewhere() -> Error {
+    Error::InvalidArgument("PPO's update runs in rl::ppo_step, not rl::update".into())
 }
 
 /// One step's rollouts as micro-batches, with the no-gradient passes done.
@@ -127,6 +134,7 @@ impl Update {
                 };
                 seq_adv = rloo_advantages(&scored.value, weights, g, kl.as_deref(), &c)?;
             }
+            Algorithm::Ppo => return Err(ppo_elsewhere()),
             Algorithm::ReinforceBaseline => {
                 let token_kl = match (&old_flat, &ref_flat) {
                     (Some(o), Some(r)) => Some(approx_kl(o, r, KlEstimator::K1)?),
@@ -207,6 +215,7 @@ impl Update {
                             },
                         )?
                     }
+                    Algorithm::Ppo => return Err(ppo_elsewhere()),
                     Algorithm::ReinforceBaseline => {
                         let rows = token_adv.as_ref().map_or(&[][..], |v| &v[range.clone()]);
                         let t = b.mask.dim(1)?;
@@ -262,6 +271,7 @@ impl Update {
                 grad_norm,
                 completion_tokens: self.lengths.iter().map(Vec::len).sum(),
                 truncated: self.truncated,
+                extra: serde_json::Map::new(),
             },
         ))
     }

@@ -32,6 +32,10 @@ struct State {
     /// it equals `step`.
     #[serde(default)]
     optimizer_steps: Option<usize>,
+    /// A loop's own state that is neither a tensor nor a function of the seed and the step
+    /// (PPO's adaptive β), as the loop wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    extra: Option<serde_json::Value>,
 }
 
 /// The whole checkpoints in `dir`, oldest first.
@@ -88,6 +92,8 @@ pub struct Checkpoints {
     pub last: Option<PathBuf>,
     /// The step the parameters of `last` belong to (the start step when there is none).
     pub last_step: usize,
+    /// The loop's own state, written with every checkpoint and read back on resume.
+    pub extra: Option<serde_json::Value>,
 }
 
 impl Checkpoints {
@@ -100,6 +106,7 @@ impl Checkpoints {
             keep,
             last: None,
             last_step: 0,
+            extra: None,
         }
     }
 
@@ -107,6 +114,7 @@ impl Checkpoints {
     /// returns its step.
     pub fn resume_from(&mut self, ckpt: &Path, opt: &mut AdamW, device: &Device) -> Result<usize> {
         let step = restore(ckpt, opt, self.dtype, device)?;
+        self.extra = read_state(ckpt)?.extra;
         self.last = Some(ckpt.to_path_buf());
         self.last_step = step;
         Ok(step)
@@ -129,6 +137,7 @@ impl Checkpoints {
             lora: self.lora,
             dtype: self.dtype,
             optimizer_steps: Some(opt.step_count()),
+            extra: self.extra.clone(),
         };
         let state = serde_json::to_string(&state).unwrap_or_default();
         std::fs::write(tmp.join("state.json"), state)
@@ -158,15 +167,19 @@ impl Checkpoints {
     }
 }
 
+fn read_state(ckpt: &Path) -> Result<State> {
+    let state_path = ckpt.join("state.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: state_path,
+        source: e,
+    })
+}
+
 /// Restores trainable tensors and optimizer state (moments, master copies) from a checkpoint
 /// directory written by a run of precision `dtype`; returns its step.
 pub fn restore(ckpt: &Path, opt: &mut AdamW, dtype: Precision, device: &Device) -> Result<usize> {
-    let state_path = ckpt.join("state.json");
-    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-    let state: State = serde_json::from_str(&text).map_err(|e| Error::Json {
-        path: state_path,
-        source: e,
-    })?;
+    let state = read_state(ckpt)?;
     if state.dtype != dtype {
         return Err(Error::config(
             "dtype",
