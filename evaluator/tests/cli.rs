@@ -259,12 +259,20 @@ fn modules_lists_every_builtin_with_metrics_and_directions() {
             "readability",
             "rouge",
             "qa",
-            "label-judge"
+            "label-judge",
+            "grounding",
+            "sentence-readability"
         ]
         .map(|n| format!("builtin:{n}"))
     );
     assert_eq!(list[3]["metrics"][0]["direction"], "lower-is-better");
     assert_eq!(list[6]["kind"], "judge");
+    // The span built-ins say so; the others do not.
+    let spans: Vec<_> = list.iter().map(|m| m["spans"].as_bool().unwrap()).collect();
+    assert_eq!(
+        spans,
+        [false, false, false, false, false, false, false, true, true]
+    );
 }
 
 #[test]

@@ -729,3 +729,100 @@ async fn responses_that_break_the_document_are_refused() {
     );
     db.finish().await;
 }
+
+/// A span built-in scored by the service stores, per generation, exactly the mean
+/// of the spans the host reports for the same sample (what a trainer's
+/// `score_spans` sees), with the passages taken from the item's fields. So an
+/// evaluation of a span reward is comparable with training on it.
+#[tokio::test]
+async fn a_span_builtins_stored_score_is_the_mean_of_its_spans() {
+    let db = TestDb::new().await;
+    let token = teams::create_team(&db.pool, "lab").await.unwrap();
+    let lines = [
+        serde_json::json!({
+            "id": "q1",
+            "prompt": "Where is the tower?",
+            "response": "The Eiffel Tower is in Paris. Aliens built it! Really?",
+            "fields": {"passages": "The Eiffel Tower is a tower in Paris, France."},
+        }),
+        // No passages: grounded against the prompt.
+        serde_json::json!({
+            "id": "q2",
+            "prompt": "Dr. Who measured 3.5 litres of rain.",
+            "response": "Dr. Who measured 3.5 litres. Rain is wet.\nNo terminator",
+        }),
+        // Only stop words: no grounding span, so a null score.
+        serde_json::json!({"id": "q3", "prompt": "q", "response": "It is what it is."}),
+    ];
+    let body = lines
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (status, summary) = push(&db, &token, "grounded", "sys", "canonical", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{summary}");
+    let names = ["grounding", "sentence-readability"];
+    let mut ids = Vec::new();
+    for name in names {
+        ids.push(upload(&db, &token, builtin(name).unwrap().wasm).await);
+    }
+    let workers = start_workers(&db, 1);
+    let (status, job) = post_json(
+        &db,
+        "/api/v1/jobs/score",
+        &token,
+        serde_json::json!({"dataset": "grounded", "modules": names}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job = wait_for_job(&db, &token, job["id"].as_i64().unwrap()).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    workers.stop().await;
+
+    let samples: Vec<reward_host::Sample> = lines
+        .iter()
+        .map(|l| {
+            let mut sample = reward_host::Sample::new(
+                l["prompt"].as_str().unwrap(),
+                l["response"].as_str().unwrap(),
+            );
+            if let Some(passages) = l["fields"]["passages"].as_str() {
+                sample = sample.with_field("passages", passages);
+            }
+            sample
+        })
+        .collect();
+    let mut nulls = 0;
+    for (name, id) in names.into_iter().zip(ids) {
+        let stored: Vec<(String, Option<f64>)> = sqlx::query_as(
+            "SELECT g.response, s.value FROM scores s JOIN generations g ON g.id = s.generation_id \
+             WHERE s.module_id = $1 AND s.metric = 0",
+        )
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(stored.len(), samples.len(), "{name}");
+        let module = db.host.load(builtin(name).unwrap().wasm).unwrap();
+        assert!(module.has_spans());
+        let spans = module.score_spans(&samples).unwrap();
+        for (sample, spans) in samples.iter().zip(&spans) {
+            let mean = (!spans.is_empty())
+                .then(|| spans.iter().map(|s| s.value).sum::<f64>() / spans.len() as f64);
+            let value = stored
+                .iter()
+                .find(|(response, _)| *response == sample.response)
+                .unwrap_or_else(|| panic!("{name}: no score for {:?}", sample.response))
+                .1;
+            assert_eq!(
+                value.map(f64::to_bits),
+                mean.map(f64::to_bits),
+                "{name} on {:?}: stored {value:?}, spans {spans:?}",
+                sample.response
+            );
+            nulls += usize::from(value.is_none());
+        }
+    }
+    // q3 has no grounding span; every sample has a sentence to grade.
+    assert_eq!(nulls, 1);
+}

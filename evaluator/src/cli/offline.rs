@@ -199,6 +199,9 @@ fn module_json(id: &str, module: &RewardModule) -> serde_json::Value {
         "name": info.name,
         "version": info.version,
         "kind": module.kind().as_str(),
+        // Whether the module also reports per-span values (world scorer-spans);
+        // its scores are then the means of its spans.
+        "spans": module.has_spans(),
         "description": info.description,
         "sha256": module.sha256_hex(),
         "metrics": info.metrics.iter().map(|m| serde_json::json!({

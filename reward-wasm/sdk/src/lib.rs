@@ -1,9 +1,10 @@
 //! Guest SDK for `reward:wasm@0.1.0` modules.
 //!
-//! A reward module is a WebAssembly component exporting either the `scorer` or the
-//! `judge` world of `reward-wasm/wit/reward.wit`. This crate hides `wit-bindgen`: an
-//! author implements [`Scorer`] (or [`Judge`]) on a unit struct and invokes
-//! [`export_scorer!`] (or [`export_judge!`]) once.
+//! A reward module is a WebAssembly component exporting the `scorer` (or
+//! `scorer-spans`) or the `judge` world of `reward-wasm/wit/reward.wit`. This crate
+//! hides `wit-bindgen`: an author implements [`Scorer`] (or [`SpanScorer`], or
+//! [`Judge`]) on a unit struct and invokes [`export_scorer!`] (or
+//! [`export_span_scorer!`], or [`export_judge!`]) once.
 //!
 //! ```ignore
 //! use reward_sdk::{Info, Metric, Sample, Scorer, export_scorer};
