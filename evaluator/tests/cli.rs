@@ -261,7 +261,8 @@ fn modules_lists_every_builtin_with_metrics_and_directions() {
             "qa",
             "label-judge",
             "grounding",
-            "sentence-readability"
+            "sentence-readability",
+            "qa-judge"
         ]
         .map(|n| format!("builtin:{n}"))
     );
@@ -271,7 +272,9 @@ fn modules_lists_every_builtin_with_metrics_and_directions() {
     let spans: Vec<_> = list.iter().map(|m| m["spans"].as_bool().unwrap()).collect();
     assert_eq!(
         spans,
-        [false, false, false, false, false, false, false, true, true]
+        [
+            false, false, false, false, false, false, false, true, true, false
+        ]
     );
 }
 

@@ -28,6 +28,7 @@ const MODULES: &[(&str, &str, bool)] = &[
     ("label-judge", "label-judge", true),
     ("grounding", "grounding", true),
     ("sentence-readability", "sentence-readability", true),
+    ("qa-judge", "qa-judge", true),
     ("template", "template", false),
     ("hostile", "hostile", false),
     ("hostile-import-core", "hostile-import-core", false),

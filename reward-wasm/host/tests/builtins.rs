@@ -39,6 +39,7 @@ fn every_builtin_loads_and_declares_its_metrics() {
         ("label-judge", &[]),
         ("grounding", &["grounding"]),
         ("sentence-readability", &["fk_grade"]),
+        ("qa-judge", &[]),
     ];
     let names: Vec<_> = builtins().map(|m| m.name).collect();
     assert_eq!(names, expected.iter().map(|(n, _)| *n).collect::<Vec<_>>());
@@ -504,4 +505,31 @@ fn modules_built_before_the_span_world_load_and_score_as_before() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn qa_judge_prefers_the_better_answer_then_the_better_grounded_one() {
+    let host = host();
+    let judge = host.load(builtin("qa-judge").unwrap().wasm).unwrap();
+    let passages = "Apples grow on trees in orchards. Pears ripen in autumn.";
+    let sample = |r: &str| {
+        Sample::new("Where do apples grow?", r)
+            .with_reference("Apples grow on trees.")
+            .with_field("passages", passages)
+    };
+    // F1 against the reference decides first.
+    let right = sample("Apples grow on trees.");
+    let wrong = sample("Bananas are yellow.");
+    assert_eq!(judge.compare(&right, &wrong).unwrap(), Verdict::First);
+    assert_eq!(judge.compare(&wrong, &right).unwrap(), Verdict::Second);
+    // Equal F1 (both 0 against the reference): the sentence grounded in the passages wins.
+    let grounded = sample("Pears ripen in autumn.");
+    let invented = sample("Mangoes sing at dawn.");
+    assert_eq!(judge.compare(&grounded, &invented).unwrap(), Verdict::First);
+    // Same answer: a tie; no reference: the judge says what it needs.
+    assert_eq!(judge.compare(&right, &right).unwrap(), Verdict::Tie);
+    let e = judge
+        .compare(&Sample::new("q", "a"), &Sample::new("q", "b"))
+        .unwrap_err();
+    assert!(e.to_string().contains("needs a reference"), "{e}");
 }
