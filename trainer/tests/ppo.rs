@@ -240,3 +240,67 @@ fn settings_that_cannot_work_are_refused_by_name() {
     let e = train(&cfg, &RlOptions::default()).expect_err("no spans");
     assert!(e.to_string().contains("reports no spans"), "{e}");
 }
+
+#[test]
+fn a_critic_starts_from_a_reward_model_run() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    // PPO's tiny GPT-2 first (setup writes it), then a reward model on it.
+    let mut cfg = setup(
+        d,
+        "value_model = \"critic\"\nmax_steps = 1\nlr = 1e-12",
+        LENGTH,
+    );
+    let pairs: String = (0..8)
+        .map(|i| {
+            format!(
+                "{{\"prompt\": \"say {i}\", \"chosen\": \"{i} apples\", \"rejected\": \"no\"}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(d.join("pairs.jsonl"), pairs).expect("pairs");
+    let rm_text = format!(
+        "model = {:?}\ntrain_data = {:?}\noutput_dir = {:?}\nbatch_size = 4\nmax_steps = 3\n\
+         lr = 1e-2\nmax_len = 24\nmax_prompt_len = 8\nlora_rank = 4\nlora_alpha = 8\n\
+         lora_targets = [\"c_attn\", \"c_proj\"]\nseed = 1\n",
+        d.join("model"),
+        d.join("pairs.jsonl"),
+        d.join("rm"),
+    );
+    let rm = trainer::rm::RmConfig::from_toml(&rm_text, Path::new("rm.toml")).expect("rm config");
+    trainer::rm::train(&rm, &trainer::sft::TrainOptions::default()).expect("rm");
+    cfg.critic_init = Some(d.join("rm"));
+    train(&cfg, &RlOptions::default()).expect("ppo from the rm");
+    // One step at a negligible learning rate: the critic is still the reward model.
+    let score = load(&d.join("rm/final/score.safetensors"));
+    let head = load(&cfg.output_dir.join("final/value_head.safetensors"));
+    let diff = (&score["score.weight"] - &head["v_head.summary.weight"])
+        .and_then(|t| t.abs())
+        .and_then(|t| t.max_all())
+        .and_then(|t| t.to_scalar::<f32>())
+        .expect("diff");
+    assert!(
+        diff < 1e-6,
+        "the value head is not the reward model's head: {diff}"
+    );
+    let rm_adapter = load(&d.join("rm/final/adapter_model.safetensors"));
+    let critic = load(
+        &cfg.output_dir
+            .join("final/critic/adapter_model.safetensors"),
+    );
+    assert_eq!(rm_adapter.len(), critic.len());
+    for (k, t) in &rm_adapter {
+        let c = critic.get(k).unwrap_or_else(|| panic!("critic lacks {k}"));
+        let diff = (t - c)
+            .and_then(|t| t.abs())
+            .and_then(|t| t.max_all())
+            .and_then(|t| t.to_scalar::<f32>())
+            .expect("diff");
+        assert!(diff < 1e-6, "{k} moved by {diff}");
+    }
+    // A run that is not an RM run is refused by name.
+    cfg.critic_init = Some(d.join("model"));
+    cfg.output_dir = d.join("run2");
+    let e = train(&cfg, &RlOptions::default()).expect_err("not an rm run");
+    assert!(e.to_string().contains("critic_init"), "{e}");
+}
